@@ -1,0 +1,89 @@
+// Streaming archives: tar → codec → (hash, count) → file. Memory stays flat whatever the datadir size.
+import { createWriteStream } from 'node:fs';
+import { readdir, lstat, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as tar from 'tar';
+import { HashingCounter } from '../storage/index.ts';
+import { type Codec, getCodec, codecForObjectName, type CodecName, codecNames } from './codec.ts';
+
+export { type Codec, getCodec, codecForObjectName, type CodecName, codecNames };
+
+export interface ArchiveResult {
+  bytes: number;
+  sha256: string;
+  sourceBytes: number;
+}
+
+/** Total size of regular files under dir (for progress). */
+export async function directorySize(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += await directorySize(full);
+    else if (entry.isFile()) total += (await lstat(full)).size;
+  }
+  return total;
+}
+
+class ProgressCounter extends Transform {
+  bytes = 0;
+  constructor(private readonly onBytes: (n: number) => void) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null, data?: Buffer) => void): void {
+    this.bytes += chunk.length;
+    this.onBytes(this.bytes);
+    done(null, chunk);
+  }
+}
+
+export interface CreateArchiveOptions {
+  /** The directory to archive; it becomes the archive's single top-level folder. */
+  sourceDir: string;
+  outFile: string;
+  codec: Codec;
+  level?: number;
+  signal?: AbortSignal;
+  /** Called with the fraction (0..1) of source bytes archived, at most a few times a second. */
+  onProgress?: (fraction: number) => void;
+}
+
+/**
+ * Writes `<outFile>` = tar of sourceDir (top-level folder named after it) compressed with `codec`, and
+ * returns the archive's size and sha256, computed while writing so the file is never read twice.
+ */
+export async function createArchive(opts: CreateArchiveOptions): Promise<ArchiveResult> {
+  const sourceBytes = await directorySize(opts.sourceDir);
+  let lastReport = 0;
+  const progress = new ProgressCounter((n) => {
+    const now = Date.now();
+    if (opts.onProgress && now - lastReport > 500) {
+      lastReport = now;
+      opts.onProgress(sourceBytes === 0 ? 1 : Math.min(1, n / sourceBytes));
+    }
+  });
+  const pack = tar.create({ cwd: path.dirname(opts.sourceDir), portable: false }, [path.basename(opts.sourceDir)]) as unknown as Readable;
+  const counter = new HashingCounter();
+  await pipeline(pack, progress, opts.codec.compress(opts.level), counter, createWriteStream(opts.outFile), {
+    signal: opts.signal,
+  });
+  opts.onProgress?.(1);
+  return { bytes: counter.bytes, sha256: counter.digest(), sourceBytes };
+}
+
+export interface ExtractOptions {
+  codec: Codec;
+  destDir: string;
+  /** Leading path components to drop (1 = put the archive's top-level folder's contents in destDir). */
+  strip?: number;
+  signal?: AbortSignal;
+}
+
+/** Extracts a (compressed) tar stream into destDir. */
+export async function extractArchive(source: Readable, opts: ExtractOptions): Promise<void> {
+  await mkdir(opts.destDir, { recursive: true });
+  const extractor = tar.extract({ cwd: opts.destDir, strip: opts.strip ?? 0 }) as unknown as NodeJS.WritableStream;
+  await pipeline(source, opts.codec.decompress(), extractor, { signal: opts.signal });
+}

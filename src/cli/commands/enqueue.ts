@@ -1,0 +1,41 @@
+import type { Command } from 'commander';
+import { stageJobOptions } from '../../queues/index.ts';
+import { parseId, type CliContext } from '../context.ts';
+import { followBackup, JobFailedError, waitForJob } from '../wait.ts';
+
+type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
+
+export function registerEnqueue(program: Command, run: Run): void {
+  const enqueue = program.command('enqueue').description('run a job now, through the same queues and workers as the schedules');
+
+  enqueue
+    .command('full')
+    .description('an ad-hoc full backup (clone → tar → upload → cleanup) of one instance')
+    .requiredOption('--instance <id>', 'tb_instance id')
+    .option('--wait', 'print progress per stage; exit 0 on Completed, 1 on Error')
+    .option('--timeout <seconds>', 'with --wait: give up after this long (0 = never)', '0')
+    .action((o) =>
+      run(async (ctx) => {
+        const instanceId = parseId(o.instance);
+        const instance = await ctx.instance(instanceId, { mustBeEnabled: true });
+        const queues = await ctx.queues();
+        const queue = queues.forInstance(instanceId);
+        const jobId = `full-adhoc-${instanceId}-${Date.now()}`;
+        await queue.add('full', { instanceId }, { ...stageJobOptions(ctx.config), jobId });
+        console.log(`enqueued full backup of instance ${instanceId} (${instance.instanceId}) as job ${jobId} on ${queue.name}`);
+        if (!o.wait) return;
+        const timeoutMs = Number(o.timeout) * 1000 || undefined;
+        const done = await waitForJob(queue, jobId, {
+          timeoutMs,
+          onWaiting: () => console.log(`still waiting: is \`mcb worker\` running for instance ${instanceId} (queue ${queue.name})?`),
+        });
+        if (done.state === 'failed') throw new JobFailedError(`full backup of instance ${instanceId} did not start: ${done.failedReason}`);
+        const result = done.returnvalue as { started: boolean; backupUuid?: string; reason?: string };
+        if (!result.started) {
+          console.log(result.reason);
+          return;
+        }
+        await followBackup(await ctx.metadata(), queue, result.backupUuid!, { timeoutMs });
+      }),
+    );
+}

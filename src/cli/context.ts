@@ -1,0 +1,97 @@
+// What every subcommand needs, created on first use and closed once at the end.
+import { loadConfig, type Config } from '../config/index.ts';
+import { createLogger, type Logger } from '../log/index.ts';
+import { MetadataStore } from '../metadata/index.ts';
+import { pingRedis, Queues, redisConnection } from '../queues/index.ts';
+
+/** Bad usage: exit code 2, like a bad config. */
+export class UsageError extends Error {
+  readonly exitCode = 2;
+}
+
+export interface GlobalOptions {
+  config: string;
+  debug?: boolean;
+}
+
+export class CliContext {
+  private configValue?: Config;
+  private metadataValue?: MetadataStore;
+  private queuesValue?: Queues;
+  private logValue?: Logger;
+  private readonly closers: Array<() => Promise<unknown>> = [];
+
+  constructor(readonly options: GlobalOptions) {}
+
+  get config(): Config {
+    this.configValue ??= loadConfig(this.options.config);
+    return this.configValue;
+  }
+
+  get log(): Logger {
+    this.logValue ??= createLogger({ debug: this.options.debug || this.configValue?.backup.debug });
+    return this.logValue;
+  }
+
+  async metadata(): Promise<MetadataStore> {
+    if (!this.metadataValue) {
+      this.metadataValue = await MetadataStore.connect(this.config.metadata);
+      const m = this.metadataValue;
+      this.closers.push(() => m.close());
+    }
+    return this.metadataValue;
+  }
+
+  async queues(): Promise<Queues> {
+    if (!this.queuesValue) {
+      const redis = redisConnection(this.config, 'client');
+      await pingRedis(redis, this.config.redis.url).catch(async (err) => {
+        redis.disconnect();
+        throw err;
+      });
+      this.queuesValue = new Queues(this.config, redis);
+      const q = this.queuesValue;
+      this.closers.push(async () => {
+        await q.close();
+        await redis.quit();
+      });
+    }
+    return this.queuesValue;
+  }
+
+  /** Looks an instance up, with the error a DBA needs when the id is wrong. */
+  async instance(id: number, opts: { mustBeEnabled?: boolean } = {}) {
+    const metadata = await this.metadata();
+    const instance = await metadata.getInstance(id);
+    if (!instance) throw new UsageError(`unknown instance ${id}: no such id in tb_instance (see \`mcb instance list\`)`);
+    if (opts.mustBeEnabled && !instance.isClone) {
+      throw new UsageError(`instance ${id} (${instance.instanceId}) has is_clone = 0; enable it with \`mcb instance enable ${id}\``);
+    }
+    return instance;
+  }
+
+  async close(): Promise<void> {
+    for (const fn of this.closers.reverse()) await fn().catch(() => undefined);
+  }
+}
+
+export function parseId(value: string, what = 'instance id'): number {
+  if (!/^\d+$/.test(value) || Number(value) <= 0 || !Number.isSafeInteger(Number(value))) {
+    throw new UsageError(`${what} must be a positive whole number, got "${value}"`);
+  }
+  return Number(value);
+}
+
+export function printTable(rows: Array<Record<string, unknown>>, columns: string[]): void {
+  const cell = (v: unknown) => (v instanceof Date ? formatDate(v) : v === null || v === undefined ? '' : String(v));
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  console.log(line(columns));
+  for (const r of rows) console.log(line(columns.map((c) => cell(r[c]))));
+}
+
+export function formatDate(d: Date | null | undefined): string {
+  if (!d) return '';
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}

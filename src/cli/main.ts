@@ -1,0 +1,52 @@
+// mcb: the command line. Exit codes: 0 ok, 1 a job or backup failed (or a service is down), 2 bad usage or config.
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config/index.ts';
+import { registerBackups } from './commands/backups.ts';
+import { registerDaemons } from './commands/daemons.ts';
+import { registerEnqueue } from './commands/enqueue.ts';
+import { registerInstance } from './commands/instance.ts';
+import { registerMigrate } from './commands/migrate.ts';
+import { CliContext, UsageError } from './context.ts';
+
+const program = new Command();
+program
+  .name('mcb')
+  .description('mysql-clone-backup: CLONE-based MySQL backups into S3-compatible storage, tracked in a metadata center')
+  .option('-f, --config <file>', 'config file in the clone.ini layout', process.env.MCB_CONFIG ?? 'clone.ini')
+  .option('--debug', 'debug logs, and stack traces on errors')
+  .showHelpAfterError()
+  .exitOverride();
+
+async function run(fn: (ctx: CliContext) => Promise<void>): Promise<void> {
+  const ctx = new CliContext(program.opts());
+  try {
+    await fn(ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
+registerMigrate(program, run);
+registerInstance(program, run);
+registerDaemons(program, run);
+registerEnqueue(program, run);
+registerBackups(program, run);
+
+function exitCodeOf(err: unknown): number {
+  if (err instanceof ConfigError || err instanceof UsageError) return 2;
+  const code = (err as { exitCode?: number }).exitCode;
+  return typeof code === 'number' ? code : 1;
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // commander has printed its message; help and version are not errors.
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
+  const debug = program.opts().debug;
+  console.error(`mcb: ${debug ? ((err as Error).stack ?? String(err)) : ((err as Error).message ?? String(err))}`);
+  process.exit(exitCodeOf(err));
+}
+process.exit(process.exitCode ?? 0);

@@ -1,0 +1,75 @@
+// Following a job from the CLI (`enqueue … --wait`): polls Redis and the metadata row and prints changes.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Queue } from 'bullmq';
+import type { MetadataStore } from '../metadata/index.ts';
+import { formatDate } from './context.ts';
+
+/** A job that ran and failed, or a backup that ended in Error: exit code 1. */
+export class JobFailedError extends Error {
+  readonly exitCode = 1;
+}
+
+export interface FinishedJob {
+  state: 'completed' | 'failed';
+  returnvalue: unknown;
+  failedReason?: string;
+}
+
+export async function waitForJob(queue: Queue, jobId: string, opts: { timeoutMs?: number; onWaiting?: () => void } = {}): Promise<FinishedJob> {
+  const started = Date.now();
+  let warned = false;
+  for (;;) {
+    const job = await queue.getJob(jobId);
+    if (!job) throw new JobFailedError(`job ${jobId} disappeared from queue ${queue.name}`);
+    const state = await job.getState();
+    if (state === 'completed') return { state, returnvalue: job.returnvalue };
+    if (state === 'failed') return { state, returnvalue: undefined, failedReason: job.failedReason };
+    if (!warned && state === 'waiting' && Date.now() - started > 10_000) {
+      warned = true;
+      opts.onWaiting?.();
+    }
+    if (opts.timeoutMs && Date.now() - started > opts.timeoutMs) throw new JobFailedError(`gave up waiting for job ${jobId} after ${opts.timeoutMs / 1000} s (state ${state})`);
+    await sleep(300);
+  }
+}
+
+/** Prints each state the backup row passes through, and stage progress, until Completed or Error. */
+export async function followBackup(
+  metadata: MetadataStore,
+  queue: Queue,
+  backupUuid: string,
+  opts: { timeoutMs?: number } = {},
+): Promise<void> {
+  const started = Date.now();
+  let lastState = '';
+  let lastProgress = '';
+  const stageOf: Record<string, string> = { Doing: 'clone', Done: 'tar', Tar: 'tar', Uploading: 'upload', Clearing: 'cleanup' };
+  for (;;) {
+    const row = await metadata.getBackup(backupUuid);
+    if (!row) throw new JobFailedError(`backup ${backupUuid} has no metadata row`);
+    if (row.state !== lastState) {
+      lastState = row.state;
+      console.log(`${formatDate(new Date())}  ${row.state.padEnd(10)} ${row.info ?? ''}`);
+    }
+    if (row.state === 'Completed') {
+      console.log(`backup ${row.backupName}: ${row.backupSize} (${row.backupBytes} bytes), sha256 ${row.sha256}, in ${row.bucketName}/${row.objectKey}`);
+      return;
+    }
+    if (row.state === 'Error') throw new JobFailedError(`backup ${row.backupName} failed: ${row.info}`);
+    const stage = stageOf[row.state];
+    if (stage) {
+      const job = await queue.getJob(`${backupUuid}-${stage}`);
+      const p = job?.progress as { fraction?: number } | number | undefined;
+      const fraction = typeof p === 'number' ? p / 100 : p?.fraction;
+      if (fraction !== undefined) {
+        const text = `${stage} ${(fraction * 100).toFixed(0)}%`;
+        if (text !== lastProgress) {
+          lastProgress = text;
+          console.log(`${formatDate(new Date())}  ${''.padEnd(10)} ${text}`);
+        }
+      }
+    }
+    if (opts.timeoutMs && Date.now() - started > opts.timeoutMs) throw new JobFailedError(`gave up waiting after ${opts.timeoutMs / 1000} s; backup is in state ${row.state}`);
+    await sleep(500);
+  }
+}

@@ -1,0 +1,370 @@
+// Configuration is read once, at start-up, into a typed object. The file layout is the seed's clone.ini
+// ([mysql-link], [metadata-link], [backup-conf]) plus sections the seed kept in code ([redis], [oss]) and
+// ours ([schedule], [server]). Unknown sections or keys are errors: a typo must not silently fall back
+// to a default.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { IniSyntaxError, parseIni, type IniEntry } from './ini.ts';
+import { type CodecName, codecNames } from '../archive/codec.ts';
+
+export class ConfigError extends Error {
+  readonly exitCode = 2;
+}
+
+export interface MysqlLinkConfig {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  charset: string;
+}
+
+export interface MetadataLinkConfig extends MysqlLinkConfig {
+  database: string;
+}
+
+export interface BackupConfig {
+  backupPath?: string;
+  binIndexPath?: string;
+  tbInstanceId?: number;
+  bucketName?: string;
+  fullStorageDays: number;
+  binlogStorageDays: number;
+  isCluster: boolean;
+  debug: boolean;
+  compression: CodecName;
+  compressionLevel: number;
+  /** download: re-read the stored object and compare sha256 (catches reordered parts); size: compare sizes only. */
+  verify: 'download' | 'size';
+  maxRpoMinutes: number;
+  binlogCompression: CodecName;
+  minFullBackups: number;
+  keepBinlogsForOldestFull: boolean;
+  stageAttempts: number;
+  stageBackoffMs: number;
+  shutdownGraceSeconds: number;
+}
+
+export interface RedisConfig {
+  url: string;
+  prefix: string;
+}
+
+export interface OssConfig {
+  endPoint: string;
+  port: number;
+  useSSL: boolean;
+  accessKey: string;
+  secretKey: string;
+  region?: string;
+  partSizeBytes: number;
+}
+
+export interface ScheduleConfig {
+  full: string;
+  binlog: string;
+  expire: string;
+  timezone?: string;
+  syncIntervalSeconds: number;
+}
+
+export interface ServerConfig {
+  listen: { host: string; port: number };
+  token?: string;
+  user?: string;
+  password?: string;
+  staleFullHours: number;
+  staleBinlogMinutes: number;
+}
+
+export interface Config {
+  file: string;
+  mysql?: MysqlLinkConfig;
+  metadata: MetadataLinkConfig;
+  backup: BackupConfig;
+  redis: RedisConfig;
+  oss?: OssConfig;
+  schedule: ScheduleConfig;
+  server: ServerConfig;
+}
+
+type Section = Map<string, IniEntry>;
+
+/** Reads one section, rejecting keys it does not know. */
+class SectionReader {
+  private readonly used = new Set<string>();
+  constructor(
+    private readonly file: string,
+    private readonly name: string,
+    private readonly section: Section | undefined,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  get present(): boolean {
+    return this.section !== undefined;
+  }
+
+  private where(key: string): string {
+    const line = this.section?.get(key)?.line;
+    return `[${this.name}] ${key} in ${this.file}${line ? ` line ${line}` : ''}`;
+  }
+
+  fail(key: string, message: string): never {
+    throw new ConfigError(`${this.where(key)}: ${message}`);
+  }
+
+  raw(key: string, envName?: string): string | undefined {
+    this.used.add(key);
+    const fromEnv = envName ? this.env[envName] : undefined;
+    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+    return this.section?.get(key)?.value;
+  }
+
+  string(key: string, fallback?: string, envName?: string): string {
+    const value = this.raw(key, envName);
+    if (value !== undefined && value !== '') return value;
+    if (fallback !== undefined) return fallback;
+    return this.fail(key, 'is required and missing');
+  }
+
+  optionalString(key: string, envName?: string): string | undefined {
+    const value = this.raw(key, envName);
+    return value === undefined || value === '' ? undefined : value;
+  }
+
+  secret(key: string, envName: string): string {
+    // An empty password is legitimate (a local root without one), so only absence is an error.
+    const value = this.raw(key, envName);
+    if (value === undefined) return this.fail(key, `is required and missing (or set ${envName})`);
+    return value;
+  }
+
+  int(key: string, fallback: number | undefined, min: number, max: number): number {
+    const value = this.raw(key);
+    if (value === undefined || value === '') {
+      if (fallback !== undefined) return fallback;
+      return this.fail(key, 'is required and missing');
+    }
+    if (!/^-?\d+$/.test(value)) this.fail(key, `must be a whole number, got "${value}"`);
+    const n = Number(value);
+    if (n < min || n > max) this.fail(key, `must be between ${min} and ${max}, got ${n}`);
+    return n;
+  }
+
+  optionalInt(key: string, min: number, max: number): number | undefined {
+    const value = this.raw(key);
+    if (value === undefined || value === '') return undefined;
+    return this.int(key, undefined, min, max);
+  }
+
+  bool(key: string, fallback: boolean): boolean {
+    const value = this.raw(key)?.toLowerCase();
+    if (value === undefined || value === '') return fallback;
+    if (['on', 'true', 'yes', '1'].includes(value)) return true;
+    if (['off', 'false', 'no', '0'].includes(value)) return false;
+    return this.fail(key, `must be on or off, got "${value}"`);
+  }
+
+  choice<T extends string>(key: string, choices: readonly T[], fallback: T): T {
+    const value = this.raw(key)?.toLowerCase();
+    if (value === undefined || value === '') return fallback;
+    if (!(choices as readonly string[]).includes(value)) this.fail(key, `must be one of ${choices.join(', ')}, got "${value}"`);
+    return value as T;
+  }
+
+  rejectUnknownKeys(): void {
+    for (const key of this.section?.keys() ?? []) {
+      if (!this.used.has(key)) this.fail(key, `unknown key (known keys: ${[...this.used].sort().join(', ')})`);
+    }
+  }
+}
+
+const knownSections = ['mysql-link', 'metadata-link', 'backup-conf', 'redis', 'oss', 'schedule', 'server'] as const;
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const resolved = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(resolved, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${resolved}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseConfig(text, resolved, env);
+}
+
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let doc;
+  try {
+    doc = parseIni(text);
+  } catch (err) {
+    if (err instanceof IniSyntaxError) throw new ConfigError(`${file} line ${err.line}: ${err.message}`);
+    throw err;
+  }
+  for (const name of doc.keys()) {
+    if (!(knownSections as readonly string[]).includes(name)) {
+      throw new ConfigError(`unknown section [${name}] in ${file} (known sections: ${knownSections.join(', ')})`);
+    }
+  }
+  const reader = (name: (typeof knownSections)[number]) => new SectionReader(file, name, doc.get(name), env);
+
+  const mysqlSection = reader('mysql-link');
+  const mysql = mysqlSection.present ? readMysqlLink(mysqlSection, 'MCB_MYSQL_PASSWORD') : undefined;
+  mysqlSection.rejectUnknownKeys();
+
+  const metaSection = reader('metadata-link');
+  if (!metaSection.present) throw new ConfigError(`section [metadata-link] is required and missing in ${file}`);
+  const metadata: MetadataLinkConfig = {
+    ...readMysqlLink(metaSection, 'MCB_METADATA_PASSWORD'),
+    database: metaSection.string('database', 'op_service_db'),
+  };
+  if (!/^[A-Za-z0-9_$]+$/.test(metadata.database)) metaSection.fail('database', 'must be a plain identifier (letters, digits, _ or $)');
+  metaSection.rejectUnknownKeys();
+
+  const backupSection = reader('backup-conf');
+  const backup = readBackup(backupSection);
+  backupSection.rejectUnknownKeys();
+
+  const redisSection = reader('redis');
+  const redis: RedisConfig = {
+    url: redisSection.string('url', 'redis://127.0.0.1:6379', 'MCB_REDIS_URL'),
+    prefix: redisSection.string('prefix', 'mcb'),
+  };
+  if (!/^rediss?:\/\//.test(redis.url)) redisSection.fail('url', `must start with redis:// or rediss://, got "${redis.url}"`);
+  if (redis.prefix.includes(':')) redisSection.fail('prefix', 'must not contain ":"');
+  redisSection.rejectUnknownKeys();
+
+  const ossSection = reader('oss');
+  const oss = ossSection.present ? readOss(ossSection) : undefined;
+  ossSection.rejectUnknownKeys();
+
+  const scheduleSection = reader('schedule');
+  const schedule: ScheduleConfig = {
+    full: scheduleSection.string('full', '0 2 * * *'),
+    binlog: scheduleSection.string('binlog', '*/30 * * * *'),
+    expire: scheduleSection.string('expire', '30 9 * * *'),
+    timezone: scheduleSection.optionalString('timezone'),
+    syncIntervalSeconds: scheduleSection.int('sync_interval_seconds', 60, 1, 86400),
+  };
+  for (const key of ['full', 'binlog', 'expire'] as const) {
+    const fields = schedule[key].trim().split(/\s+/).length;
+    if (fields < 5 || fields > 6) scheduleSection.fail(key, `must be a cron pattern with 5 or 6 fields, got "${schedule[key]}"`);
+  }
+  scheduleSection.rejectUnknownKeys();
+
+  const serverSection = reader('server');
+  const server = readServer(serverSection);
+  serverSection.rejectUnknownKeys();
+
+  return { file, mysql, metadata, backup, redis, oss, schedule, server };
+}
+
+function readMysqlLink(s: SectionReader, passwordEnv: string): MysqlLinkConfig {
+  return {
+    host: s.string('host'),
+    port: s.int('port', 3306, 1, 65535),
+    user: s.string('user'),
+    password: s.secret('password', passwordEnv),
+    charset: s.string('charset', 'utf8mb4'),
+  };
+}
+
+function readBackup(s: SectionReader): BackupConfig {
+  const backupPath = s.optionalString('backup_path');
+  if (backupPath !== undefined && !path.isAbsolute(backupPath)) s.fail('backup_path', `must be an absolute path, got "${backupPath}"`);
+  const bucketName = s.optionalString('bucket_name');
+  if (bucketName !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucketName)) {
+    s.fail('bucket_name', `"${bucketName}" is not a valid S3 bucket name (3-63 lower-case letters, digits, dots, hyphens)`);
+  }
+  return {
+    backupPath,
+    binIndexPath: s.optionalString('bin_index_path'),
+    tbInstanceId: s.optionalInt('tb_instance_id', 1, Number.MAX_SAFE_INTEGER),
+    bucketName,
+    fullStorageDays: s.int('full_storage_days', 7, 1, 36500),
+    binlogStorageDays: s.int('binlog_storage_days', 7, 1, 36500),
+    isCluster: s.bool('is_cluster', false),
+    debug: s.bool('debug', false),
+    compression: s.choice('compression', codecNames, 'gzip'),
+    compressionLevel: s.int('compression_level', 6, 1, 9),
+    verify: s.choice('verify', ['download', 'size'] as const, 'download'),
+    maxRpoMinutes: s.int('max_rpo_minutes', 5, 0, 100000),
+    binlogCompression: s.choice('binlog_compression', codecNames, 'none'),
+    minFullBackups: s.int('min_full_backups', 1, 0, 1000),
+    keepBinlogsForOldestFull: s.bool('keep_binlogs_for_oldest_full', true),
+    stageAttempts: s.int('stage_attempts', 3, 1, 100),
+    stageBackoffMs: s.int('stage_backoff_ms', 10_000, 0, 3_600_000),
+    shutdownGraceSeconds: s.int('shutdown_grace_seconds', 30, 0, 86400),
+  };
+}
+
+function readOss(s: SectionReader): OssConfig {
+  const endpoint = s.string('endpoint');
+  const useSSL = s.bool('secure', false);
+  const match = /^([^:/\s]+)(?::(\d+))?$/.exec(endpoint);
+  if (!match) s.fail('endpoint', `must be host or host:port without a scheme, got "${endpoint}"`);
+  const port = match[2] ? Number(match[2]) : useSSL ? 443 : 80;
+  if (port < 1 || port > 65535) s.fail('endpoint', `port ${port} is out of range`);
+  return {
+    endPoint: match[1]!,
+    port,
+    useSSL,
+    accessKey: s.string('access_key', undefined, 'MCB_OSS_ACCESS_KEY'),
+    secretKey: s.string('secret_key', undefined, 'MCB_OSS_SECRET_KEY'),
+    region: s.optionalString('region'),
+    // The minio client holds one part in memory; 16 MiB keeps a worker's memory flat whatever the backup size.
+    partSizeBytes: s.int('part_size_mb', 16, 5, 5120) * 1024 * 1024,
+  };
+}
+
+function readServer(s: SectionReader): ServerConfig {
+  const listen = s.string('listen', '127.0.0.1:8080');
+  const match = /^(.+):(\d+)$/.exec(listen);
+  if (!match) s.fail('listen', `must be host:port, got "${listen}"`);
+  const user = s.optionalString('user', 'MCB_SERVER_USER');
+  const password = s.optionalString('password', 'MCB_SERVER_PASSWORD');
+  if ((user === undefined) !== (password === undefined)) s.fail(user ? 'password' : 'user', 'user and password must be set together');
+  return {
+    listen: { host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) },
+    token: s.optionalString('token', 'MCB_SERVER_TOKEN'),
+    user,
+    password,
+    staleFullHours: s.int('stale_full_hours', 26, 1, 100000),
+    staleBinlogMinutes: s.int('stale_binlog_minutes', 60, 1, 1000000),
+  };
+}
+
+/** The sections a command needs, with an error that says what to add. */
+export function requireMysqlLink(config: Config): MysqlLinkConfig {
+  if (!config.mysql) throw new ConfigError(`section [mysql-link] is required for this command and missing in ${config.file}`);
+  return config.mysql;
+}
+
+export function requireOss(config: Config): OssConfig & { bucket: string } {
+  if (!config.oss) throw new ConfigError(`section [oss] is required for this command and missing in ${config.file}`);
+  return { ...config.oss, bucket: requireBackupKey(config, 'bucketName', 'bucket_name') };
+}
+
+export function requireBackupKey<K extends 'backupPath' | 'tbInstanceId' | 'bucketName'>(
+  config: Config,
+  key: K,
+  iniKey: string,
+): NonNullable<BackupConfig[K]> {
+  const value = config.backup[key];
+  if (value === undefined || value === null) {
+    throw new ConfigError(`[backup-conf] ${iniKey} in ${config.file}: is required for this command and missing`);
+  }
+  return value as NonNullable<BackupConfig[K]>;
+}
+
+/** A copy safe to print or log: every secret replaced. */
+export function redactConfig(config: Config): unknown {
+  const hide = (v: string | undefined) => (v === undefined ? undefined : '***');
+  return {
+    ...config,
+    mysql: config.mysql && { ...config.mysql, password: hide(config.mysql.password) },
+    metadata: { ...config.metadata, password: hide(config.metadata.password) },
+    redis: { ...config.redis, url: config.redis.url.replace(/\/\/([^@/]*)@/, '//***@') },
+    oss: config.oss && { ...config.oss, accessKey: hide(config.oss.accessKey), secretKey: hide(config.oss.secretKey) },
+    server: { ...config.server, token: hide(config.server.token), password: hide(config.server.password) },
+  };
+}

@@ -1,0 +1,60 @@
+// Stage 1 `clone`: CLONE LOCAL DATA DIRECTORY into <backup_path>/bak_<id>_<ts>. State Doing → Done, with
+// end_time = clone_status END_TIME (the recovery point) and the clone's GTID set.
+import { rm } from 'node:fs/promises';
+import { BackupState, stageTransitions } from '../metadata/index.ts';
+import { fullBackupFiles, loadFullBackupRow, parseChainPayload, removeFilesAfterFailure } from './full-files.ts';
+import { defineJob, type FullChainPayload } from './types.ts';
+
+export interface CloneResult {
+  recoveryPoint: string;
+  gtidExecuted: string;
+}
+
+export const cloneStage = defineJob<FullChainPayload, CloneResult>({
+  name: 'clone',
+  parse: parseChainPayload,
+  backupUuidOf: (p) => p.backupUuid,
+  onFinalFailure: removeFilesAfterFailure,
+
+  async handle({ backupUuid }, ctx) {
+    const row = await loadFullBackupRow(ctx, backupUuid);
+    const t = stageTransitions.clone;
+    await ctx.metadata.transition(backupUuid, t.from, t.enter, { workerHost: ctx.workerHost, jobId: ctx.jobId, info: 'cloning' });
+    const { cloneDir } = fullBackupFiles(row);
+    // A previous attempt may have died mid-clone; CLONE needs the directory not to exist.
+    await rm(cloneDir, { recursive: true, force: true });
+
+    const node = await ctx.connectDataNode();
+    const monitor = await ctx.connectDataNode();
+    const timer = setInterval(() => {
+      monitor
+        .cloneProgress()
+        .then((stages) => {
+          const estimate = stages.reduce((s, x) => s + x.estimate, 0);
+          const data = stages.reduce((s, x) => s + x.data, 0);
+          const current = stages.find((s) => s.state === 'In Progress')?.stage ?? '';
+          return ctx.progress({ stage: 'clone', fraction: estimate ? Math.min(1, data / estimate) : 0, cloneStage: current });
+        })
+        .catch(() => undefined);
+    }, 2000);
+    try {
+      await node.cloneLocal(cloneDir, ctx.signal);
+      const status = await node.cloneStatus();
+      if (!status || status.state !== 'Completed' || !status.endTime) {
+        throw new Error(`clone_status after CLONE is ${status?.state ?? 'empty'}: ${status?.errorMessage ?? ''}`);
+      }
+      await ctx.metadata.transition(backupUuid, [BackupState.Doing], BackupState.Done, {
+        endTime: status.endTime,
+        gtidSet: status.gtidExecuted,
+        info: `cloned; recovery point ${status.endTime.toISOString()}`,
+      });
+      return { recoveryPoint: status.endTime.toISOString(), gtidExecuted: status.gtidExecuted };
+    } catch (err) {
+      await rm(cloneDir, { recursive: true, force: true });
+      throw err;
+    } finally {
+      clearInterval(timer);
+      await Promise.all([node.close(), monitor.close()]);
+    }
+  },
+});

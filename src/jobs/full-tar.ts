@@ -1,0 +1,53 @@
+// Stage 2 `tar`: archive the clone into <backup_path>/<backup_name> with the configured codec (gzip by
+// default, so the seed's `tar -xzf` restore still works). State → Tar; records size and sha256.
+import { rm } from 'node:fs/promises';
+import { createArchive, getCodec, type CodecName } from '../archive/index.ts';
+import { stageTransitions } from '../metadata/index.ts';
+import { humanBytes } from '../naming.ts';
+import { fullBackupFiles, loadFullBackupRow, parseChainPayload, removeFilesAfterFailure } from './full-files.ts';
+import { defineJob, PermanentJobError, type FullChainPayload } from './types.ts';
+
+export interface TarResult {
+  bytes: number;
+  sha256: string;
+  sourceBytes: number;
+}
+
+export const tarStage = defineJob<FullChainPayload, TarResult>({
+  name: 'tar',
+  parse: parseChainPayload,
+  backupUuidOf: (p) => p.backupUuid,
+  onFinalFailure: removeFilesAfterFailure,
+
+  async handle({ backupUuid }, ctx) {
+    const row = await loadFullBackupRow(ctx, backupUuid);
+    const t = stageTransitions.tar;
+    await ctx.metadata.transition(backupUuid, t.from, t.enter, { workerHost: ctx.workerHost, jobId: ctx.jobId, info: 'archiving' });
+    const files = fullBackupFiles(row);
+    const codec = getCodec((row.compression ?? 'gzip') as CodecName);
+    if (!codec) throw new PermanentJobError(`unknown compression ${row.compression}`);
+    try {
+      const result = await createArchive({
+        sourceDir: files.cloneDir,
+        outFile: files.archiveFile,
+        codec,
+        level: ctx.config.backup.compressionLevel,
+        signal: ctx.signal,
+        onProgress: (fraction) => void ctx.progress({ stage: 'tar', fraction }).catch(() => undefined),
+      });
+      await ctx.metadata.update(backupUuid, {
+        backupBytes: result.bytes,
+        backupSize: humanBytes(result.bytes),
+        sha256: result.sha256,
+        info: `archived ${humanBytes(result.sourceBytes)} into ${humanBytes(result.bytes)}`,
+      });
+      return result;
+    } catch (err) {
+      await rm(files.archiveFile, { force: true });
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new PermanentJobError(`clone directory ${files.cloneDir} is missing; the clone stage must run again`);
+      }
+      throw err;
+    }
+  },
+});

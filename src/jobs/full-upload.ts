@@ -1,0 +1,63 @@
+// Stage 3 `upload`: stream the archive to object storage, then verify the stored object (size, and by
+// default its sha256 read back) before anything is called uploaded. State → Uploading.
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { stageTransitions } from '../metadata/index.ts';
+import { verifyStoredObject } from '../storage/index.ts';
+import { fullBackupFiles, loadFullBackupRow, parseChainPayload, removeFilesAfterFailure } from './full-files.ts';
+import { defineJob, PermanentJobError, type FullChainPayload } from './types.ts';
+
+export interface UploadResult {
+  objectKey: string;
+  bytes: number;
+  sha256: string;
+}
+
+export const uploadStage = defineJob<FullChainPayload, UploadResult>({
+  name: 'upload',
+  parse: parseChainPayload,
+  backupUuidOf: (p) => p.backupUuid,
+  onFinalFailure: removeFilesAfterFailure,
+
+  async handle({ backupUuid, instanceId }, ctx) {
+    const row = await loadFullBackupRow(ctx, backupUuid);
+    const t = stageTransitions.upload;
+    await ctx.metadata.transition(backupUuid, t.from, t.enter, { workerHost: ctx.workerHost, jobId: ctx.jobId, info: 'uploading' });
+    if (!row.sha256 || row.backupBytes === null) throw new PermanentJobError(`backup ${backupUuid} has no archive checksum; the tar stage must run again`);
+    const { archiveFile } = fullBackupFiles(row);
+    const size = (await stat(archiveFile).catch(() => undefined))?.size;
+    if (size === undefined) throw new PermanentJobError(`archive ${archiveFile} is missing; the tar stage must run again`);
+    if (size !== row.backupBytes) throw new PermanentJobError(`archive ${archiveFile} is ${size} bytes but ${row.backupBytes} were written`);
+
+    const key = row.backupName;
+    await ctx.storage.checkBucket();
+    let sent = 0;
+    const body = createReadStream(archiveFile);
+    body.on('data', (chunk) => {
+      sent += chunk.length;
+    });
+    const timer = setInterval(() => void ctx.progress({ stage: 'upload', fraction: size ? sent / size : 1 }).catch(() => undefined), 1000);
+    let put;
+    try {
+      put = await ctx.storage.putStream(key, body, {
+        size,
+        metadata: { 'mcb-sha256': row.sha256, 'mcb-instance': String(instanceId), 'mcb-backup-uuid': backupUuid },
+      });
+    } finally {
+      clearInterval(timer);
+    }
+    if (put.sha256 !== row.sha256) {
+      await ctx.storage.remove(key).catch(() => undefined);
+      throw new Error(`archive ${archiveFile} changed on disk: read back sha256 ${put.sha256}, archived ${row.sha256}`);
+    }
+    try {
+      await verifyStoredObject(ctx.storage, key, { bytes: size, sha256: row.sha256 }, ctx.config.backup.verify);
+    } catch (err) {
+      // A corrupt object must not stay where a restore would find it.
+      await ctx.storage.remove(key).catch(() => undefined);
+      throw err;
+    }
+    await ctx.metadata.update(backupUuid, { objectKey: key, bucketName: ctx.storage.bucket, info: `uploaded and verified (${ctx.config.backup.verify})` });
+    return { objectKey: key, bytes: size, sha256: row.sha256 };
+  },
+});

@@ -1,0 +1,57 @@
+// What every job handler gets. Handlers are plain async functions of (payload, ctx): no BullMQ in sight, so
+// they can be called directly in tests.
+import type { Config } from '../config/index.ts';
+import type { Logger } from '../log/index.ts';
+import type { MetadataStore } from '../metadata/index.ts';
+import type { DataNode } from '../mysql/data-node.ts';
+import type { ObjectStore } from '../storage/index.ts';
+
+export interface FullChainPayload {
+  instanceId: number;
+  backupUuid: string;
+}
+
+export interface JobContext {
+  config: Config;
+  metadata: MetadataStore;
+  storage: ObjectStore;
+  /** A fresh connection to this node's MySQL; the caller closes it. */
+  connectDataNode(): Promise<DataNode>;
+  log: Logger;
+  jobId: string;
+  workerHost: string;
+  signal: AbortSignal;
+  progress(value: number | Record<string, unknown>): Promise<void>;
+  /** Enqueues clone → tar → upload → cleanup for a backup row that exists. */
+  startFullChain(payload: FullChainPayload): Promise<void>;
+  now(): Date;
+}
+
+/** A failure that retrying cannot fix (bad payload, unknown instance, plugin missing): no more attempts. */
+export class PermanentJobError extends Error {}
+
+export interface JobDefinition<P, R> {
+  name: string;
+  parse(data: unknown): P;
+  handle(payload: P, ctx: JobContext): Promise<R>;
+  /** After the last attempt failed: remove what the job left behind. The worker has already marked Error. */
+  onFinalFailure?(payload: P, ctx: JobContext, error: Error): Promise<void>;
+  /** The metadata row a job of this type moves, if any (the worker marks it Error on final failure). */
+  backupUuidOf?(payload: P): string | undefined;
+}
+
+export function defineJob<P, R>(def: JobDefinition<P, R>): JobDefinition<P, R> {
+  return def;
+}
+
+export function requireInt(data: unknown, key: string): number {
+  const v = (data as Record<string, unknown> | null)?.[key];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new PermanentJobError(`job payload: ${key} must be a positive integer`);
+  return v;
+}
+
+export function requireString(data: unknown, key: string): string {
+  const v = (data as Record<string, unknown> | null)?.[key];
+  if (typeof v !== 'string' || v === '') throw new PermanentJobError(`job payload: ${key} must be a non-empty string`);
+  return v;
+}

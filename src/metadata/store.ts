@@ -1,0 +1,386 @@
+// The metadata center: tb_instance (what to back up) and full_backup_metadata (every backup and where it
+// stands). All SQL is parameterised; column names come only from the fixed maps below.
+import mysql, { type Pool, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
+import type { MetadataLinkConfig } from '../config/index.ts';
+import { BackupState, finalStates, inProgressStates } from './states.ts';
+
+export interface InstanceRow {
+  id: number;
+  instanceId: string;
+  instanceName: string;
+  stringLink: string;
+  dbPort: number;
+  systemName: string;
+  ownerName: string;
+  dbType: string;
+  instanceType: string;
+  serviceLine: string;
+  enabled: number;
+  isClone: boolean;
+}
+
+export interface BackupRow {
+  id: number;
+  backupUuid: string;
+  tbInstanceId: string;
+  state: BackupState;
+  startTime: Date | null;
+  endTime: Date | null;
+  backupType: 'full' | 'binlog';
+  backupSize: string;
+  backupPath: string;
+  backupName: string;
+  bucketName: string;
+  createdAt: Date;
+  updatedAt: Date;
+  isDelete: number;
+  overdueDay: number | null;
+  info: string | null;
+  backupBytes: number | null;
+  sha256: string | null;
+  objectKey: string | null;
+  compression: string | null;
+  workerHost: string | null;
+  jobId: string | null;
+  stageStartedAt: Date | null;
+  errorDetail: string | null;
+  binlogFile: string | null;
+  gtidSet: string | null;
+  verifiedAt: Date | null;
+  verifyState: string | null;
+}
+
+/** Columns a caller may set, camelCase → column. */
+const backupColumns = {
+  state: 'state',
+  startTime: 'start_time',
+  endTime: 'end_time',
+  backupType: 'backup_type',
+  backupSize: 'backup_size',
+  backupPath: 'backup_path',
+  backupName: 'backup_name',
+  bucketName: 'bucket_name',
+  isDelete: 'is_delete',
+  overdueDay: 'overdue_day',
+  info: 'info',
+  backupBytes: 'backup_bytes',
+  sha256: 'sha256',
+  objectKey: 'object_key',
+  compression: 'compression',
+  workerHost: 'worker_host',
+  jobId: 'job_id',
+  errorDetail: 'error_detail',
+  binlogFile: 'binlog_file',
+  gtidSet: 'gtid_set',
+  verifiedAt: 'verified_at',
+  verifyState: 'verify_state',
+} as const satisfies Partial<Record<keyof BackupRow, string>>;
+
+export type BackupFields = Partial<Pick<BackupRow, keyof typeof backupColumns>>;
+
+export class MetadataError extends Error {}
+
+export class IllegalTransitionError extends MetadataError {
+  constructor(
+    readonly backupUuid: string,
+    readonly from: string | undefined,
+    readonly to: string,
+  ) {
+    super(
+      from === undefined
+        ? `backup ${backupUuid} has no metadata row`
+        : `backup ${backupUuid} is in state ${from}; it cannot move to ${to}`,
+    );
+  }
+}
+
+const INFO_MAX = 2000;
+
+export interface NewInstance {
+  instanceId: string;
+  instanceName: string;
+  stringLink: string;
+  dbPort: number;
+  systemName?: string;
+  ownerName?: string;
+  serviceLine?: string;
+  isClone: boolean;
+}
+
+export interface BackupFilter {
+  instanceId?: number;
+  type?: 'full' | 'binlog';
+  states?: readonly BackupState[];
+  limit?: number;
+}
+
+export class MetadataStore {
+  private constructor(
+    readonly pool: Pool,
+    readonly link: MetadataLinkConfig,
+  ) {}
+
+  /** Connects and checks the login and the schema, so a wrong password fails here with a clear message. */
+  static async connect(link: MetadataLinkConfig): Promise<MetadataStore> {
+    const pool = mysql.createPool({
+      host: link.host,
+      port: link.port,
+      user: link.user,
+      password: link.password,
+      database: link.database,
+      charset: link.charset,
+      connectionLimit: 4,
+      connectTimeout: 10_000,
+      supportBigNumbers: true,
+      dateStrings: false,
+    });
+    const store = new MetadataStore(pool, link);
+    try {
+      await pool.query('SELECT 1 FROM full_backup_metadata LIMIT 0');
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw new MetadataError(describeConnectError(err, link));
+    }
+    return store;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  /**
+   * Runs fn while holding a metadata-center named lock (GET_LOCK), so check-then-insert is atomic across
+   * workers. The lock dies with its connection, so a crashed worker cannot leave it held.
+   */
+  async withLock<T>(name: string, fn: () => Promise<T>, timeoutSeconds = 30): Promise<T> {
+    const conn = await this.pool.getConnection();
+    try {
+      const [rows] = await conn.query<RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS got', [name, timeoutSeconds]);
+      if (Number(rows[0]?.got) !== 1) throw new MetadataError(`could not take metadata lock ${name} within ${timeoutSeconds} s`);
+      try {
+        return await fn();
+      } finally {
+        await conn.query('SELECT RELEASE_LOCK(?)', [name]);
+      }
+    } finally {
+      conn.release();
+    }
+  }
+
+  // ---- instances ----
+
+  async getInstance(id: number): Promise<InstanceRow | undefined> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM tb_instance WHERE id = ?', [id]);
+    return rows[0] ? toInstance(rows[0]) : undefined;
+  }
+
+  async listInstances(opts: { cloneOnly?: boolean } = {}): Promise<InstanceRow[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT * FROM tb_instance ${opts.cloneOnly ? 'WHERE is_clone = 1' : ''} ORDER BY id`,
+    );
+    return rows.map(toInstance);
+  }
+
+  async addInstance(i: NewInstance): Promise<number> {
+    const [res] = await this.pool.query<ResultSetHeader>(
+      `INSERT INTO tb_instance (instance_id, instance_name, string_link, db_port, system_name, owner_name,
+         db_type, instance_type, service_line, enabled, is_clone)
+       VALUES (?, ?, ?, ?, ?, ?, 'MySQL', 'machine', ?, 0, ?)`,
+      [
+        i.instanceId,
+        i.instanceName,
+        i.stringLink,
+        i.dbPort,
+        i.systemName ?? '未规划',
+        i.ownerName ?? '未分配',
+        i.serviceLine ?? '未分配',
+        i.isClone ? 1 : 0,
+      ],
+    );
+    return res.insertId;
+  }
+
+  async setCloneEnabled(id: number, enabled: boolean): Promise<boolean> {
+    const [res] = await this.pool.query<ResultSetHeader>('UPDATE tb_instance SET is_clone = ? WHERE id = ?', [enabled ? 1 : 0, id]);
+    return res.affectedRows === 1;
+  }
+
+  async removeInstance(id: number): Promise<boolean> {
+    const [res] = await this.pool.query<ResultSetHeader>('DELETE FROM tb_instance WHERE id = ?', [id]);
+    return res.affectedRows === 1;
+  }
+
+  // ---- backups ----
+
+  /** Inserts a backup row unless one with this uuid exists (a retried job must not create a second row). */
+  async createBackup(row: { backupUuid: string; tbInstanceId: number; state: BackupState } & BackupFields): Promise<BackupRow> {
+    const fields: Record<string, unknown> = { ...row };
+    delete fields.backupUuid;
+    delete fields.tbInstanceId;
+    const { columns, values } = columnsFor(fields as BackupFields);
+    await this.pool.query(
+      `INSERT IGNORE INTO full_backup_metadata (backup_uuid, tb_instance_id, ${columns.join(', ')}, stage_started_at)
+       VALUES (?, ?, ${columns.map(() => '?').join(', ')}, NOW())`,
+      [row.backupUuid, String(row.tbInstanceId), ...values],
+    );
+    const created = await this.getBackup(row.backupUuid);
+    if (!created) throw new MetadataError(`backup row ${row.backupUuid} was not created`);
+    return created;
+  }
+
+  async getBackup(uuid: string): Promise<BackupRow | undefined> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT * FROM full_backup_metadata WHERE backup_uuid = ?', [uuid]);
+    return rows[0] ? toBackup(rows[0]) : undefined;
+  }
+
+  async listBackups(filter: BackupFilter = {}): Promise<BackupRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.instanceId !== undefined) {
+      where.push('tb_instance_id = ?');
+      params.push(String(filter.instanceId));
+    }
+    if (filter.type) {
+      where.push('backup_type = ?');
+      params.push(filter.type);
+    }
+    if (filter.states?.length) {
+      where.push(`state IN (${filter.states.map(() => '?').join(', ')})`);
+      params.push(...filter.states);
+    }
+    params.push(filter.limit ?? 100);
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT * FROM full_backup_metadata ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
+      params,
+    );
+    return rows.map(toBackup);
+  }
+
+  /** Full backups of an instance that are still running (any state before Completed/Error). */
+  async runningFullBackups(instanceId: number): Promise<BackupRow[]> {
+    return this.listBackups({ instanceId, type: 'full', states: inProgressStates });
+  }
+
+  /**
+   * Moves a row to `to` only if it is in one of `from` (compare-and-set), and sets `fields` with it.
+   * Throws IllegalTransitionError otherwise, naming the state it is really in.
+   */
+  async transition(uuid: string, from: readonly BackupState[], to: BackupState, fields: BackupFields = {}): Promise<BackupRow> {
+    const { columns, values } = columnsFor({ ...fields, state: to });
+    const [res] = await this.pool.query<ResultSetHeader>(
+      `UPDATE full_backup_metadata SET ${columns.map((c) => `${c} = ?`).join(', ')},
+         stage_started_at = IF(state = ?, stage_started_at, NOW())
+       WHERE backup_uuid = ? AND state IN (${from.map(() => '?').join(', ')})`,
+      [...values, to, uuid, ...from],
+    );
+    const row = await this.getBackup(uuid);
+    if (res.affectedRows !== 1 || !row) throw new IllegalTransitionError(uuid, row?.state, to);
+    return row;
+  }
+
+  /** Sets fields without changing the state. */
+  async update(uuid: string, fields: BackupFields): Promise<void> {
+    const { columns, values } = columnsFor(fields);
+    if (!columns.length) return;
+    await this.pool.query(`UPDATE full_backup_metadata SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE backup_uuid = ?`, [
+      ...values,
+      uuid,
+    ]);
+  }
+
+  /**
+   * Records a failure: state Error, the short reason in `info` (what the seed's dashboards show), the whole
+   * error in error_detail. A row already final (Completed, Expiration, or Error) is left as it is.
+   */
+  async markError(uuid: string, reason: string, detail?: string): Promise<boolean> {
+    const [res] = await this.pool.query<ResultSetHeader>(
+      `UPDATE full_backup_metadata SET state = 'Error', info = ?, error_detail = ?, stage_started_at = NOW()
+       WHERE backup_uuid = ? AND state NOT IN (${finalStates.map(() => '?').join(', ')})`,
+      [reason.slice(0, INFO_MAX), detail ?? reason, uuid, ...finalStates],
+    );
+    return res.affectedRows === 1;
+  }
+}
+
+function columnsFor(fields: BackupFields): { columns: string[]; values: unknown[] } {
+  const columns: string[] = [];
+  const values: unknown[] = [];
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    const column = backupColumns[key as keyof typeof backupColumns];
+    if (!column) throw new MetadataError(`unknown backup field ${key}`);
+    columns.push(column);
+    values.push(key === 'info' && typeof value === 'string' ? value.slice(0, INFO_MAX) : value);
+  }
+  return { columns, values };
+}
+
+function toInstance(r: RowDataPacket): InstanceRow {
+  return {
+    id: Number(r.id),
+    instanceId: r.instance_id,
+    instanceName: r.instance_name,
+    stringLink: r.string_link,
+    dbPort: Number(r.db_port),
+    systemName: r.system_name,
+    ownerName: r.owner_name,
+    dbType: r.db_type,
+    instanceType: r.instance_type,
+    serviceLine: r.service_line,
+    enabled: Number(r.enabled),
+    isClone: Number(r.is_clone) === 1,
+  };
+}
+
+function toBackup(r: RowDataPacket): BackupRow {
+  return {
+    id: Number(r.id),
+    backupUuid: r.backup_uuid,
+    tbInstanceId: r.tb_instance_id,
+    state: r.state,
+    startTime: r.start_time,
+    endTime: r.end_time,
+    backupType: r.backup_type,
+    backupSize: r.backup_size,
+    backupPath: r.backup_path,
+    backupName: r.backup_name,
+    bucketName: r.bucket_name,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    isDelete: Number(r.is_delete ?? 0),
+    overdueDay: r.overdue_day === null ? null : Number(r.overdue_day),
+    info: r.info,
+    backupBytes: r.backup_bytes === null ? null : Number(r.backup_bytes),
+    sha256: r.sha256,
+    objectKey: r.object_key,
+    compression: r.compression,
+    workerHost: r.worker_host,
+    jobId: r.job_id,
+    stageStartedAt: r.stage_started_at,
+    errorDetail: r.error_detail,
+    binlogFile: r.binlog_file,
+    gtidSet: r.gtid_set,
+    verifiedAt: r.verified_at,
+    verifyState: r.verify_state,
+  };
+}
+
+export function describeConnectError(err: unknown, link: { host: string; port: number; user: string; database?: string }): string {
+  const e = err as { code?: string; message?: string };
+  const where = `${link.user}@${link.host}:${link.port}${link.database ? `/${link.database}` : ''}`;
+  switch (e.code) {
+    case 'ER_ACCESS_DENIED_ERROR':
+      return `metadata center ${where} refused the login: wrong user or password`;
+    case 'ER_BAD_DB_ERROR':
+      return `metadata center ${where}: database does not exist; run \`mcb migrate\``;
+    case 'ER_NO_SUCH_TABLE':
+      return `metadata center ${where}: tables missing; run \`mcb migrate\``;
+    case 'ECONNREFUSED':
+    case 'ETIMEDOUT':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+      return `metadata center ${where} is unreachable (${e.code})`;
+    default:
+      return `metadata center ${where}: ${e.message ?? String(err)}`;
+  }
+}

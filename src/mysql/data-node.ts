@@ -1,0 +1,167 @@
+// The MySQL instance being backed up, reached through [mysql-link] (the seed's backup_clone user).
+import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
+import type { MysqlLinkConfig } from '../config/index.ts';
+
+export class DataNodeError extends Error {}
+
+export interface CloneStatus {
+  state: string;
+  beginTime: Date | null;
+  endTime: Date | null;
+  errorNo: number;
+  errorMessage: string;
+  binlogFile: string;
+  binlogPosition: number;
+  gtidExecuted: string;
+}
+
+export interface CloneProgressStage {
+  stage: string;
+  state: string;
+  estimate: number;
+  data: number;
+}
+
+export interface BinaryLogFile {
+  name: string;
+  size: number;
+}
+
+export class DataNode {
+  private constructor(
+    private readonly conn: Connection,
+    readonly link: MysqlLinkConfig,
+  ) {}
+
+  static async connect(link: MysqlLinkConfig): Promise<DataNode> {
+    try {
+      const conn = await mysql.createConnection({
+        host: link.host,
+        port: link.port,
+        user: link.user,
+        password: link.password,
+        charset: link.charset,
+        connectTimeout: 10_000,
+        supportBigNumbers: true,
+      });
+      return new DataNode(conn, link);
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      const where = `${link.user}@${link.host}:${link.port}`;
+      if (e.code === 'ER_ACCESS_DENIED_ERROR') throw new DataNodeError(`MySQL ${where} refused the login: wrong user or password`);
+      throw new DataNodeError(`MySQL ${where} is unreachable: ${e.code ?? e.message}`);
+    }
+  }
+
+  get where(): string {
+    return `${this.link.host}:${this.link.port}`;
+  }
+
+  async close(): Promise<void> {
+    await this.conn.end().catch(() => undefined);
+  }
+
+  private async rows(sql: string, params: unknown[] = []): Promise<RowDataPacket[]> {
+    const [rows] = await this.conn.query<RowDataPacket[]>(sql, params);
+    return rows;
+  }
+
+  /** The seed's check: the clone plugin must be installed and ACTIVE. */
+  async assertClonePluginActive(): Promise<void> {
+    const rows = await this.rows("SELECT PLUGIN_STATUS FROM INFORMATION_SCHEMA.PLUGINS WHERE PLUGIN_NAME = 'clone'");
+    const status = rows[0]?.PLUGIN_STATUS as string | undefined;
+    if (status === undefined) {
+      throw new DataNodeError(`clone plugin is not installed on ${this.where}; run: INSTALL PLUGIN clone SONAME 'mysql_clone.so'`);
+    }
+    if (status !== 'ACTIVE') throw new DataNodeError(`clone plugin on ${this.where} is ${status}, not ACTIVE`);
+  }
+
+  async isReadOnly(): Promise<boolean> {
+    const rows = await this.rows('SELECT @@GLOBAL.read_only AS ro');
+    return Number(rows[0]?.ro) === 1;
+  }
+
+  async serverUuid(): Promise<string> {
+    const rows = await this.rows('SELECT @@GLOBAL.server_uuid AS u');
+    return String(rows[0]?.u);
+  }
+
+  /**
+   * CLONE LOCAL DATA DIRECTORY. The directory must not exist. Aborting the signal kills the statement from
+   * a second connection, so a worker shutting down does not wait for a long clone.
+   */
+  async cloneLocal(directory: string, signal?: AbortSignal): Promise<void> {
+    if (directory.includes("'") || directory.includes('\\')) throw new DataNodeError(`unsafe clone directory name: ${directory}`);
+    const threadId = this.conn.threadId;
+    const onAbort = () => {
+      void this.killQuery(threadId);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      if (signal?.aborted) throw new DataNodeError('clone aborted before it started');
+      // CLONE takes no placeholders; the path is checked above.
+      await this.conn.query(`CLONE LOCAL DATA DIRECTORY = '${directory}'`);
+    } catch (err) {
+      if (signal?.aborted) throw new DataNodeError(`clone into ${directory} was interrupted (worker shutting down)`);
+      throw new DataNodeError(`CLONE LOCAL DATA DIRECTORY '${directory}' failed on ${this.where}: ${(err as Error).message}`);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async killQuery(threadId: number | null): Promise<void> {
+    if (threadId === null) return;
+    const killer = await DataNode.connect(this.link).catch(() => undefined);
+    if (!killer) return;
+    try {
+      await killer.conn.query('KILL QUERY ?', [threadId]);
+    } catch {
+      // The statement may have finished already.
+    } finally {
+      await killer.close();
+    }
+  }
+
+  /** The last clone operation (performance_schema.clone_status); END_TIME is the backup's recovery point. */
+  async cloneStatus(): Promise<CloneStatus | undefined> {
+    const rows = await this.rows(
+      `SELECT STATE, UNIX_TIMESTAMP(BEGIN_TIME) AS begin_ts, UNIX_TIMESTAMP(END_TIME) AS end_ts, ERROR_NO, ERROR_MESSAGE,
+              BINLOG_FILE, BINLOG_POSITION, GTID_EXECUTED
+         FROM performance_schema.clone_status ORDER BY ID DESC LIMIT 1`,
+    );
+    const r = rows[0];
+    if (!r) return undefined;
+    const toDate = (ts: unknown) => (ts === null || ts === undefined ? null : new Date(Number(ts) * 1000));
+    return {
+      state: r.STATE,
+      beginTime: toDate(r.begin_ts),
+      endTime: toDate(r.end_ts),
+      errorNo: Number(r.ERROR_NO),
+      errorMessage: r.ERROR_MESSAGE ?? '',
+      binlogFile: r.BINLOG_FILE ?? '',
+      binlogPosition: Number(r.BINLOG_POSITION ?? 0),
+      gtidExecuted: String(r.GTID_EXECUTED ?? '').replace(/\s+/g, ''),
+    };
+  }
+
+  async cloneProgress(): Promise<CloneProgressStage[]> {
+    const rows = await this.rows('SELECT STAGE, STATE, ESTIMATE, DATA FROM performance_schema.clone_progress ORDER BY ID');
+    return rows.map((r) => ({ stage: r.STAGE, state: r.STATE, estimate: Number(r.ESTIMATE ?? 0), data: Number(r.DATA ?? 0) }));
+  }
+
+  async flushBinaryLogs(): Promise<void> {
+    await this.conn.query('FLUSH BINARY LOGS');
+  }
+
+  async binaryLogs(): Promise<BinaryLogFile[]> {
+    const rows = await this.rows('SHOW BINARY LOGS');
+    return rows.map((r) => ({ name: r.Log_name, size: Number(r.File_size) }));
+  }
+
+  async variable(name: string): Promise<string | null> {
+    if (!/^[a-z_]+$/.test(name)) throw new DataNodeError(`bad variable name ${name}`);
+    const rows = await this.rows(`SELECT @@GLOBAL.${name} AS v`);
+    const v = rows[0]?.v;
+    return v === null || v === undefined ? null : String(v);
+  }
+}

@@ -1,0 +1,59 @@
+// Object names are part of the seed's contract: restore scripts and DBAs look for these exact names.
+import { createHash } from 'node:crypto';
+
+/** YYYYmmddHHMMSS in the worker's local time, as the seed's Python script wrote it. */
+export function compactTimestamp(d: Date): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** bak_<tb_instance_id>_<YYYYmmddHHMMSS>: the clone directory name and the archive's top-level folder. */
+export function fullBackupBaseName(instanceId: number, startedAt: Date): string {
+  return `bak_${instanceId}_${compactTimestamp(startedAt)}`;
+}
+
+/** bak_<id>_<ts>.tar.gz (gzip) or .tar (none). */
+export function fullBackupObjectName(instanceId: number, startedAt: Date, extension: string): string {
+  return `${fullBackupBaseName(instanceId, startedAt)}.tar${extension}`;
+}
+
+/** log_<tb_instance_id>_<binlog file name>[.gz] */
+export function binlogObjectName(instanceId: number, binlogFile: string, extension = ''): string {
+  return `log_${instanceId}_${binlogFile}${extension}`;
+}
+
+const fullNamePattern = /^bak_(\d+)_(\d{14})\.tar(\.gz)?$/;
+const binlogNamePattern = /^log_(\d+)_(.+?)(\.gz)?$/;
+
+export type ParsedObjectName =
+  | { type: 'full'; instanceId: number; timestamp: string; compressed: boolean }
+  | { type: 'binlog'; instanceId: number; binlogFile: string; compressed: boolean };
+
+export function parseObjectName(name: string): ParsedObjectName | undefined {
+  const full = fullNamePattern.exec(name);
+  if (full) return { type: 'full', instanceId: Number(full[1]), timestamp: full[2]!, compressed: Boolean(full[3]) };
+  const log = binlogNamePattern.exec(name);
+  if (log) return { type: 'binlog', instanceId: Number(log[1]), binlogFile: log[2]!, compressed: Boolean(log[3]) };
+  return undefined;
+}
+
+/**
+ * A backup uuid derived from the job that started it, so a retried start job finds the row it already made
+ * instead of inserting a second one. Formatted like a v4 uuid (char(36) in the seed's schema).
+ */
+export function backupUuidFor(seed: string): string {
+  const h = createHash('sha256').update(seed).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** Human-readable size for the seed's varchar(10) backup_size column (e.g. 1.5G). */
+export function humanBytes(bytes: number): string {
+  const units = ['B', 'K', 'M', 'G', 'T', 'P'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value}B` : `${value >= 100 ? value.toFixed(0) : value.toFixed(1)}${units[unit]}`;
+}

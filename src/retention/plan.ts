@@ -1,0 +1,220 @@
+// Retention maths: which rows of `full_backup_metadata` may be deleted. Pure: no I/O, no clock.
+//
+// The seed's cleaner decremented `overdue_day` once per run and deleted Completed rows at 0, so running
+// it twice a day halved retention, skipping a day extended it, it could delete every full backup, and it
+// deleted binlogs the oldest kept full still needed. Here every decision is derived from timestamps and a
+// caller-supplied `now`: the same rows, policy and `now` always give the same plan, however often (or
+// rarely) it runs.
+
+export type BackupType = 'full' | 'binlog';
+
+export interface RetentionRow {
+  id: number;
+  instanceId: string;
+  type: BackupType;
+  state: string;
+  /** Age is measured from here. For a binlog, [startTime, endTime) is the span of writes it holds. */
+  startTime: Date;
+  /** For a full backup: its recovery point (clone END_TIME). For a binlog: the next binlog's start. */
+  endTime: Date;
+  objectKey: string;
+  isDelete: boolean;
+}
+
+export interface RetentionPolicy {
+  /** Days a Completed full backup is kept (counted from its startTime). */
+  fullDays: number;
+  /** Days a Completed binlog is kept (counted from its startTime). */
+  binlogDays: number;
+  /** The newest N Completed full backups of an instance are never deleted, even when expired. */
+  minFullBackups: number;
+  /** Keep every binlog needed to roll forward from the oldest kept full backup, even when expired. */
+  keepBinlogsForOldestFull: boolean;
+}
+
+export interface ExpiryDecision {
+  row: RetentionRow;
+  action: 'delete' | 'keep';
+  /** Says which rule decided, e.g. "kept: within retention (...)" or "expired: ...". */
+  reason: string;
+  /** Whole days until expiry, never negative: the value `overdue_day` shows. */
+  daysLeft: number;
+}
+
+/** 7 days like the seed's `overdue_day` default; one full backup and the binlogs it needs always survive. */
+export const defaultRetentionPolicy: RetentionPolicy = Object.freeze({
+  fullDays: 7,
+  binlogDays: 7,
+  minFullBackups: 1,
+  keepBinlogsForOldestFull: true,
+});
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+// The seed's state names (full_backup_metadata.state).
+const COMPLETED = 'Completed';
+const NON_FINAL_STATES: ReadonlySet<string> = new Set(['Doing', 'Done', 'Tar', 'Uploading', 'Clearing']);
+const LEFT_ALONE: Readonly<Record<string, string>> = {
+  Error: 'kept: state Error is left alone (failed backup, not a restorable copy; inspect manually)',
+  Expiration: 'kept: state Expiration is left alone (already expired)',
+};
+
+function isValidDate(d: unknown): d is Date {
+  return d instanceof Date && !Number.isNaN(d.getTime());
+}
+
+function checkDays(days: number, what: string): void {
+  if (typeof days !== 'number' || !Number.isFinite(days) || days < 0) {
+    throw new RangeError(`${what} must be a finite number >= 0, got ${String(days)}`);
+  }
+}
+
+function checkPolicy(policy: RetentionPolicy): void {
+  checkDays(policy.fullDays, 'fullDays');
+  checkDays(policy.binlogDays, 'binlogDays');
+  if (!Number.isInteger(policy.minFullBackups) || policy.minFullBackups < 0) {
+    throw new RangeError(`minFullBackups must be an integer >= 0, got ${String(policy.minFullBackups)}`);
+  }
+  if (typeof policy.keepBinlogsForOldestFull !== 'boolean') {
+    throw new RangeError('keepBinlogsForOldestFull must be a boolean');
+  }
+}
+
+/** The moment `row` expires when kept for `days` days: startTime + days * 24 h. */
+export function expiresAt(row: Pick<RetentionRow, 'startTime'>, days: number): Date {
+  checkDays(days, 'days');
+  if (!isValidDate(row.startTime)) throw new RangeError('row.startTime is not a valid date');
+  return new Date(row.startTime.getTime() + days * DAY_MS);
+}
+
+/**
+ * Whole days until `row` expires: ceil((startTime + days*24h - now) / 24h), clamped to >= 0.
+ * Calendar-independent (no time zones, no DST): `days` right after the backup started, 1 up to the
+ * exact moment of expiry, 0 from then on.
+ */
+export function daysLeft(row: Pick<RetentionRow, 'startTime'>, days: number, now: Date): number {
+  if (!isValidDate(now)) throw new RangeError('now is not a valid date');
+  const remaining = expiresAt(row, days).getTime() - now.getTime();
+  // `+ 0` turns a -0 from Math.ceil(-0.x) into 0.
+  return Math.max(0, Math.ceil(remaining / DAY_MS)) + 0;
+}
+
+function iso(d: Date): string {
+  return d.toISOString();
+}
+
+function daysFor(row: RetentionRow, policy: RetentionPolicy): number {
+  return row.type === 'binlog' ? policy.binlogDays : policy.fullDays;
+}
+
+/** Newest first by recovery point; ties broken by startTime, then id, so the order is deterministic. */
+function newestFirst(a: RetentionRow, b: RetentionRow): number {
+  return (
+    b.endTime.getTime() - a.endTime.getTime() ||
+    b.startTime.getTime() - a.startTime.getTime() ||
+    b.id - a.id
+  );
+}
+
+/** A Completed, not yet deleted row with usable timestamps: the only kind planExpiry may delete. */
+function isDeletable(row: RetentionRow): boolean {
+  return (
+    row.state === COMPLETED &&
+    !row.isDelete &&
+    (row.type === 'full' || row.type === 'binlog') &&
+    isValidDate(row.startTime) &&
+    isValidDate(row.endTime)
+  );
+}
+
+/**
+ * One decision per row given, in the same order. Rows may belong to several instances; each
+ * instance (`instanceId`) is planned on its own. Rules:
+ *  1. Only Completed rows not already `isDelete` may be deleted. Doing/Done/Tar/Uploading/Clearing are
+ *     not final and always kept; Error and Expiration rows are left alone (kept); so are unknown states,
+ *     unknown types and rows with invalid timestamps.
+ *  2. A row expires when now >= startTime + days (fullDays for full, binlogDays for binlog).
+ *  3. The newest `minFullBackups` Completed full backups of an instance are kept even when expired.
+ *  4. With keepBinlogsForOldestFull, an expired Completed binlog whose span reaches past the recovery
+ *     point of the oldest kept full (binlog.endTime > full.endTime) is kept: it is needed to roll forward.
+ */
+export function planExpiry(rows: RetentionRow[], policy: RetentionPolicy, now: Date): ExpiryDecision[] {
+  checkPolicy(policy);
+  if (!isValidDate(now)) throw new RangeError('now is not a valid date');
+  const nowMs = now.getTime();
+
+  const isExpired = (row: RetentionRow): boolean =>
+    nowMs >= row.startTime.getTime() + daysFor(row, policy) * DAY_MS;
+
+  // Per instance: which Completed fulls are protected by min_full_backups, and the oldest kept full
+  // (the anchor binlogs are kept for).
+  const protectedFulls = new Set<RetentionRow>();
+  const anchorByInstance = new Map<string, RetentionRow>();
+  const fullsByInstance = new Map<string, RetentionRow[]>();
+  for (const row of rows) {
+    if (row.type !== 'full' || !isDeletable(row)) continue;
+    const list = fullsByInstance.get(row.instanceId);
+    if (list) list.push(row);
+    else fullsByInstance.set(row.instanceId, [row]);
+  }
+  for (const [instanceId, fulls] of fullsByInstance) {
+    const sorted = [...fulls].sort(newestFirst);
+    sorted.slice(0, policy.minFullBackups).forEach((f) => protectedFulls.add(f));
+    const kept = sorted.filter((f) => protectedFulls.has(f) || !isExpired(f));
+    const oldestKept = kept[kept.length - 1];
+    // No kept Completed full (none exists, or minFullBackups = 0 and all expired): there is nothing to
+    // roll forward from, so no anchor, and this instance's binlogs simply follow their own retention
+    // (kept while not expired, deleted once expired).
+    if (oldestKept) anchorByInstance.set(instanceId, oldestKept);
+  }
+
+  return rows.map((row): ExpiryDecision => {
+    const keep = (reason: string, left: number): ExpiryDecision => ({ row, action: 'keep', reason, daysLeft: left });
+
+    const days = daysFor(row, policy);
+    if (!isValidDate(row.startTime) || !isValidDate(row.endTime)) {
+      // Age unknown: never delete; report the full retention rather than 0 so nothing that still reads
+      // overdue_day (such as the seed's cleaner) takes it for expired.
+      return keep('kept: invalid start_time/end_time, age unknown', Math.ceil(days));
+    }
+    const left = daysLeft(row, days, now);
+
+    if (row.type !== 'full' && row.type !== 'binlog') {
+      return keep(`kept: unknown backup type ${JSON.stringify(row.type)}`, left);
+    }
+    if (row.isDelete) return keep('kept: already deleted (is_delete=1)', left);
+    if (NON_FINAL_STATES.has(row.state)) return keep(`kept: state ${row.state} is not final`, left);
+    const leftAlone = LEFT_ALONE[row.state];
+    if (leftAlone !== undefined) return keep(leftAlone, left);
+    if (row.state !== COMPLETED) return keep(`kept: unknown state ${JSON.stringify(row.state)}`, left);
+
+    const expiry = iso(expiresAt(row, days));
+    if (!isExpired(row)) {
+      return keep(`kept: within retention (expires ${expiry}, retention ${days} d)`, left);
+    }
+
+    if (row.type === 'full') {
+      if (protectedFulls.has(row)) {
+        return keep(
+          `kept: newest completed full backup (min_full_backups=${policy.minFullBackups}), expired ${expiry}`,
+          left,
+        );
+      }
+    } else if (policy.keepBinlogsForOldestFull) {
+      const anchor = anchorByInstance.get(row.instanceId);
+      if (anchor && row.endTime.getTime() > anchor.endTime.getTime()) {
+        return keep(
+          `kept: needed to roll forward from full backup #${anchor.id} (recovery point ${iso(anchor.endTime)})`,
+          left,
+        );
+      }
+    }
+
+    return {
+      row,
+      action: 'delete',
+      reason: `expired: completed ${row.type} backup started ${iso(row.startTime)}, expired ${expiry}, retention ${days} d`,
+      daysLeft: left,
+    };
+  });
+}

@@ -1,0 +1,147 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError, loadConfig, parseConfig, redactConfig, requireOss } from '../../src/config/index.ts';
+
+// The seed's own clone.ini example, verbatim (deployment guide §5).
+const seedCloneIni = `[mysql-link]
+# clone 数据库的连接信息
+host = 127.0.0.1
+port = 3306
+user = backup_clone
+password = xxxxxxx
+charset = utf8
+
+[metadata-link]
+# 元数据中心库的连接信息
+host = 172.16.104.7
+port = 3306
+user = op_user
+password = xxxxxxx
+database = op_service_db
+charset = utf8
+
+
+[backup-conf]
+# clone 文件目录
+backup_path = /data/clone_bak
+# Binlog mysql-bin.index 文件目录
+bin_index_path = /data/mysql_80/logs/mysql-bin.index
+# 元数据 tb_instance 实例 ID
+tb_instance_id = 106
+# Bucket 名称
+bucket_name = local
+# 备份保留天数
+full_storage_days = 7
+# binlog 备份保留天数
+binlog_storage_days = 7
+# 是否为集群
+is_cluster = on
+# 是否开启 Debug
+debug = off
+`;
+
+const ossSection = `
+[redis]
+url = redis://127.0.0.1:6379
+
+[oss]
+endpoint = 127.0.0.1:9000
+access_key = minioadmin
+secret_key = minio-secret
+secure = off
+`;
+
+test('the seed clone.ini parses unchanged, with defaults for what it lacks', () => {
+  const c = parseConfig(seedCloneIni, '/etc/clone.ini', {});
+  assert.deepEqual(c.mysql, { host: '127.0.0.1', port: 3306, user: 'backup_clone', password: 'xxxxxxx', charset: 'utf8' });
+  assert.equal(c.metadata.host, '172.16.104.7');
+  assert.equal(c.metadata.database, 'op_service_db');
+  assert.equal(c.backup.backupPath, '/data/clone_bak');
+  assert.equal(c.backup.binIndexPath, '/data/mysql_80/logs/mysql-bin.index');
+  assert.equal(c.backup.tbInstanceId, 106);
+  assert.equal(c.backup.bucketName, 'local');
+  assert.equal(c.backup.fullStorageDays, 7);
+  assert.equal(c.backup.binlogStorageDays, 7);
+  assert.equal(c.backup.isCluster, true);
+  assert.equal(c.backup.debug, false);
+  assert.equal(c.backup.compression, 'gzip');
+  assert.equal(c.redis.url, 'redis://127.0.0.1:6379');
+  assert.equal(c.schedule.full, '0 2 * * *');
+  assert.equal(c.oss, undefined);
+});
+
+test('[oss] endpoint host:port, secure and bucket from bucket_name', () => {
+  const c = parseConfig(seedCloneIni + ossSection, 'x.ini', {});
+  const oss = requireOss(c);
+  assert.equal(oss.endPoint, '127.0.0.1');
+  assert.equal(oss.port, 9000);
+  assert.equal(oss.useSSL, false);
+  assert.equal(oss.bucket, 'local');
+  assert.equal(oss.partSizeBytes, 16 * 1024 * 1024);
+  const secure = parseConfig(seedCloneIni + ossSection.replace('secure = off', 'secure = on').replace(':9000', ''), 'x.ini', {});
+  assert.equal(secure.oss!.port, 443);
+});
+
+test('environment variables override secrets', () => {
+  const c = parseConfig(seedCloneIni + ossSection, 'x.ini', {
+    MCB_MYSQL_PASSWORD: 'from-env-1',
+    MCB_METADATA_PASSWORD: 'from-env-2',
+    MCB_OSS_SECRET_KEY: 'from-env-3',
+    MCB_REDIS_URL: 'redis://10.0.0.1:6380',
+  });
+  assert.equal(c.mysql!.password, 'from-env-1');
+  assert.equal(c.metadata.password, 'from-env-2');
+  assert.equal(c.oss!.secretKey, 'from-env-3');
+  assert.equal(c.redis.url, 'redis://10.0.0.1:6380');
+});
+
+function configError(text: string): ConfigError {
+  try {
+    parseConfig(text, '/etc/mcb/clone.ini', {});
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
+    assert.equal(err.exitCode, 2);
+    return err;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('a misspelt key is named with its section, file and line', () => {
+  const err = configError(seedCloneIni.replace('full_storage_days = 7', 'full_storge_days = 7'));
+  assert.match(err.message, /\[backup-conf\] full_storge_days in \/etc\/mcb\/clone\.ini line \d+: unknown key/);
+});
+
+test('a missing required key is named', () => {
+  const err = configError(seedCloneIni.replace('user = op_user\n', ''));
+  assert.match(err.message, /\[metadata-link\] user in \/etc\/mcb\/clone\.ini: is required and missing/);
+});
+
+test('bad values are named with what was expected', () => {
+  assert.match(configError(seedCloneIni.replace('port = 3306', 'port = 33o6')).message, /\[mysql-link\] port .*whole number, got "33o6"/);
+  assert.match(configError(seedCloneIni.replace('is_cluster = on', 'is_cluster = maybe')).message, /is_cluster .*on or off/);
+  assert.match(configError(seedCloneIni.replace('bucket_name = local', 'bucket_name = Local_Bucket')).message, /bucket_name .*not a valid S3 bucket name/);
+  assert.match(configError(seedCloneIni.replace('backup_path = /data/clone_bak', 'backup_path = data')).message, /backup_path .*absolute/);
+  assert.match(configError(seedCloneIni + '\n[schedule]\nfull = every day\n').message, /\[schedule\] full .*cron/);
+  assert.match(configError(seedCloneIni + '\n[bogus]\nx = 1\n').message, /unknown section \[bogus\]/);
+  assert.match(configError(seedCloneIni.replace('[backup-conf]', 'not a line\n[backup-conf]')).message, /line \d+: expected "key = value"/);
+  assert.match(configError(seedCloneIni.replace('[metadata-link]', '[metadata-links]')).message, /unknown section \[metadata-links\]/);
+});
+
+test('missing or unreadable file gives a ConfigError naming it', () => {
+  assert.throws(() => loadConfig('/nonexistent/clone.ini'), (e: unknown) => e instanceof ConfigError && /\/nonexistent\/clone\.ini.*ENOENT/.test(e.message));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mcb-config-'));
+  const file = path.join(dir, 'clone.ini');
+  writeFileSync(file, seedCloneIni);
+  assert.equal(loadConfig(file).backup.tbInstanceId, 106);
+});
+
+test('redacted config hides every secret', () => {
+  const c = parseConfig(seedCloneIni + ossSection, 'x.ini', {});
+  const text = JSON.stringify(redactConfig(c));
+  assert.ok(!text.includes('xxxxxxx'));
+  assert.ok(!text.includes('minio-secret'));
+  assert.ok(!text.includes('minioadmin'));
+});

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { backupUuidFor, binlogObjectName, compactTimestamp, fullBackupObjectName, humanBytes, parseObjectName } from '../../src/naming.ts';
+import { fullBackupFiles } from '../../src/jobs/full-files.ts';
+import { canEnterStage, finalStates, inProgressStates, stageTransitions } from '../../src/metadata/states.ts';
+import { splitStatements, loadMigrations } from '../../src/metadata/migrate.ts';
+
+test("object names follow the seed: bak_<id>_<YYYYmmddHHMMSS>.tar.gz and log_<id>_<binlog>", () => {
+  const at = new Date(2023, 9, 26, 10, 25, 57);
+  assert.equal(compactTimestamp(at), '20231026102557');
+  assert.equal(fullBackupObjectName(106, at, '.gz'), 'bak_106_20231026102557.tar.gz');
+  assert.equal(fullBackupObjectName(106, at, ''), 'bak_106_20231026102557.tar');
+  assert.equal(binlogObjectName(106, 'mysql-bin.000012'), 'log_106_mysql-bin.000012');
+  assert.deepEqual(parseObjectName('bak_106_20231026102557.tar.gz'), { type: 'full', instanceId: 106, timestamp: '20231026102557', compressed: true });
+  assert.deepEqual(parseObjectName('log_106_mysql-bin.000012'), { type: 'binlog', instanceId: 106, binlogFile: 'mysql-bin.000012', compressed: false });
+  assert.deepEqual(parseObjectName('log_7_binlog.000003.gz'), { type: 'binlog', instanceId: 7, binlogFile: 'binlog.000003', compressed: true });
+  assert.equal(parseObjectName('random.txt'), undefined);
+});
+
+test('local files derive from the row: clone dir and archive side by side', () => {
+  assert.deepEqual(fullBackupFiles({ backupPath: '/data/clone_bak', backupName: 'bak_106_20231026102557.tar.gz' }), {
+    cloneDir: '/data/clone_bak/bak_106_20231026102557',
+    archiveFile: '/data/clone_bak/bak_106_20231026102557.tar.gz',
+  });
+});
+
+test('backup uuids are deterministic per job and shaped like uuids', () => {
+  const a = backupUuidFor('full:1:job-1');
+  assert.match(a, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.equal(a.length, 36);
+  assert.equal(backupUuidFor('full:1:job-1'), a);
+  assert.notEqual(backupUuidFor('full:1:job-2'), a);
+});
+
+test('human sizes fit the seed varchar(10) backup_size', () => {
+  assert.equal(humanBytes(0), '0B');
+  assert.equal(humanBytes(1023), '1023B');
+  assert.equal(humanBytes(1536), '1.5K');
+  assert.equal(humanBytes(50 * 1024 ** 3), '50.0G');
+  assert.equal(humanBytes(999 * 1024 ** 5), '999P');
+  for (const n of [0, 1, 1e3, 1e6, 1e9, 1e12, 1e15, 9e18]) assert.ok(humanBytes(n).length <= 10);
+});
+
+test('state transitions: each stage enters its seed state from the previous one, itself or Error', () => {
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(stageTransitions).map(([k, v]) => [k, v.enter])),
+    { clone: 'Doing', tar: 'Tar', upload: 'Uploading', cleanup: 'Clearing' },
+  );
+  assert.ok(canEnterStage('tar', 'Done'));
+  assert.ok(canEnterStage('tar', 'Tar'));
+  assert.ok(!canEnterStage('tar', 'Doing'));
+  assert.ok(!canEnterStage('upload', 'Done'));
+  assert.ok(!canEnterStage('cleanup', 'Tar'));
+  assert.ok(!canEnterStage('clone', 'Completed'));
+  assert.ok(!canEnterStage('cleanup', 'Expiration'));
+  assert.deepEqual([...inProgressStates, ...finalStates].sort(), ['Clearing', 'Completed', 'Doing', 'Done', 'Error', 'Expiration', 'Tar', 'Uploading']);
+});
+
+test('migrations are numbered and split into single statements', () => {
+  const migrations = loadMigrations();
+  assert.deepEqual(migrations.map((m) => m.version), [...migrations.map((m) => m.version)].sort((a, b) => a - b));
+  assert.equal(migrations[0]!.statements.length, 2);
+  assert.deepEqual(splitStatements('-- c\nSELECT 1;\nSELECT 2;\n'), ['SELECT 1', 'SELECT 2']);
+});

@@ -29,7 +29,8 @@ async function run(fn: (ctx: CliContext) => Promise<void>): Promise<void> {
 registerMigrate(program, run);
 registerInstance(program, run);
 registerDaemons(program, run);
-registerEnqueue(program, run);
+const enqueue = registerEnqueue(program, run);
+void enqueue; // other job types register their `enqueue <type>` subcommands on it below
 registerBackups(program, run);
 
 function exitCodeOf(err: unknown): number {

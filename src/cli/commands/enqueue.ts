@@ -5,7 +5,8 @@ import { followBackup, JobFailedError, waitForJob } from '../wait.ts';
 
 type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
-export function registerEnqueue(program: Command, run: Run): void {
+/** Registers `enqueue` and `enqueue full`; returns the `enqueue` command so other job types add theirs. */
+export function registerEnqueue(program: Command, run: Run): Command {
   const enqueue = program.command('enqueue').description('run a job now, through the same queues and workers as the schedules');
 
   enqueue
@@ -38,4 +39,5 @@ export function registerEnqueue(program: Command, run: Run): void {
         await followBackup(await ctx.metadata(), queue, result.backupUuid!, { timeoutMs });
       }),
     );
+  return enqueue;
 }

@@ -6,6 +6,7 @@ import { registerDaemons } from './commands/daemons.ts';
 import { registerEnqueue } from './commands/enqueue.ts';
 import { registerInstance } from './commands/instance.ts';
 import { registerMigrate } from './commands/migrate.ts';
+import { registerStorage } from './commands/storage.ts';
 import { CliContext, UsageError } from './context.ts';
 
 const program = new Command();
@@ -32,6 +33,7 @@ registerDaemons(program, run);
 const enqueue = registerEnqueue(program, run);
 void enqueue; // other job types register their `enqueue <type>` subcommands on it below
 registerBackups(program, run);
+registerStorage(program, run);
 
 function exitCodeOf(err: unknown): number {
   if (err instanceof ConfigError || err instanceof UsageError) return 2;

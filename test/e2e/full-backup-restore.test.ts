@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { mysqldFromSidRoot, startMysqld } from '../../src/mysql/mysqld.ts';
+import { findFreePort, mysqldFromSidRoot, startMysqld } from '../../src/mysql/mysqld.ts';
 import { servicesEnv } from '../support/env.ts';
 import { createWorld, rootConnection, type World } from '../support/world.ts';
 import { runMcb, startMcb, type Daemon } from '../support/spawn.ts';
@@ -123,7 +123,7 @@ test('producer + two workers + real CLONE, then the backup restores into a runni
   const datadir = path.join(restoreDir, completed.backupName.replace(/\.tar\.gz$/, ''));
   const server = await startMysqld(mysqldFromSidRoot(env.sidRoot), {
     datadir,
-    port: 13390,
+    port: await findFreePort(),
     runDir: path.join(world.dir, 'restore-run'),
     extraArgs: ['--skip-replica-start', '--server-id=90'],
   });

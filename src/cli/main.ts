@@ -4,8 +4,13 @@ import { ConfigError } from '../config/index.ts';
 import { registerBackups } from './commands/backups.ts';
 import { registerDaemons } from './commands/daemons.ts';
 import { registerEnqueue } from './commands/enqueue.ts';
+import { registerEnqueueBinlog } from './commands/enqueue-binlog.ts';
+import { registerEnqueueExpire } from './commands/enqueue-expire.ts';
 import { registerInstance } from './commands/instance.ts';
+import { registerJobs } from './commands/jobs.ts';
 import { registerMigrate } from './commands/migrate.ts';
+import { registerServer } from './commands/server.ts';
+import { registerStatus } from './commands/status.ts';
 import { registerStorage } from './commands/storage.ts';
 import { CliContext, UsageError } from './context.ts';
 
@@ -32,7 +37,12 @@ registerInstance(program, run);
 registerDaemons(program, run);
 const enqueue = registerEnqueue(program, run);
 void enqueue; // other job types register their `enqueue <type>` subcommands on it below
+registerEnqueueBinlog(enqueue, run);
+registerEnqueueExpire(enqueue, run);
 registerBackups(program, run);
+registerJobs(program, run);
+registerStatus(program, run);
+registerServer(program, run);
 registerStorage(program, run);
 
 function exitCodeOf(err: unknown): number {
@@ -41,8 +51,13 @@ function exitCodeOf(err: unknown): number {
   return typeof code === 'number' ? code : 1;
 }
 
+/** The seed's crontab lines say `-f=/path/clone.ini`; commander would read that value as "=/path". */
+function seedStyleArgs(argv: string[]): string[] {
+  return argv.flatMap((a) => (a.startsWith('-f=') ? ['-f', a.slice(3)] : [a]));
+}
+
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(seedStyleArgs(process.argv));
 } catch (err) {
   if (err instanceof CommanderError) {
     // commander has printed its message; help and version are not errors.

@@ -49,6 +49,10 @@ test('a wrong config key: exit 2 naming key, section, file and line', async () =
   const r = await runMcb(['-f', file, 'backups', 'list']);
   assert.equal(r.code, 2);
   assert.match(oneLine(r.stderr), new RegExp(`\\[backup-conf\\] full_storage_day in ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} line \\d+: unknown key`));
+  // The seed's crontab spelling `-f=FILE` works too.
+  const seedStyle = await runMcb([`-f=${file}`, 'backups', 'list']);
+  assert.equal(seedStyle.code, 2);
+  assert.match(oneLine(seedStyle.stderr), /full_storage_day .*unknown key/);
   const missing = await runMcb(['-f', path.join(world.dir, 'nope.ini'), 'backups', 'list']);
   assert.equal(missing.code, 2);
   assert.match(oneLine(missing.stderr), /cannot read config file .*nope\.ini: ENOENT/);

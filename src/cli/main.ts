@@ -9,6 +9,7 @@ import { registerEnqueueExpire } from './commands/enqueue-expire.ts';
 import { registerInstance } from './commands/instance.ts';
 import { registerJobs } from './commands/jobs.ts';
 import { registerMigrate } from './commands/migrate.ts';
+import { registerRestore } from './commands/restore.ts';
 import { registerServer } from './commands/server.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerStorage } from './commands/storage.ts';
@@ -43,6 +44,7 @@ registerBackups(program, run);
 registerJobs(program, run);
 registerStatus(program, run);
 registerServer(program, run);
+registerRestore(program, run);
 registerStorage(program, run);
 
 function exitCodeOf(err: unknown): number {

@@ -41,7 +41,13 @@ export const uploadStage = defineJob<FullChainPayload, UploadResult>({
     try {
       put = await ctx.storage.putStream(key, body, {
         size,
-        metadata: { 'mcb-sha256': row.sha256, 'mcb-instance': String(instanceId), 'mcb-backup-uuid': backupUuid },
+        metadata: {
+          'mcb-sha256': row.sha256,
+          'mcb-instance': String(instanceId),
+          'mcb-backup-uuid': backupUuid,
+          // The recovery point, for restores without the metadata center (mcb restore --from-bucket).
+          ...(row.endTime ? { 'mcb-recovery-point': row.endTime.toISOString() } : {}),
+        },
       });
     } finally {
       clearInterval(timer);

@@ -97,8 +97,11 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
       }
     };
 
+    // BullMQ does not close a connection it was handed, so it is ours to quit after worker.close().
+    const workerRedis = redisConnection(config, 'worker');
+    cleanup.push(async () => workerRedis.disconnect());
     const worker = new Worker(queueName, processor, {
-      connection: redisConnection(config, 'worker') as ConnectionOptions,
+      connection: workerRedis as ConnectionOptions,
       prefix: config.redis.prefix,
       // A binlog job may run beside a full-backup stage; two full backups never run together (metadata lock).
       concurrency: opts.concurrency ?? 2,

@@ -1,0 +1,48 @@
+// `mcb enqueue binlog --instance ID [--wait]`: archive the closed binlogs of one instance now, through the same
+// queue and node-local worker as the schedule.
+import type { Command } from 'commander';
+import type { BinlogResult } from '../../jobs/binlog.ts';
+import { stageJobOptions } from '../../queues/index.ts';
+import { parseId, type CliContext } from '../context.ts';
+import { JobFailedError, waitForJob } from '../wait.ts';
+
+type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
+
+export function registerEnqueueBinlog(enqueue: Command, run: Run): void {
+  enqueue
+    .command('binlog')
+    .description('archive the closed binary logs of one instance now (RPO flush included)')
+    .requiredOption('--instance <id>', 'tb_instance id')
+    .option('--wait', 'wait for the job; print what was archived; exit 0 on success, 1 on failure')
+    .option('--timeout <seconds>', 'with --wait: give up after this long (0 = never)', '0')
+    .action((o) =>
+      run(async (ctx) => {
+        const instanceId = parseId(o.instance);
+        const instance = await ctx.instance(instanceId, { mustBeEnabled: true });
+        const queues = await ctx.queues();
+        const queue = queues.forInstance(instanceId);
+        const jobId = `binlog-adhoc-${instanceId}-${Date.now()}`;
+        // One attempt: a failed batch is retried by the next scheduled run, and --wait reports the failure now.
+        await queue.add('binlog', { instanceId }, { ...stageJobOptions(ctx.config), attempts: 1, jobId });
+        console.log(`enqueued binlog archiving of instance ${instanceId} (${instance.instanceId}) as job ${jobId} on ${queue.name}`);
+        if (!o.wait) return;
+        const done = await waitForJob(queue, jobId, {
+          timeoutMs: Number(o.timeout) * 1000 || undefined,
+          onWaiting: () => console.log(`still waiting: is \`mcb worker\` running for instance ${instanceId} (queue ${queue.name})?`),
+        });
+        if (done.state === 'failed') throw new JobFailedError(`binlog archiving of instance ${instanceId} failed: ${done.failedReason}`);
+        printResult(done.returnvalue as BinlogResult);
+      }),
+    );
+}
+
+function printResult(r: BinlogResult): void {
+  if (r.busy) {
+    console.log('another binlog run of this instance was in progress; nothing done');
+    return;
+  }
+  if (r.flushed) console.log('FLUSH BINARY LOGS issued (the active binlog was older than max_rpo_minutes)');
+  if (r.gap) console.log(`GAP (${r.gap.reason}): point-in-time chain broken from ${r.gap.from ?? 'unknown'} to ${r.gap.to}${r.gap.missing.length ? `; missing ${r.gap.missing.join(', ')}` : ''}`);
+  for (const a of r.archived) console.log(`archived ${a.file} → ${a.objectKey}  ${a.bytes} bytes  sha256 ${a.sha256}  ${a.startTime} .. ${a.endTime}`);
+  console.log(`${r.archived.length} archived, ${r.skipped} already archived, ${r.active} left open (active)`);
+}

@@ -1,0 +1,37 @@
+// `mcb server`: the HTTP server (bull-board, status page, metrics) until SIGTERM/SIGINT.
+import type { Command } from 'commander';
+import { startServer } from '../../server/index.ts';
+import type { CliContext } from '../context.ts';
+
+type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
+
+export function registerServer(program: Command, run: Run): void {
+  program
+    .command('server')
+    .description('HTTP server on [server] listen: status page at /, bull-board at /queues, /api/instances, /api/backups, /metrics, /healthz')
+    .option('--listen <host:port>', 'override [server] listen')
+    .addHelpText(
+      'after',
+      `
+Auth: /queues (it can retry, remove and pause jobs) and every non-GET request need HTTP Basic
+([server] user/password, or MCB_SERVER_USER/MCB_SERVER_PASSWORD) or "Authorization: Bearer <token>"
+([server] token or MCB_SERVER_TOKEN). The server refuses to start on a non-loopback address without them (exit 2).`,
+    )
+    .action((o) =>
+      run(async (ctx) => {
+        let listen = ctx.config.server.listen;
+        if (o.listen) {
+          const m = /^(.+):(\d+)$/.exec(o.listen);
+          if (!m || Number(m[2]) > 65535) throw new (await import('../context.ts')).UsageError(`--listen must be host:port, got "${o.listen}"`);
+          listen = { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+        }
+        const server = await startServer(ctx.config, { log: ctx.log, listen });
+        const sig = await new Promise<string>((resolve) => {
+          process.once('SIGTERM', () => resolve('SIGTERM'));
+          process.once('SIGINT', () => resolve('SIGINT'));
+        });
+        ctx.log.info({ event: 'server.stopping', signal: sig }, 'server stopping');
+        await server.close();
+      }),
+    );
+}

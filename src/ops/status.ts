@@ -1,0 +1,140 @@
+// What `mcb status`, the status page, /api/instances and /metrics report: per instance, the last Completed
+// full and binlog backup with their age, what is running, the next scheduled runs and recent failures.
+// The metadata center is the source of truth; Redis adds schedules and queue depths when it answers.
+import type { RowDataPacket } from 'mysql2/promise';
+import type { Config } from '../config/index.ts';
+import { inProgressStates, type BackupRow, type InstanceRow, type MetadataStore } from '../metadata/index.ts';
+import { instanceQueueName, type Queues } from '../queues/index.ts';
+
+export interface LastBackup {
+  id: number;
+  backupName: string;
+  /** When the backup's data is from: end_time (the clone recovery point), else the moment it completed. */
+  at: string;
+  ageSeconds: number;
+  durationSeconds: number | null;
+  bytes: number | null;
+  size: string;
+  stale: boolean;
+}
+
+export interface ScheduledRun {
+  name: string;
+  next: string | null;
+  pattern: string | null;
+}
+
+export interface InstanceStatus {
+  id: number;
+  instanceId: string;
+  instanceName: string;
+  enabled: boolean;
+  queue: string;
+  lastFull: LastBackup | null;
+  lastBinlog: LastBackup | null;
+  /** Nothing, or a Completed one older than the threshold. */
+  fullStale: boolean;
+  binlogStale: boolean;
+  running: Array<{ id: number; backupType: string; state: string; backupName: string; info: string | null; since: string | null }>;
+  failures24h: number;
+  lastFailure: { id: number; backupName: string; at: string; info: string | null } | null;
+  /** null when Redis did not answer. */
+  schedules: ScheduledRun[] | null;
+  /** Job counts by state in the instance queue; null when Redis did not answer. */
+  queueCounts: Record<string, number> | null;
+}
+
+export interface StatusOptions {
+  instanceId?: number;
+  now?: Date;
+}
+
+function completedAt(row: BackupRow): Date {
+  return row.endTime ?? row.updatedAt;
+}
+
+function lastBackup(row: BackupRow | undefined, now: Date, staleAfterSeconds: number): LastBackup | null {
+  if (!row) return null;
+  const at = completedAt(row);
+  const ageSeconds = Math.max(0, Math.round((now.getTime() - at.getTime()) / 1000));
+  return {
+    id: row.id,
+    backupName: row.backupName,
+    at: at.toISOString(),
+    ageSeconds,
+    durationSeconds: row.startTime ? Math.max(0, Math.round((row.updatedAt.getTime() - row.startTime.getTime()) / 1000)) : null,
+    bytes: row.backupBytes,
+    size: row.backupSize,
+    stale: ageSeconds > staleAfterSeconds,
+  };
+}
+
+export async function instanceStatuses(config: Config, metadata: MetadataStore, queues: Queues | undefined, opts: StatusOptions = {}): Promise<InstanceStatus[]> {
+  const now = opts.now ?? new Date();
+  const instances: InstanceRow[] = (await metadata.listInstances()).filter((i) => opts.instanceId === undefined || i.id === opts.instanceId);
+  const staleFull = config.server.staleFullHours * 3600;
+  const staleBinlog = config.server.staleBinlogMinutes * 60;
+  const dayAgo = new Date(now.getTime() - 24 * 3600 * 1000);
+  const out: InstanceStatus[] = [];
+  for (const i of instances) {
+    const [full] = await metadata.listBackups({ instanceId: i.id, type: 'full', states: ['Completed'], limit: 1 });
+    const [binlog] = await metadata.listBackups({ instanceId: i.id, type: 'binlog', states: ['Completed'], limit: 1 });
+    const running = await metadata.listBackups({ instanceId: i.id, states: inProgressStates, limit: 20 });
+    const errors = await metadata.listBackups({ instanceId: i.id, states: ['Error'], limit: 500 });
+    const recentErrors = errors.filter((r) => r.updatedAt >= dayAgo);
+    const lastFull = lastBackup(full, now, staleFull);
+    const lastBinlog = lastBackup(binlog, now, staleBinlog);
+    const queue = instanceQueueName(i.id);
+    let schedules: ScheduledRun[] | null = null;
+    let queueCounts: Record<string, number> | null = null;
+    if (queues) {
+      const q = queues.queue(queue);
+      schedules = (await q.getJobSchedulers()).map((s) => ({
+        name: s.name,
+        next: s.next ? new Date(s.next).toISOString() : null,
+        pattern: s.pattern ?? (s.every ? `every ${s.every} ms` : null),
+      }));
+      queueCounts = await q.getJobCounts('active', 'waiting', 'delayed', 'failed', 'completed', 'waiting-children', 'prioritized');
+    }
+    out.push({
+      id: i.id,
+      instanceId: i.instanceId,
+      instanceName: i.instanceName,
+      enabled: i.isClone,
+      queue,
+      lastFull,
+      lastBinlog,
+      fullStale: !lastFull || lastFull.stale,
+      binlogStale: !lastBinlog || lastBinlog.stale,
+      running: running.map((r) => ({
+        id: r.id,
+        backupType: r.backupType,
+        state: r.state,
+        backupName: r.backupName,
+        info: r.info,
+        since: r.stageStartedAt?.toISOString() ?? r.startTime?.toISOString() ?? null,
+      })),
+      failures24h: recentErrors.length,
+      lastFailure: errors[0] ? { id: errors[0].id, backupName: errors[0].backupName, at: errors[0].updatedAt.toISOString(), info: errors[0].info } : null,
+      schedules,
+      queueCounts,
+    });
+  }
+  return out;
+}
+
+/** Rows per (instance, type, state): the failures total and the states panel. */
+export async function backupCounts(metadata: MetadataStore): Promise<Array<{ instance: string; type: string; state: string; count: number }>> {
+  const [rows] = await metadata.pool.query<RowDataPacket[]>(
+    'SELECT tb_instance_id, backup_type, state, COUNT(*) AS n FROM full_backup_metadata GROUP BY tb_instance_id, backup_type, state',
+  );
+  return rows.map((r) => ({ instance: String(r.tb_instance_id), type: String(r.backup_type), state: String(r.state), count: Number(r.n) }));
+}
+
+/** "3d 4h", "12m", "45s": ages a DBA reads at a glance. */
+export function formatAge(seconds: number): string {
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`;
+  return `${Math.floor(seconds / 86400)}d ${Math.floor((seconds % 86400) / 3600)}h`;
+}

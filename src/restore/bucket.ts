@@ -1,0 +1,120 @@
+// Restore candidates without the metadata center (`--from-bucket`): from object names, object metadata and the
+// binlog files' own headers. The metadata DB may be exactly what was lost.
+//  - Full backups: bak_<id>_<ts>.tar[.gz]. The recovery point comes from the object's `mcb-recovery-point`
+//    metadata (written by the upload stage); objects uploaded before it existed fall back to the name's
+//    timestamp (the clone's start, marked inexact). The sha256 comes from `mcb-sha256`.
+//  - Binlogs: log_<id>_<file>[.gz]. The start time is the FORMAT_DESCRIPTION timestamp, read from the head of
+//    the object (a few KB are downloaded, not the file); the end is the next file's start, and for the newest
+//    file its last event (that one is downloaded whole). Binlog objects carry no checksum in metadata, so they
+//    are not sha256-verified in this mode.
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { codecForObjectName } from '../archive/index.ts';
+import { readBinlogStart, summarizeBinlog } from '../binlog/index.ts';
+import { parseObjectName } from '../naming.ts';
+import type { ObjectStore } from '../storage/index.ts';
+import { binlogSequence, type BinlogCandidate, type FullCandidate } from './plan.ts';
+
+const HEAD_BYTES = 64 * 1024;
+
+/** Downloads (decompressed) the whole object, or only its first `limit` bytes (then the download is dropped). */
+async function fetch(store: ObjectStore, key: string, dest: string, limit?: number): Promise<void> {
+  const source = await store.getStream(key);
+  const decoded = codecForObjectName(key).decompress();
+  if (!limit) {
+    await pipeline(source, decoded, createWriteStream(dest));
+    return;
+  }
+  source.on('error', (err) => decoded.destroy(err));
+  source.pipe(decoded);
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const chunk of decoded) {
+      chunks.push(chunk as Buffer);
+      n += (chunk as Buffer).length;
+      if (n >= limit) break;
+    }
+  } finally {
+    source.destroy();
+    decoded.destroy();
+  }
+  await writeFile(dest, Buffer.concat(chunks));
+}
+
+/** `YYYYmmddHHMMSS` (local time, as in object names) → Date. */
+function fromCompact(ts: string): Date {
+  const n = (a: number, b: number) => Number(ts.slice(a, b));
+  return new Date(n(0, 4), n(4, 6) - 1, n(6, 8), n(8, 10), n(10, 12), n(12, 14));
+}
+
+export async function candidatesFromBucket(store: ObjectStore, instanceId: number): Promise<{ fulls: FullCandidate[]; binlogs: BinlogCandidate[]; warnings: string[] }> {
+  const warnings: string[] = [];
+  const fulls: FullCandidate[] = [];
+  for await (const o of store.list(`bak_${instanceId}_`)) {
+    const parsed = parseObjectName(o.key);
+    if (!parsed || parsed.type !== 'full' || parsed.instanceId !== instanceId) continue;
+    const meta = (await store.stat(o.key))?.metadata ?? {};
+    const rp = meta['mcb-recovery-point'] ? new Date(meta['mcb-recovery-point']) : undefined;
+    const exact = rp !== undefined && !Number.isNaN(rp.getTime());
+    if (!exact) warnings.push(`${o.key} has no mcb-recovery-point metadata: its recovery point is estimated from the name (the clone's start)`);
+    fulls.push({
+      objectKey: o.key,
+      bucket: store.bucket,
+      endTime: exact ? rp : fromCompact(parsed.timestamp),
+      endTimeExact: exact,
+      compression: parsed.compressed ? 'gzip' : 'none',
+      bytes: o.size,
+      sha256: meta['mcb-sha256'] ?? null,
+      gtidSet: null,
+    });
+  }
+
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'mcb-bucket-plan-'));
+  try {
+    const binlogs: BinlogCandidate[] = [];
+    let i = 0;
+    for await (const o of store.list(`log_${instanceId}_`)) {
+      const parsed = parseObjectName(o.key);
+      if (!parsed || parsed.type !== 'binlog' || parsed.instanceId !== instanceId) continue;
+      // A reset series is archived as log_<id>_<file>.<start>: the file name is what has a sequence number.
+      let file = parsed.binlogFile;
+      const reset = /^(.*\.\d+)\.(\d{9,})$/.exec(file);
+      if (reset) file = reset[1]!;
+      if (!binlogSequence(file)) continue;
+      const local = path.join(tmp, `head-${i++}`);
+      await fetch(store, o.key, local, HEAD_BYTES);
+      const start = await readBinlogStart(local);
+      binlogs.push({
+        file,
+        objectKey: o.key,
+        bucket: store.bucket,
+        startTime: new Date(start.firstEventTimestamp * 1000),
+        endTime: null,
+        compression: parsed.compressed ? 'gzip' : 'none',
+        bytes: o.size,
+        sha256: null,
+      });
+    }
+    binlogs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime() || binlogSequence(a.file)!.seq - binlogSequence(b.file)!.seq);
+    for (let k = 0; k + 1 < binlogs.length; k++) {
+      const a = binlogSequence(binlogs[k]!.file)!;
+      const b = binlogSequence(binlogs[k + 1]!.file)!;
+      if (a.base === b.base && b.seq === a.seq + 1) binlogs[k]!.endTime = binlogs[k + 1]!.startTime;
+    }
+    const newest = binlogs[binlogs.length - 1];
+    if (newest) {
+      const local = path.join(tmp, 'newest');
+      await fetch(store, newest.objectKey, local);
+      const summary = await summarizeBinlog(local);
+      newest.endTime = new Date(summary.lastEventTimestamp * 1000);
+    }
+    if (binlogs.length) warnings.push('binlog objects carry no sha256 in the bucket: they are not checksum-verified in --from-bucket mode');
+    return { fulls, binlogs, warnings };
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}

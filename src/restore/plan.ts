@@ -1,0 +1,222 @@
+// Point-in-time restore planning (pure): which full backup and which archived binary logs restore an instance
+// to a target time, or a clear reason why that cannot be done. Inputs come from metadata rows (restore.ts) or
+// from object names + binlog headers (--from-bucket); this file does no I/O.
+import type { BackupRow } from '../metadata/index.ts';
+
+export type RestoreTarget = { kind: 'latest' } | { kind: 'time'; at: Date };
+
+export interface FullCandidate {
+  /** Object key in the bucket (bak_<id>_<ts>.tar.gz). */
+  objectKey: string;
+  bucket?: string;
+  /** The recovery point (clone END_TIME). */
+  endTime: Date;
+  /** Whether endTime is exact (metadata) or an estimate (object name timestamp, --from-bucket without metadata). */
+  endTimeExact: boolean;
+  compression: string | null;
+  bytes: number | null;
+  sha256: string | null;
+  gtidSet: string | null;
+  backupUuid?: string;
+}
+
+export interface BinlogCandidate {
+  /** The binlog file name, e.g. mysql-bin.000042. */
+  file: string;
+  objectKey: string;
+  bucket?: string;
+  /** Time of the file's first event. */
+  startTime: Date;
+  /** The next binlog's start; null when unknown (the newest file in --from-bucket mode before download). */
+  endTime: Date | null;
+  compression: string | null;
+  bytes: number | null;
+  sha256: string | null;
+  backupUuid?: string;
+}
+
+export interface RestorePlan {
+  target: RestoreTarget;
+  full: FullCandidate;
+  /** In replay order. Empty when the full backup alone reaches the target. */
+  binlogs: BinlogCandidate[];
+  /** The latest time the chosen objects can restore to (end of the last binlog, or the full's recovery point). */
+  coveredUntil: Date;
+}
+
+export type PlanRefusal = 'no-full' | 'too-early' | 'too-late' | 'gap';
+
+export class RestorePlanError extends Error {
+  override readonly name = 'RestorePlanError';
+  readonly exitCode = 1;
+  constructor(
+    readonly reason: PlanRefusal,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** `YYYY-MM-DD HH:MM:SS` in local time (as the CLI and the metadata center's DATETIME columns show it). */
+export function formatLocal(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** Parses `latest` or `YYYY-MM-DD HH:MM:SS` (local time; `T` between date and time accepted). */
+export function parseTarget(text: string): RestoreTarget | undefined {
+  if (text.trim().toLowerCase() === 'latest') return { kind: 'latest' };
+  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$/.exec(text.trim());
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const at = new Date(y, mo - 1, d, h, mi, s);
+  if (at.getFullYear() !== y || at.getMonth() !== mo - 1 || at.getDate() !== d || at.getHours() !== h || at.getMinutes() !== mi) return undefined;
+  return { kind: 'time', at };
+}
+
+export function describeTarget(t: RestoreTarget): string {
+  return t.kind === 'latest' ? 'latest' : formatLocal(t.at);
+}
+
+/** `mysql-bin.000042` → { base: 'mysql-bin', seq: 42 }. */
+export function binlogSequence(file: string): { base: string; seq: number } | undefined {
+  const m = /^(.*)\.(\d+)$/.exec(file);
+  return m ? { base: m[1]!, seq: Number(m[2]) } : undefined;
+}
+
+/** By start time (a reset numbering starts again at 1, later in time), then by number within a base name. */
+function compareBinlogs(a: BinlogCandidate, b: BinlogCandidate): number {
+  const byTime = a.startTime.getTime() - b.startTime.getTime();
+  if (byTime) return byTime;
+  const x = binlogSequence(a.file);
+  const y = binlogSequence(b.file);
+  if (x && y && x.base === y.base) return x.seq - y.seq;
+  return a.file.localeCompare(b.file);
+}
+
+/** Metadata rows → candidates: Completed, not deleted, with an object key. */
+export function candidatesFromRows(rows: BackupRow[]): { fulls: FullCandidate[]; binlogs: BinlogCandidate[] } {
+  const usable = rows.filter((r) => r.state === 'Completed' && !r.isDelete && r.objectKey);
+  const fulls = usable
+    .filter((r) => r.backupType === 'full' && r.endTime)
+    .map<FullCandidate>((r) => ({
+      objectKey: r.objectKey!,
+      bucket: r.bucketName,
+      endTime: r.endTime!,
+      endTimeExact: true,
+      compression: r.compression,
+      bytes: r.backupBytes,
+      sha256: r.sha256,
+      gtidSet: r.gtidSet,
+      backupUuid: r.backupUuid,
+    }));
+  const seen = new Set<string>();
+  const binlogs: BinlogCandidate[] = [];
+  for (const r of [...usable].sort((a, b) => a.id - b.id)) {
+    if (r.backupType !== 'binlog' || !r.binlogFile || !r.startTime) continue;
+    const key = `${r.binlogFile}@${r.startTime.getTime()}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    binlogs.push({
+      file: r.binlogFile,
+      objectKey: r.objectKey!,
+      bucket: r.bucketName,
+      startTime: r.startTime,
+      endTime: r.endTime,
+      compression: r.compression,
+      bytes: r.backupBytes,
+      sha256: r.sha256,
+      backupUuid: r.backupUuid,
+    });
+  }
+  return { fulls, binlogs };
+}
+
+/**
+ * Picks the newest full backup whose recovery point is at or before the target and the binlogs that cover
+ * (recovery point, target]; for `latest`, the newest full and every archived binlog after it.
+ * Throws RestorePlanError (no-full, too-early, too-late, gap) with a message a DBA can act on.
+ */
+export function planRestore(input: { fulls: FullCandidate[]; binlogs: BinlogCandidate[]; target: RestoreTarget }): RestorePlan {
+  const { target } = input;
+  const fulls = [...input.fulls].sort((a, b) => a.endTime.getTime() - b.endTime.getTime());
+  const binlogs = [...input.binlogs].sort(compareBinlogs);
+  if (!fulls.length) throw new RestorePlanError('no-full', 'no Completed full backup is archived for this instance: nothing to restore from');
+
+  let full: FullCandidate;
+  if (target.kind === 'latest') {
+    full = fulls[fulls.length - 1]!;
+  } else {
+    const eligible = fulls.filter((f) => f.endTime.getTime() <= target.at.getTime());
+    if (!eligible.length) {
+      const oldest = fulls[0]!;
+      throw new RestorePlanError(
+        'too-early',
+        `target ${formatLocal(target.at)} is before the oldest full backup: ${oldest.objectKey} has recovery point ${formatLocal(oldest.endTime)}; choose a time at or after it`,
+      );
+    }
+    full = eligible[eligible.length - 1]!;
+  }
+  const fullEnd = full.endTime.getTime();
+
+  if (target.kind === 'time' && target.at.getTime() === fullEnd) {
+    return { target, full, binlogs: [], coveredUntil: full.endTime };
+  }
+  if (!binlogs.length) {
+    if (target.kind === 'latest') return { target, full, binlogs: [], coveredUntil: full.endTime };
+    throw new RestorePlanError(
+      'too-late',
+      `target ${formatLocal(target.at)} is after the full backup ${full.objectKey} (recovery point ${formatLocal(full.endTime)}) and no binlog is archived to reach it`,
+    );
+  }
+
+  // The first binlog: the newest one that started before the recovery point (it holds the transactions right
+  // after it; any before are skipped on replay because the clone's gtid_executed holds them). Same-second
+  // boundaries are taken inclusively.
+  let first = -1;
+  for (let i = 0; i < binlogs.length; i++) if (binlogs[i]!.startTime.getTime() < fullEnd) first = i;
+  if (first < 0 && binlogs[0]!.startTime.getTime() === fullEnd) first = 0;
+  if (first < 0) {
+    const b = binlogs[0]!;
+    throw new RestorePlanError(
+      'gap',
+      `gap in the binlog chain: the oldest archived binlog ${b.file} starts at ${formatLocal(b.startTime)}, after the recovery point ${formatLocal(full.endTime)} of ${full.objectKey}; the transactions in between are in no archive`,
+    );
+  }
+
+  // The last binlog needed: for a time, the newest one that started at or before it.
+  let last = binlogs.length - 1;
+  if (target.kind === 'time') {
+    last = first;
+    for (let i = first; i < binlogs.length; i++) if (binlogs[i]!.startTime.getTime() <= target.at.getTime()) last = i;
+  }
+
+  const chain = binlogs.slice(first, last + 1);
+  for (let i = 1; i < chain.length; i++) {
+    const prev = chain[i - 1]!;
+    const next = chain[i]!;
+    const a = binlogSequence(prev.file);
+    const b = binlogSequence(next.file);
+    if (!a || !b || a.base !== b.base || b.seq !== a.seq + 1) {
+      const missing = a && b && a.base === b.base && b.seq > a.seq + 1 ? `${b.seq - a.seq - 1} binlog file(s) between them are not archived` : 'they are not consecutive files';
+      throw new RestorePlanError('gap', `gap in the binlog chain between ${prev.file} and ${next.file}: ${missing}`);
+    }
+    if (prev.endTime && prev.endTime.getTime() !== next.startTime.getTime()) {
+      throw new RestorePlanError(
+        'gap',
+        `gap in the binlog chain: ${prev.file} ends at ${formatLocal(prev.endTime)} but ${next.file} starts at ${formatLocal(next.startTime)}`,
+      );
+    }
+  }
+
+  const lastBinlog = chain[chain.length - 1]!;
+  const binlogEnd = lastBinlog.endTime ?? lastBinlog.startTime;
+  const coveredUntil = binlogEnd.getTime() > fullEnd ? binlogEnd : full.endTime;
+  if (target.kind === 'time' && coveredUntil.getTime() < target.at.getTime()) {
+    throw new RestorePlanError(
+      'too-late',
+      `target ${formatLocal(target.at)} is after the end of the newest archived binlog ${lastBinlog.file} (${formatLocal(coveredUntil)}); archive newer binlogs first or choose an earlier time`,
+    );
+  }
+  return { target, full, binlogs: chain, coveredUntil };
+}

@@ -1,0 +1,270 @@
+// Point-in-time restore: download (sha256-verified, streamed to disk), extract the full backup as a datadir,
+// start a temporary mysqld on it, replay archived binlogs up to the target and no further, stop cleanly.
+//
+// Replay method: `mysqlbinlog [--stop-position=P] f1 … fn | mysql` into the temporary server.
+//  - The clone's datadir carries gtid_executed, so the first binlog can be given whole: every transaction the
+//    clone already holds is skipped by GTID auto-skip (SET GTID_NEXT of an executed GTID is a no-op). No start
+//    position or clone binlog coordinates are needed. (Requires gtid_mode=ON on the backed-up instance.)
+//  - The stop is exact: the binlog reader finds the end of the last transaction committed at or before the target
+//    in the last file (findLastTransactionAtOrBefore), and mysqlbinlog applies --stop-position to the last file
+//    named. A transaction is never cut in half, and nothing after the target is replayed (unlike
+//    --stop-datetime, which is evaluated per event).
+//  - It needs no replication channel on the restored server (the relay-log method would leave one configured).
+//
+// Failure policy: the datadir must be empty (or absent) at the start, so everything in it afterwards is ours.
+// On any failure the server is stopped and the directory is emptied again (and removed if we created it):
+// nothing half-restored remains that could be mistaken for a good restore.
+import { spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { createWriteStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import mysql from 'mysql2/promise';
+import { codecForObjectName, extractArchive } from '../archive/index.ts';
+import { findLastTransactionAtOrBefore } from '../binlog/index.ts';
+import { findFreePort, mysqldFromPath, mysqldFromSidRoot, startMysqld, type MysqldBinary, type RunningMysqld } from '../mysql/mysqld.ts';
+import { HashingCounter, type ObjectStore } from '../storage/index.ts';
+import { describeTarget, formatLocal, type BinlogCandidate, type RestorePlan } from './plan.ts';
+
+/** The programs a restore runs. Each is an argv prefix plus arguments that must come first (`--no-defaults`). */
+export interface RestoreBinaries {
+  mysqld: MysqldBinary;
+  mysqlbinlog: MysqldBinary;
+  mysql: MysqldBinary;
+}
+
+/** mysqld, mysqlbinlog and mysql of a Debian root made by debootstrap, through that root's loader. */
+export function binariesFromSidRoot(root: string): RestoreBinaries {
+  const mysqld = mysqldFromSidRoot(root);
+  const loader = mysqld.command.slice(0, -1);
+  const charsets = `--character-sets-dir=${path.join(root, 'usr/share/mysql/charsets')}`;
+  return {
+    mysqld,
+    mysqlbinlog: { command: [...loader, path.join(root, 'usr/bin/mysqlbinlog')], baseArgs: ['--no-defaults', charsets] },
+    mysql: { command: [...loader, path.join(root, 'usr/bin/mysql')], baseArgs: ['--no-defaults', charsets] },
+  };
+}
+
+/** A plainly installed server; mysqlbinlog and mysql default to the ones on PATH. */
+export function binariesFromPath(mysqldPath: string, opts: { mysqlbinlog?: string; mysql?: string } = {}): RestoreBinaries {
+  return {
+    mysqld: mysqldFromPath(mysqldPath),
+    mysqlbinlog: { command: [opts.mysqlbinlog ?? 'mysqlbinlog'], baseArgs: ['--no-defaults'] },
+    mysql: { command: [opts.mysql ?? 'mysql'], baseArgs: ['--no-defaults'] },
+  };
+}
+
+/** The datadir is not usable (not empty, not a directory): exit code 2 like other bad usage. */
+export class RestoreRefusedError extends Error {
+  override readonly name = 'RestoreRefusedError';
+  readonly exitCode = 2;
+}
+
+export class RestoreFailedError extends Error {
+  override readonly name = 'RestoreFailedError';
+  readonly exitCode = 1;
+}
+
+export interface RunRestoreOptions {
+  plan: RestorePlan;
+  datadir: string;
+  binaries: RestoreBinaries;
+  /** The store holding the objects of a bucket (plan entries name their bucket; undefined = the default one). */
+  storeFor(bucket: string | undefined): ObjectStore;
+  port?: number;
+  /** Account of the restored server (the backed-up instance's accounts). Default root with no password. */
+  user?: string;
+  password?: string;
+  log?: (message: string) => void;
+}
+
+export interface RestoreResult {
+  datadir: string;
+  fullObject: string;
+  binlogsApplied: string[];
+  /** --stop-position used on the last binlog, when the replay was cut there. */
+  stopPosition?: number;
+  gtidExecuted: string;
+  /** The last transaction replayed from binlogs (or the full backup's recovery point when none was). */
+  lastTransactionTime: Date;
+  lastTransactionGtid?: string;
+  target: string;
+}
+
+export function checkDatadirUsable(dir: string): { created: boolean } {
+  if (!existsSync(dir)) return { created: true };
+  if (!statSync(dir).isDirectory()) throw new RestoreRefusedError(`--datadir ${dir} exists and is not a directory`);
+  const entries = readdirSync(dir);
+  if (entries.length) {
+    throw new RestoreRefusedError(`--datadir ${dir} is not empty (${entries.length} entries, e.g. ${entries.slice(0, 3).join(', ')}); restore only into an empty or new directory`);
+  }
+  return { created: false };
+}
+
+/** Streams an object to `dest` (decompressed by its name's codec), checking the sha256 of the stored bytes. */
+export async function downloadVerified(store: ObjectStore, key: string, expectedSha256: string | null, dest: string): Promise<{ bytes: number; sha256: string }> {
+  const counter = new HashingCounter();
+  await pipeline(await store.getStream(key), counter, codecForObjectName(key).decompress(), createWriteStream(dest));
+  const sha256 = counter.digest();
+  if (expectedSha256 && sha256 !== expectedSha256) {
+    throw new RestoreFailedError(`${key} in ${store.location}: sha256 is ${sha256}, the archive recorded ${expectedSha256}; the object is corrupt`);
+  }
+  return { bytes: counter.bytes, sha256 };
+}
+
+/** Extracts the full backup into `datadir` (its top folder stripped) while hashing the stored bytes. */
+export async function extractFullVerified(store: ObjectStore, key: string, expectedSha256: string | null, datadir: string): Promise<void> {
+  const counter = new HashingCounter();
+  const source = await store.getStream(key);
+  source.on('error', (err) => counter.destroy(err));
+  source.pipe(counter);
+  try {
+    await extractArchive(counter, { codec: codecForObjectName(key), destDir: datadir, strip: 1 });
+  } catch (err) {
+    throw new RestoreFailedError(`extracting ${key} from ${store.location} failed: ${(err as Error).message}`);
+  }
+  const sha256 = counter.digest();
+  if (expectedSha256 && sha256 !== expectedSha256) {
+    throw new RestoreFailedError(`${key} in ${store.location}: sha256 is ${sha256}, the archive recorded ${expectedSha256}; the object is corrupt`);
+  }
+  if (!existsSync(path.join(datadir, 'mysql.ibd'))) throw new RestoreFailedError(`${key} does not hold a MySQL datadir (no mysql.ibd after extraction)`);
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+/** `mysqlbinlog … | mysql …`, both exit codes checked, stderr kept for the message. */
+export async function pipeBinlogsIntoServer(
+  binaries: RestoreBinaries,
+  files: string[],
+  opts: { stopPosition?: number; socket: string; user: string; password: string },
+): Promise<void> {
+  const [mbFile, ...mbPrefix] = binaries.mysqlbinlog.command;
+  const [myFile, ...myPrefix] = binaries.mysql.command;
+  const mbArgs = [...mbPrefix, ...binaries.mysqlbinlog.baseArgs, ...(opts.stopPosition ? [`--stop-position=${opts.stopPosition}`] : []), ...files];
+  const myArgs = [...myPrefix, ...binaries.mysql.baseArgs, '--binary-mode', '--protocol=SOCKET', `--socket=${opts.socket}`, `--user=${opts.user}`];
+  const mb = spawn(mbFile!, mbArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const my = spawn(myFile!, myArgs, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, MYSQL_PWD: opts.password } });
+  mb.stdout.pipe(my.stdin);
+  my.stdin.on('error', () => undefined); // EPIPE when mysql stops early: its exit code tells why
+  const wait = (child: typeof mb | typeof my): Promise<Exit> =>
+    new Promise((resolve) => {
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => {
+        stderr = (stderr + d.toString('utf8')).slice(-8000);
+      });
+      child.on('error', (err) => resolve({ code: -1, signal: null, stderr: `cannot run: ${err.message}` }));
+      child.on('close', (code, signal) => resolve({ code, signal, stderr }));
+    });
+  const [a, b] = await Promise.all([wait(mb), wait(my)]);
+  if (b.code !== 0) throw new RestoreFailedError(`replaying binlogs failed: mysql exited with ${b.signal ?? b.code}: ${b.stderr.trim()}`);
+  if (a.code !== 0) throw new RestoreFailedError(`replaying binlogs failed: mysqlbinlog exited with ${a.signal ?? a.code}: ${a.stderr.trim()}`);
+}
+
+export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult> {
+  const { plan, binaries } = opts;
+  const log = opts.log ?? (() => undefined);
+  const datadir = path.resolve(opts.datadir);
+  const { created } = checkDatadirUsable(datadir);
+  const user = opts.user ?? 'root';
+  const password = opts.password ?? '';
+  const workDir = path.join(path.dirname(datadir), `.mcb-restore-${path.basename(datadir)}-${process.pid}`);
+  let server: RunningMysqld | undefined;
+  await mkdir(datadir, { recursive: true });
+  try {
+    await rm(workDir, { recursive: true, force: true });
+    await mkdir(path.join(workDir, 'binlogs'), { recursive: true });
+
+    const full = plan.full;
+    log(`extracting ${full.objectKey} (recovery point ${formatLocal(full.endTime)}) into ${datadir}`);
+    await extractFullVerified(opts.storeFor(full.bucket), full.objectKey, full.sha256, datadir);
+
+    const files: string[] = [];
+    for (const b of plan.binlogs) {
+      const dest = path.join(workDir, 'binlogs', b.file);
+      log(`downloading ${b.objectKey}`);
+      await downloadVerified(opts.storeFor(b.bucket), b.objectKey, b.sha256, dest);
+      files.push(dest);
+    }
+
+    // Where to stop: everything up to the last transaction at or before the target, in the last file.
+    let stopPosition: number | undefined;
+    let lastTime = full.endTime;
+    let lastGtid: string | undefined;
+    const applied = [...plan.binlogs];
+    if (files.length) {
+      const targetSeconds = plan.target.kind === 'latest' ? Number.MAX_SAFE_INTEGER : Math.floor(plan.target.at.getTime() / 1000);
+      const lastFile = files[files.length - 1]!;
+      const point = await findLastTransactionAtOrBefore(lastFile, targetSeconds);
+      if (point) {
+        if (plan.target.kind === 'time') stopPosition = point.endPosition;
+        lastTime = new Date(point.timestamp * 1000);
+        lastGtid = point.gtid;
+      } else {
+        // Every transaction of the last file is after the target: replay the files before it whole.
+        files.pop();
+        applied.pop();
+        if (files.length) {
+          const prev = await findLastTransactionAtOrBefore(files[files.length - 1]!, Number.MAX_SAFE_INTEGER);
+          if (prev) {
+            lastTime = new Date(prev.timestamp * 1000);
+            lastGtid = prev.gtid;
+          }
+        }
+      }
+      if (lastTime.getTime() < full.endTime.getTime()) lastTime = full.endTime; // everything replayed was already in the clone
+    }
+
+    const port = opts.port ?? (await findFreePort());
+    log(`starting a temporary mysqld on 127.0.0.1:${port}`);
+    server = await startMysqld(binaries.mysqld, {
+      datadir,
+      port,
+      runDir: path.join(workDir, 'run'),
+      extraArgs: [
+        '--skip-replica-start',
+        `--server-id=${randomInt(1_000_000_000, 2_000_000_000)}`,
+        '--skip-log-bin',
+        '--gtid-mode=ON',
+        '--enforce-gtid-consistency=ON',
+      ],
+    });
+    if (files.length) {
+      log(`replaying ${files.length} binlog(s)${stopPosition ? ` up to position ${stopPosition} of ${path.basename(files[files.length - 1]!)}` : ''}`);
+      await pipeBinlogsIntoServer(binaries, files, { stopPosition, socket: server.socket, user, password });
+    }
+    const conn = await mysql.createConnection({ socketPath: server.socket, user, password });
+    let gtidExecuted: string;
+    try {
+      const [rows] = await conn.query('SELECT @@GLOBAL.gtid_executed AS g');
+      gtidExecuted = String((rows as Array<{ g: string }>)[0]!.g).replace(/\s+/g, '');
+    } finally {
+      await conn.end();
+    }
+    log('stopping the temporary mysqld');
+    await server.stop();
+    server = undefined;
+    await rm(workDir, { recursive: true, force: true });
+    return {
+      datadir,
+      fullObject: full.objectKey,
+      binlogsApplied: applied.map((b: BinlogCandidate) => b.file),
+      stopPosition,
+      gtidExecuted,
+      lastTransactionTime: lastTime,
+      lastTransactionGtid: lastGtid,
+      target: describeTarget(plan.target),
+    };
+  } catch (err) {
+    if (server) await server.stop().catch(() => undefined);
+    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    // Nothing half-restored may stay behind: the directory was empty when we started.
+    if (created) await rm(datadir, { recursive: true, force: true }).catch(() => undefined);
+    else for (const e of await readdir(datadir).catch(() => [] as string[])) await rm(path.join(datadir, e), { recursive: true, force: true }).catch(() => undefined);
+    throw new RestoreFailedError(`restore into ${datadir} failed; ${created ? 'the directory was removed' : 'the directory was emptied'}, nothing half-restored is left: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,168 @@
+// `mcb server`: one port with bull-board at /queues (behind auth), the status page at /, JSON at /api/*,
+// Prometheus metrics at /metrics and /healthz. Reads the metadata center for backups and Redis for queues.
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { Redis } from 'ioredis';
+import type { Config } from '../config/index.ts';
+import type { Logger } from '../log/index.ts';
+import { MetadataStore } from '../metadata/index.ts';
+import { backupCounts, instanceStatuses } from '../ops/status.ts';
+import { instanceQueueName, pingRedis, Queues } from '../queues/index.ts';
+import { assertSafeListen, hasCredentials, requireAuth } from './auth.ts';
+import { renderMetrics } from './metrics.ts';
+import { renderStatusPage } from './page.ts';
+
+export interface ServerOptions {
+  log: Logger;
+  /** Overrides [server] listen (tests use port 0). */
+  listen?: { host: string; port: number };
+  /** How often the bull-board queue list is refreshed from Redis and tb_instance. */
+  queueRefreshMs?: number;
+  pageRefreshSeconds?: number;
+}
+
+export interface RunningServer {
+  url: string;
+  server: Server;
+  refreshQueues(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, opts: ServerOptions): Promise<RunningServer> {
+  const listen = opts.listen ?? config.server.listen;
+  const serverConfig = { ...config.server, listen };
+  assertSafeListen(serverConfig, config.file);
+  const log = opts.log.child({ component: 'server' });
+
+  const metadata = await MetadataStore.connect(config.metadata);
+  // A long-running reader: reconnect forever (default retry strategy), but fail a request fast while Redis is down.
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 1, connectTimeout: 5000, lazyConnect: true });
+  redis.on('error', () => undefined);
+  try {
+    await pingRedis(redis, config.redis.url);
+  } catch (err) {
+    log.warn({ event: 'server.redis-down', err: { message: (err as Error).message } }, 'Redis unreachable at start; queue views will fail until it answers');
+  }
+  const queues = new Queues(config, redis);
+
+  const serverAdapter = new ExpressAdapter();
+  serverAdapter.setBasePath('/queues');
+  const board = createBullBoard({ queues: [], serverAdapter, options: { uiConfig: { boardTitle: 'mcb queues' } } });
+  let boardQueues: string[] = [];
+  const refreshQueues = async (): Promise<string[]> => {
+    const names = new Set<string>(await queues.knownInstanceQueues());
+    for (const i of await metadata.listInstances()) names.add(instanceQueueName(i.id));
+    const sorted = [...names].sort();
+    if (sorted.join() !== boardQueues.join()) {
+      board.replaceQueues(sorted.map((n) => new BullMQAdapter(queues.queue(n))));
+      boardQueues = sorted;
+      log.info({ event: 'server.queues', queues: sorted }, `bull-board shows ${sorted.length} queue(s)`);
+    }
+    return sorted;
+  };
+  await refreshQueues().catch((err) => log.warn({ err: { message: (err as Error).message } }, 'could not list queues'));
+  const refreshTimer = setInterval(() => {
+    refreshQueues().catch((err) => log.warn({ err: { message: (err as Error).message } }, 'could not refresh the queue list'));
+  }, opts.queueRefreshMs ?? 30_000);
+  refreshTimer.unref();
+
+  /** Statuses with Redis parts when it answers; the metadata center is required. */
+  const statuses = async () => {
+    try {
+      await redis.ping();
+      return { statuses: await instanceStatuses(config, metadata, queues), redisError: undefined };
+    } catch (err) {
+      return { statuses: await instanceStatuses(config, metadata, undefined), redisError: `unreachable: ${(err as Error).message}` };
+    }
+  };
+
+  const app = express();
+  app.disable('x-powered-by');
+  const auth = requireAuth(serverConfig);
+  // Anything that changes state needs credentials, whatever its path.
+  app.use((req: Request, res: Response, next: NextFunction) => (['GET', 'HEAD', 'OPTIONS'].includes(req.method) ? next() : auth(req, res, next)));
+
+  app.get('/healthz', async (_req, res) => {
+    const checks: Record<string, string> = {};
+    await metadata.pool.query('SELECT 1').then(() => (checks.metadata = 'ok'), (err: Error) => (checks.metadata = err.message));
+    await redis.ping().then(() => (checks.redis = 'ok'), (err: Error) => (checks.redis = err.message));
+    const ok = Object.values(checks).every((v) => v === 'ok');
+    res.status(ok ? 200 : 503).json({ ok, ...checks });
+  });
+
+  app.get('/', async (_req, res) => {
+    const { statuses: rows, redisError } = await statuses();
+    const backups = await metadata.listBackups({ limit: 50 });
+    res.type('html').send(
+      renderStatusPage({
+        statuses: rows,
+        backups,
+        generatedAt: new Date(),
+        refreshSeconds: opts.pageRefreshSeconds ?? 30,
+        redisError,
+        thresholds: { fullHours: config.server.staleFullHours, binlogMinutes: config.server.staleBinlogMinutes },
+      }),
+    );
+  });
+
+  app.get('/api/instances', async (_req, res) => {
+    const { statuses: rows, redisError } = await statuses();
+    res.json({ redis: redisError ?? 'ok', instances: rows });
+  });
+
+  app.get('/api/backups', async (req, res) => {
+    const q = req.query as Record<string, string | undefined>;
+    const bad = (msg: string) => res.status(400).json({ error: msg });
+    if (q.type !== undefined && q.type !== 'full' && q.type !== 'binlog') return bad('type must be full or binlog');
+    if (q.instance !== undefined && !/^\d+$/.test(q.instance)) return bad('instance must be a tb_instance id');
+    if (q.limit !== undefined && !/^\d+$/.test(q.limit)) return bad('limit must be a whole number');
+    const rows = await metadata.listBackups({
+      instanceId: q.instance === undefined ? undefined : Number(q.instance),
+      type: q.type as 'full' | 'binlog' | undefined,
+      limit: Math.min(Number(q.limit ?? 100), 1000),
+    });
+    res.json(rows);
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    const { statuses: rows } = await statuses();
+    const counts = await backupCounts(metadata);
+    const queueCounts = rows.filter((s) => s.queueCounts).map((s) => ({ queue: s.queue, counts: s.queueCounts! }));
+    res.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics({ statuses: rows, counts, queueCounts }));
+  });
+
+  app.use('/queues', auth, serverAdapter.getRouter());
+
+  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
+    log.error({ event: 'server.error', err: { message: err.message } }, 'request failed');
+    if (!res.headersSent) res.status(500).type('text/plain').send(`internal error: ${err.message}\n`);
+  });
+
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(listen.port, listen.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+    s.once('error', reject);
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${host}:${addr.port}`;
+  const authMode = [config.server.user ? 'basic' : '', config.server.token ? 'bearer' : ''].filter(Boolean).join('+') || 'none';
+  log.info({ event: 'server.listening', url, auth: authMode }, `mcb server on ${url} (auth: ${authMode}${hasCredentials(serverConfig) ? '' : '; /queues refuses everyone'})`);
+
+  return {
+    url,
+    server,
+    refreshQueues,
+    async close() {
+      clearInterval(refreshTimer);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await queues.close();
+      redis.disconnect();
+      await metadata.close();
+    },
+  };
+}

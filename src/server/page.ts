@@ -1,0 +1,71 @@
+// The status page at `/`: server-rendered, no scripts, refreshes itself. Every value is HTML-escaped.
+import type { BackupRow } from '../metadata/index.ts';
+import { formatAge, type InstanceStatus, type LastBackup } from '../ops/status.ts';
+
+export function escapeHtml(value: unknown): string {
+  return String(value ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+const e = escapeHtml;
+
+function fmt(d: Date | null | undefined): string {
+  return d ? d.toISOString().replace('T', ' ').slice(0, 19) : '';
+}
+
+function lastCell(b: LastBackup | null, stale: boolean): string {
+  const text = b ? `${e(formatAge(b.ageSeconds))} ago · ${e(b.size)}<br><small>${e(b.backupName)}</small>` : 'never';
+  return `<td class="${stale ? 'stale' : 'ok'}">${text}${stale ? ' <b>STALE</b>' : ''}</td>`;
+}
+
+export function renderStatusPage(opts: {
+  statuses: InstanceStatus[];
+  backups: BackupRow[];
+  generatedAt: Date;
+  refreshSeconds: number;
+  redisError?: string;
+  thresholds: { fullHours: number; binlogMinutes: number };
+}): string {
+  const instanceRows = opts.statuses
+    .map((s) => {
+      const running = s.running.map((r) => `${e(r.backupType)} ${e(r.state)}${r.info ? ` <small>${e(r.info)}</small>` : ''}`).join('<br>');
+      const next = s.schedules === null ? 'unknown' : s.schedules.map((x) => `${e(x.name)} ${e(x.next?.replace('T', ' ').slice(0, 19) ?? '?')}`).join('<br>') || 'none';
+      return `<tr${s.enabled ? '' : ' class="disabled"'}>
+  <td>${e(s.id)}</td><td>${e(s.instanceId)}<br><small>${e(s.instanceName)}</small></td><td>${s.enabled ? 'yes' : 'no'}</td>
+  ${lastCell(s.lastFull, s.fullStale)}${lastCell(s.lastBinlog, s.binlogStale)}
+  <td>${running || ''}</td><td>${next}</td><td class="${s.failures24h ? 'error' : ''}">${e(s.failures24h)}</td></tr>`;
+    })
+    .join('\n');
+  const backupRows = opts.backups
+    .map(
+      (b) => `<tr class="state-${e(b.state)}${b.state === 'Error' ? ' error' : ''}">
+  <td>${e(b.id)}</td><td>${e(b.tbInstanceId)}</td><td>${e(b.backupType)}</td><td class="state">${e(b.state)}</td>
+  <td>${e(fmt(b.startTime))}</td><td>${e(fmt(b.endTime))}</td><td>${e(b.backupSize)}</td><td>${e(b.backupName)}</td><td>${e(b.info ?? '')}</td></tr>`,
+    )
+    .join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="${e(opts.refreshSeconds)}">
+<title>mcb backup status</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin-bottom:2em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}small{color:#666}.stale,.error{background:#fde2e2;color:#900}.ok{background:#e6f6e6}
+tr.disabled{color:#999}.banner{background:#fde2e2;padding:.5em;border:1px solid #e99}
+</style></head><body>
+<h1>mcb backup status</h1>
+<p>Generated ${e(fmt(opts.generatedAt))} UTC, refreshes every ${e(opts.refreshSeconds)} s. STALE: no Completed backup newer than
+${e(opts.thresholds.fullHours)} h (full) or ${e(opts.thresholds.binlogMinutes)} min (binlog). <a href="queues">Queues (bull-board)</a> · <a href="metrics">metrics</a></p>
+${opts.redisError ? `<p class="banner">Redis: ${e(opts.redisError)}</p>` : ''}
+<h2>Instances</h2>
+<table id="instances"><thead><tr><th>id</th><th>instance</th><th>backups on</th><th>last full</th><th>last binlog</th><th>running</th><th>next runs</th><th>failures 24 h</th></tr></thead>
+<tbody>
+${instanceRows || '<tr><td colspan="8">no instances in tb_instance</td></tr>'}
+</tbody></table>
+<h2>Recent backups</h2>
+<table id="backups"><thead><tr><th>id</th><th>instance</th><th>type</th><th>state</th><th>start</th><th>end</th><th>size</th><th>name</th><th>info</th></tr></thead>
+<tbody>
+${backupRows || '<tr><td colspan="9">no backups yet</td></tr>'}
+</tbody></table>
+</body></html>
+`;
+}

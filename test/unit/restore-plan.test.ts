@@ -1,0 +1,117 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  candidatesFromRows,
+  parseTarget,
+  planRestore,
+  RestorePlanError,
+  type BinlogCandidate,
+  type FullCandidate,
+  type RestoreTarget,
+} from '../../src/restore/plan.ts';
+import type { BackupRow } from '../../src/metadata/index.ts';
+
+const t = (hms: string) => new Date(`2024-05-01T${hms}`); // local time
+const at = (hms: string): RestoreTarget => ({ kind: 'time', at: t(hms) });
+
+function full(end: string, key = `bak_1_${end.replace(/:/g, '')}.tar.gz`): FullCandidate {
+  return { objectKey: key, endTime: t(end), endTimeExact: true, compression: 'gzip', bytes: 100, sha256: 'a'.repeat(64), gtidSet: 'u:1-5' };
+}
+function binlog(n: number, start: string, end: string | null): BinlogCandidate {
+  const file = `mysql-bin.${String(n).padStart(6, '0')}`;
+  return { file, objectKey: `log_1_${file}`, startTime: t(start), endTime: end ? t(end) : null, compression: 'none', bytes: 10, sha256: 'b'.repeat(64) };
+}
+// A continuous chain: 3 [09:00, 10:00), 4 [10:00, 11:00), 5 [11:00, 12:00), 6 [12:00, 13:00)
+const chain = [binlog(3, '09:00:00', '10:00:00'), binlog(4, '10:00:00', '11:00:00'), binlog(5, '11:00:00', '12:00:00'), binlog(6, '12:00:00', '13:00:00')];
+const fulls = [full('09:30:00'), full('11:30:00')];
+
+function refusal(fn: () => unknown, reason: string, message: RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof RestorePlanError, String(e));
+    assert.equal(e.reason, reason);
+    assert.match(e.message, message);
+    return true;
+  });
+}
+
+test('parseTarget accepts latest and local date-times, rejects the rest', () => {
+  assert.deepEqual(parseTarget('latest'), { kind: 'latest' });
+  assert.deepEqual(parseTarget('2024-05-01 10:20:30'), { kind: 'time', at: new Date(2024, 4, 1, 10, 20, 30) });
+  assert.deepEqual(parseTarget('2024-05-01T10:20:30'), { kind: 'time', at: new Date(2024, 4, 1, 10, 20, 30) });
+  for (const bad of ['yesterday', '2024-05-01', '2024-13-01 00:00:00', '2024-02-30 10:00:00', '2024-05-01 25:00:00']) assert.equal(parseTarget(bad), undefined, bad);
+});
+
+test('picks the newest full at or before the target and the binlogs from its recovery point to the target', () => {
+  const p = planRestore({ fulls, binlogs: chain, target: at('11:45:00') });
+  assert.equal(p.full.objectKey, fulls[1]!.objectKey);
+  assert.deepEqual(p.binlogs.map((b) => b.file), ['mysql-bin.000005']);
+  assert.deepEqual(p.coveredUntil, t('12:00:00'));
+
+  const q = planRestore({ fulls, binlogs: chain, target: at('11:29:59') });
+  assert.equal(q.full.objectKey, fulls[0]!.objectKey, 'the 11:30 full is after the target');
+  assert.deepEqual(q.binlogs.map((b) => b.file), ['mysql-bin.000003', 'mysql-bin.000004', 'mysql-bin.000005']);
+});
+
+test('a target exactly at a recovery point needs no binlog; a target at a binlog boundary includes the next file', () => {
+  assert.deepEqual(planRestore({ fulls, binlogs: chain, target: at('11:30:00') }).binlogs, []);
+  const p = planRestore({ fulls, binlogs: chain, target: at('12:00:00') });
+  assert.deepEqual(p.binlogs.map((b) => b.file), ['mysql-bin.000005', 'mysql-bin.000006']);
+});
+
+test('latest: the newest full and every archived binlog after it', () => {
+  const p = planRestore({ fulls, binlogs: chain, target: { kind: 'latest' } });
+  assert.equal(p.full.objectKey, fulls[1]!.objectKey);
+  assert.deepEqual(p.binlogs.map((b) => b.file), ['mysql-bin.000005', 'mysql-bin.000006']);
+  assert.deepEqual(p.coveredUntil, t('13:00:00'));
+  const alone = planRestore({ fulls, binlogs: [], target: { kind: 'latest' } });
+  assert.deepEqual(alone.binlogs, []);
+  assert.deepEqual(alone.coveredUntil, t('11:30:00'));
+});
+
+test('input order does not matter; file numbers past 999999 sort numerically', () => {
+  const big = [binlog(999999, '09:00:00', '10:00:00'), binlog(1000000, '10:00:00', '11:00:00')];
+  const p = planRestore({ fulls: [full('09:30:00')], binlogs: [...big].reverse(), target: at('10:30:00') });
+  assert.deepEqual(p.binlogs.map((b) => b.file), ['mysql-bin.999999', 'mysql-bin.1000000']);
+});
+
+test('refuses a target before the oldest full backup', () => {
+  refusal(() => planRestore({ fulls, binlogs: chain, target: at('09:29:59') }), 'too-early', /before the oldest full backup: bak_1_093000\.tar\.gz has recovery point 2024-05-01 09:30:00/);
+});
+
+test('refuses a target after the newest archived binlog', () => {
+  refusal(() => planRestore({ fulls, binlogs: chain, target: at('13:00:01') }), 'too-late', /after the end of the newest archived binlog mysql-bin\.000006 \(2024-05-01 13:00:00\)/);
+  refusal(() => planRestore({ fulls, binlogs: [], target: at('11:30:01') }), 'too-late', /no binlog is archived/);
+});
+
+test('refuses a missing binlog file in the chain', () => {
+  const holed = chain.filter((b) => b.file !== 'mysql-bin.000004');
+  refusal(() => planRestore({ fulls, binlogs: holed, target: at('11:29:00') }), 'gap', /between mysql-bin\.000003 and mysql-bin\.000005: 1 binlog file\(s\) between them are not archived/);
+  refusal(() => planRestore({ fulls: [fulls[0]!], binlogs: holed, target: { kind: 'latest' } }), 'gap', /between mysql-bin\.000003 and mysql-bin\.000005/);
+  // A hole outside the needed range does not matter for a time target.
+  const p = planRestore({ fulls, binlogs: holed, target: at('12:30:00') });
+  assert.deepEqual(p.binlogs.map((b) => b.file), ['mysql-bin.000005', 'mysql-bin.000006']);
+});
+
+test('refuses a time gap between consecutive binlogs and a chain starting after the recovery point', () => {
+  const skewed = [chain[0]!, { ...chain[1]!, startTime: t('10:05:00') }];
+  refusal(() => planRestore({ fulls: [fulls[0]!], binlogs: skewed, target: at('10:30:00') }), 'gap', /mysql-bin\.000003 ends at 2024-05-01 10:00:00 but mysql-bin\.000004 starts at 2024-05-01 10:05:00/);
+  refusal(() => planRestore({ fulls: [fulls[0]!], binlogs: chain.slice(1), target: at('10:30:00') }), 'gap', /oldest archived binlog mysql-bin\.000004 starts at 2024-05-01 10:00:00, after the recovery point 2024-05-01 09:30:00/);
+});
+
+test('refuses when there is no full backup', () => {
+  refusal(() => planRestore({ fulls: [], binlogs: chain, target: { kind: 'latest' } }), 'no-full', /no Completed full backup/);
+});
+
+test('candidatesFromRows keeps Completed, undeleted rows with objects, one per binlog file', () => {
+  const base = { isDelete: 0, state: 'Completed', bucketName: 'b', backupBytes: 1, sha256: 's', compression: 'none', gtidSet: null } as const;
+  const rows = [
+    { ...base, id: 1, backupUuid: 'f1', backupType: 'full', endTime: t('09:30:00'), startTime: t('09:29:00'), objectKey: 'bak_1_x.tar.gz' },
+    { ...base, id: 2, backupUuid: 'f2', backupType: 'full', endTime: t('10:30:00'), startTime: t('10:29:00'), objectKey: 'bak_1_y.tar.gz', state: 'Error' },
+    { ...base, id: 3, backupUuid: 'f3', backupType: 'full', endTime: t('10:30:00'), startTime: t('10:29:00'), objectKey: 'bak_1_z.tar.gz', isDelete: 1 },
+    { ...base, id: 4, backupUuid: 'b1', backupType: 'binlog', binlogFile: 'mysql-bin.000003', startTime: t('09:00:00'), endTime: t('10:00:00'), objectKey: 'log_1_mysql-bin.000003' },
+    { ...base, id: 5, backupUuid: 'b2', backupType: 'binlog', binlogFile: 'mysql-bin.000003', startTime: t('09:00:00'), endTime: t('10:00:00'), objectKey: 'log_1_mysql-bin.000003.gz' },
+  ] as unknown as BackupRow[];
+  const c = candidatesFromRows(rows);
+  assert.deepEqual(c.fulls.map((f) => f.objectKey), ['bak_1_x.tar.gz']);
+  assert.deepEqual(c.binlogs.map((b) => b.objectKey), ['log_1_mysql-bin.000003']);
+});

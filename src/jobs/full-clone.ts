@@ -1,25 +1,18 @@
 // Stage 1 `clone`: CLONE LOCAL DATA DIRECTORY into <backup_path>/bak_<id>_<ts>. State Doing → Done, with
 // end_time = clone_status END_TIME (the recovery point) and the clone's GTID set.
 import { rm } from 'node:fs/promises';
-import { BackupState, stageTransitions } from '../metadata/index.ts';
-import { fullBackupFiles, loadFullBackupRow, parseChainPayload, removeFilesAfterFailure } from './full-files.ts';
-import { defineJob, type FullChainPayload } from './types.ts';
+import { BackupState } from '../metadata/index.ts';
+import { defineFullStage, fullBackupFiles } from './full-files.ts';
 
 export interface CloneResult {
   recoveryPoint: string;
   gtidExecuted: string;
 }
 
-export const cloneStage = defineJob<FullChainPayload, CloneResult>({
+export const cloneStage = defineFullStage<CloneResult>({
   name: 'clone',
-  parse: parseChainPayload,
-  backupUuidOf: (p) => p.backupUuid,
-  onFinalFailure: removeFilesAfterFailure,
-
-  async handle({ backupUuid }, ctx) {
-    const row = await loadFullBackupRow(ctx, backupUuid);
-    const t = stageTransitions.clone;
-    await ctx.metadata.transition(backupUuid, t.from, t.enter, { workerHost: ctx.workerHost, jobId: ctx.jobId, info: 'cloning' });
+  info: 'cloning',
+  async run(row, { backupUuid }, ctx) {
     const { cloneDir } = fullBackupFiles(row);
     // A previous attempt may have died mid-clone; CLONE needs the directory not to exist.
     await rm(cloneDir, { recursive: true, force: true });

@@ -3,8 +3,8 @@
 // them after a restart.
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { BackupRow } from '../metadata/index.ts';
-import { PermanentJobError, type JobContext } from './types.ts';
+import { stageTransitions, type BackupRow, type FullStage } from '../metadata/index.ts';
+import { PermanentJobError, type FullChainPayload, type JobContext, type JobDefinition } from './types.ts';
 
 export interface FullBackupFiles {
   cloneDir: string;
@@ -43,4 +43,35 @@ export function parseChainPayload(data: unknown): { instanceId: number; backupUu
 export async function removeFilesAfterFailure(payload: { backupUuid: string }, ctx: JobContext): Promise<void> {
   const row = await ctx.metadata.getBackup(payload.backupUuid);
   if (row) await removeFullBackupFiles(fullBackupFiles(row));
+}
+
+/**
+ * A stage of the full-backup chain: parses the chain payload, loads the row, checks `precondition`, moves
+ * the row into the stage's state (compare-and-set, see stageTransitions), then runs `run`. On the last failed
+ * attempt the worker marks the row Error and the local files are removed.
+ */
+export function defineFullStage<R>(def: {
+  name: FullStage;
+  /** What `info` says while the stage runs. */
+  info: string;
+  precondition?(row: BackupRow): void;
+  run(row: BackupRow, payload: FullChainPayload, ctx: JobContext): Promise<R>;
+}): JobDefinition<FullChainPayload, R> {
+  return {
+    name: def.name,
+    parse: parseChainPayload,
+    backupUuidOf: (p) => p.backupUuid,
+    onFinalFailure: removeFilesAfterFailure,
+    async handle(payload, ctx) {
+      const row = await loadFullBackupRow(ctx, payload.backupUuid);
+      def.precondition?.(row);
+      const t = stageTransitions[def.name];
+      const entered = await ctx.metadata.transition(payload.backupUuid, t.from, t.enter, {
+        workerHost: ctx.workerHost,
+        jobId: ctx.jobId,
+        info: def.info,
+      });
+      return def.run(entered, payload, ctx);
+    },
+  };
 }

@@ -2,10 +2,9 @@
 // default, so the seed's `tar -xzf` restore still works). State → Tar; records size and sha256.
 import { rm } from 'node:fs/promises';
 import { createArchive, getCodec, type CodecName } from '../archive/index.ts';
-import { stageTransitions } from '../metadata/index.ts';
 import { humanBytes } from '../naming.ts';
-import { fullBackupFiles, loadFullBackupRow, parseChainPayload, removeFilesAfterFailure } from './full-files.ts';
-import { defineJob, PermanentJobError, type FullChainPayload } from './types.ts';
+import { defineFullStage, fullBackupFiles } from './full-files.ts';
+import { PermanentJobError } from './types.ts';
 
 export interface TarResult {
   bytes: number;
@@ -13,16 +12,10 @@ export interface TarResult {
   sourceBytes: number;
 }
 
-export const tarStage = defineJob<FullChainPayload, TarResult>({
+export const tarStage = defineFullStage<TarResult>({
   name: 'tar',
-  parse: parseChainPayload,
-  backupUuidOf: (p) => p.backupUuid,
-  onFinalFailure: removeFilesAfterFailure,
-
-  async handle({ backupUuid }, ctx) {
-    const row = await loadFullBackupRow(ctx, backupUuid);
-    const t = stageTransitions.tar;
-    await ctx.metadata.transition(backupUuid, t.from, t.enter, { workerHost: ctx.workerHost, jobId: ctx.jobId, info: 'archiving' });
+  info: 'archiving',
+  async run(row, { backupUuid }, ctx) {
     const files = fullBackupFiles(row);
     const codec = getCodec((row.compression ?? 'gzip') as CodecName);
     if (!codec) throw new PermanentJobError(`unknown compression ${row.compression}`);

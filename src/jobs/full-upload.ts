@@ -2,10 +2,9 @@
 // default its sha256 read back) before anything is called uploaded. State → Uploading.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { stageTransitions } from '../metadata/index.ts';
 import { verifyStoredObject } from '../storage/index.ts';
-import { fullBackupFiles, loadFullBackupRow, parseChainPayload, removeFilesAfterFailure } from './full-files.ts';
-import { defineJob, PermanentJobError, type FullChainPayload } from './types.ts';
+import { defineFullStage, fullBackupFiles } from './full-files.ts';
+import { PermanentJobError } from './types.ts';
 
 export interface UploadResult {
   objectKey: string;
@@ -13,16 +12,10 @@ export interface UploadResult {
   sha256: string;
 }
 
-export const uploadStage = defineJob<FullChainPayload, UploadResult>({
+export const uploadStage = defineFullStage<UploadResult>({
   name: 'upload',
-  parse: parseChainPayload,
-  backupUuidOf: (p) => p.backupUuid,
-  onFinalFailure: removeFilesAfterFailure,
-
-  async handle({ backupUuid, instanceId }, ctx) {
-    const row = await loadFullBackupRow(ctx, backupUuid);
-    const t = stageTransitions.upload;
-    await ctx.metadata.transition(backupUuid, t.from, t.enter, { workerHost: ctx.workerHost, jobId: ctx.jobId, info: 'uploading' });
+  info: 'uploading',
+  async run(row, { backupUuid, instanceId }, ctx) {
     if (!row.sha256 || row.backupBytes === null) throw new PermanentJobError(`backup ${backupUuid} has no archive checksum; the tar stage must run again`);
     const { archiveFile } = fullBackupFiles(row);
     const size = (await stat(archiveFile).catch(() => undefined))?.size;

@@ -2,6 +2,7 @@
 // rows are inserted directly with the start/end times a test needs, objects put in the world's bucket.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { RowDataPacket } from 'mysql2/promise';
 import { loadConfig } from '../../src/config/index.ts';
 import { ExpireFailedError, expireJob, type ExpireResult } from '../../src/jobs/expire.ts';
@@ -434,6 +435,15 @@ test('mcb enqueue expire --instance ID --dry-run --wait, then without --dry-run,
 
     const bad = await runMcb(['-f', configFile, 'enqueue', 'expire', '--instance', '99999999'], { env: { MCB_LOG_LEVEL: 'warn' } });
     assert.equal(bad.code, 2);
+
+    // A metadata-center-only config (no tb_instance_id, like the seed cleaner's): runs in the CLI process.
+    const centerFile = configFile.replace(/\.ini$/, '-center.ini');
+    writeFileSync(centerFile, readFileSync(configFile, 'utf8').replace(/^tb_instance_id = .*$/m, ''));
+    const here = await runMcb(['-f', centerFile, 'enqueue', 'expire', '--dry-run'], { env: { MCB_LOG_LEVEL: 'warn' } });
+    assert.equal(here.code, 0, here.stderr);
+    assert.match(here.stdout, /running expire here for every instance in the bucket/);
+    assert.match(here.stdout, new RegExp(`instance ${inst.id}: full 7 d, binlog 7 d, min_full_backups 1`));
+    assert.match(here.stdout, /\(dry run\) in bucket/);
   } finally {
     await worker.close();
   }

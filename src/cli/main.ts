@@ -6,6 +6,7 @@ import { registerDaemons } from './commands/daemons.ts';
 import { registerEnqueue } from './commands/enqueue.ts';
 import { registerEnqueueBinlog } from './commands/enqueue-binlog.ts';
 import { registerEnqueueExpire } from './commands/enqueue-expire.ts';
+import { registerEnqueueVerify } from './commands/enqueue-verify.ts';
 import { registerInstance } from './commands/instance.ts';
 import { registerJobs } from './commands/jobs.ts';
 import { registerMigrate } from './commands/migrate.ts';
@@ -40,6 +41,7 @@ const enqueue = registerEnqueue(program, run);
 void enqueue; // other job types register their `enqueue <type>` subcommands on it below
 registerEnqueueBinlog(enqueue, run);
 registerEnqueueExpire(enqueue, run);
+registerEnqueueVerify(enqueue, run);
 registerBackups(program, run);
 registerJobs(program, run);
 registerStatus(program, run);

@@ -1,6 +1,6 @@
 // Configuration is read once, at start-up, into a typed object. The file layout is the seed's clone.ini
 // ([mysql-link], [metadata-link], [backup-conf]) plus sections the seed kept in code ([redis], [oss]) and
-// ours ([schedule], [server]). Unknown sections or keys are errors: a typo must not silently fall back
+// ours ([schedule], [server], [restore]). Unknown sections or keys are errors: a typo must not silently fall back
 // to a default.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -64,8 +64,27 @@ export interface ScheduleConfig {
   full: string;
   binlog: string;
   expire: string;
+  /** The weekly restore test of the newest full backup (the `verify` job). */
+  verify: string;
   timezone?: string;
   syncIntervalSeconds: number;
+}
+
+/** [restore]: how this host runs a restore (`mcb restore run`) or a restore test (the `verify` job, on the worker).
+ * The binary keys hold only what the file says: `--sid-root`/`--mysqld` flags, then MCB_SID_ROOT/MCB_MYSQLD, take
+ * precedence over them (src/restore/binaries.ts). */
+export interface RestoreConfig {
+  /** A Debian root holding mysqld, mysqlbinlog and mysql, run through its own loader (no chroot). */
+  sidRoot?: string;
+  /** A MySQL 8.0.17+ mysqld: an absolute path, or a name looked up on PATH. */
+  mysqld?: string;
+  mysqlbinlog?: string;
+  mysql?: string;
+  /** Where the verify job makes its scratch datadir. Default [backup-conf] backup_path, else the OS temp dir. */
+  scratchPath?: string;
+  /** Account of the restored server (the backed-up instance's own accounts) used to replay binlogs and CHECK TABLE. */
+  user: string;
+  password: string;
 }
 
 export interface ServerConfig {
@@ -86,6 +105,7 @@ export interface Config {
   oss?: OssConfig;
   schedule: ScheduleConfig;
   server: ServerConfig;
+  restore: RestoreConfig;
 }
 
 type Section = Map<string, IniEntry>;
@@ -179,7 +199,7 @@ class SectionReader {
   }
 }
 
-const knownSections = ['mysql-link', 'metadata-link', 'backup-conf', 'redis', 'oss', 'schedule', 'server'] as const;
+const knownSections = ['mysql-link', 'metadata-link', 'backup-conf', 'redis', 'oss', 'schedule', 'server', 'restore'] as const;
 
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
   const resolved = path.resolve(file);
@@ -242,10 +262,11 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     full: scheduleSection.string('full', '0 2 * * *'),
     binlog: scheduleSection.string('binlog', '*/30 * * * *'),
     expire: scheduleSection.string('expire', '30 9 * * *'),
+    verify: scheduleSection.string('verify', '0 4 * * 0'),
     timezone: scheduleSection.optionalString('timezone'),
     syncIntervalSeconds: scheduleSection.int('sync_interval_seconds', 60, 1, 86400),
   };
-  for (const key of ['full', 'binlog', 'expire'] as const) {
+  for (const key of ['full', 'binlog', 'expire', 'verify'] as const) {
     const fields = schedule[key].trim().split(/\s+/).length;
     if (fields < 5 || fields > 6) scheduleSection.fail(key, `must be a cron pattern with 5 or 6 fields, got "${schedule[key]}"`);
   }
@@ -255,7 +276,11 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const server = readServer(serverSection);
   serverSection.rejectUnknownKeys();
 
-  return { file, mysql, metadata, backup, redis, oss, schedule, server };
+  const restoreSection = reader('restore');
+  const restore = readRestore(restoreSection);
+  restoreSection.rejectUnknownKeys();
+
+  return { file, mysql, metadata, backup, redis, oss, schedule, server, restore };
 }
 
 function readMysqlLink(s: SectionReader, passwordEnv: string): MysqlLinkConfig {
@@ -316,6 +341,38 @@ function readOss(s: SectionReader): OssConfig {
   };
 }
 
+function readRestore(s: SectionReader): RestoreConfig {
+  const absolute = (key: string) => {
+    const value = s.optionalString(key);
+    if (value !== undefined && !path.isAbsolute(value)) s.fail(key, `must be an absolute path, got "${value}"`);
+    return value;
+  };
+  // A program: an absolute path, or a bare name looked up on PATH (a relative path would depend on the cwd).
+  const program = (key: string) => {
+    const value = s.optionalString(key);
+    if (value !== undefined && !path.isAbsolute(value) && value.includes('/')) s.fail(key, `must be an absolute path or a program name on PATH, got "${value}"`);
+    return value;
+  };
+  const sidRoot = absolute('sid_root');
+  const mysqld = program('mysqld');
+  const mysqlbinlog = program('mysqlbinlog');
+  const mysqlClient = program('mysql');
+  if (sidRoot !== undefined && mysqld !== undefined) s.fail('mysqld', 'give sid_root or mysqld, not both');
+  if (sidRoot !== undefined && (mysqlbinlog ?? mysqlClient) !== undefined) {
+    s.fail(mysqlbinlog !== undefined ? 'mysqlbinlog' : 'mysql', 'sid_root provides mysqlbinlog and mysql; set them only with mysqld');
+  }
+  return {
+    sidRoot,
+    mysqld,
+    mysqlbinlog,
+    mysql: mysqlClient,
+    scratchPath: absolute('scratch_path'),
+    user: s.string('user', 'root'),
+    // An empty password is legitimate (a restored root without one, the default).
+    password: s.raw('password', 'MCB_RESTORE_PASSWORD') ?? '',
+  };
+}
+
 function readServer(s: SectionReader): ServerConfig {
   const listen = s.string('listen', '127.0.0.1:8080');
   const match = /^(.+):(\d+)$/.exec(listen);
@@ -366,5 +423,6 @@ export function redactConfig(config: Config): unknown {
     redis: { ...config.redis, url: config.redis.url.replace(/\/\/([^@/]*)@/, '//***@') },
     oss: config.oss && { ...config.oss, accessKey: hide(config.oss.accessKey), secretKey: hide(config.oss.secretKey) },
     server: { ...config.server, token: hide(config.server.token), password: hide(config.server.password) },
+    restore: { ...config.restore, password: config.restore.password ? '***' : '' },
   };
 }

@@ -8,10 +8,18 @@
 //      purged before it was archived (one visible Error row, then carry on);
 //   4. each file in order: row Uploading → upload (optionally gzip) → verify size and sha256 → Completed. The batch
 //      stops at the first failure (that row → Error, the job fails): the next run retries it, so no holes.
+//
+// Each object carries `mcb-sha256` metadata (the sha256 of the stored bytes, as full backups do), so a restore
+// without the metadata center (`--from-bucket`) can verify binlogs too. Object metadata is sent before the body, so
+// the digest is computed first, in one extra local pass over the closed binlog through the same codec (gzip with
+// the same level is deterministic); the upload's own digest must then match it, or the object is removed and the
+// file counts as changed while read.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { getCodec } from '../archive/codec.ts';
 import { readEvents } from '../binlog/index.ts';
 import { requireBackupKey } from '../config/index.ts';
@@ -306,6 +314,7 @@ async function uploadBinlog(
 ): Promise<{ bytes: number; sha256: string; sourceBytes: number }> {
   const codec = getCodec(ctx.config.backup.binlogCompression);
   const size = (await stat(file)).size;
+  const expected = await encodedDigest(file, codec, ctx.config.backup.compressionLevel);
   const source = createReadStream(file);
   const raw = new HashingCounter();
   const compressed = codec.compress(ctx.config.backup.compressionLevel);
@@ -315,7 +324,7 @@ async function uploadBinlog(
   try {
     put = await ctx.storage.putStream(objectKey, compressed, {
       size: codec.name === 'none' ? size : undefined,
-      metadata: { 'mcb-instance': String(ids.instanceId), 'mcb-backup-uuid': ids.backupUuid, 'mcb-binlog-file': ids.name },
+      metadata: { 'mcb-instance': String(ids.instanceId), 'mcb-backup-uuid': ids.backupUuid, 'mcb-binlog-file': ids.name, 'mcb-sha256': expected.sha256 },
     });
   } finally {
     source.destroy();
@@ -323,6 +332,10 @@ async function uploadBinlog(
   if (raw.bytes !== size) {
     await ctx.storage.remove(objectKey).catch(() => undefined);
     throw new Error(`${file} changed while it was read: ${raw.bytes} bytes read, ${size} expected (is it still being written?)`);
+  }
+  if (put.sha256 !== expected.sha256 || expected.sourceBytes !== size) {
+    await ctx.storage.remove(objectKey).catch(() => undefined);
+    throw new Error(`${file} changed while it was read: uploaded sha256 ${put.sha256}, ${expected.sha256} computed before the upload`);
   }
   try {
     await verifyStoredObject(ctx.storage, objectKey, { bytes: put.bytes, sha256: put.sha256 }, ctx.config.backup.verify);
@@ -332,6 +345,14 @@ async function uploadBinlog(
     throw err;
   }
   return { ...put, sourceBytes: size };
+}
+
+/** sha256 and size of what the upload will store: the file through the codec. */
+async function encodedDigest(file: string, codec: ReturnType<typeof getCodec>, level: number): Promise<{ sha256: string; sourceBytes: number }> {
+  const raw = new HashingCounter();
+  const stored = new HashingCounter();
+  await pipeline(createReadStream(file), raw, codec.compress(level), stored, new Writable({ write: (_c, _e, done) => done() }));
+  return { sha256: stored.digest(), sourceBytes: raw.bytes };
 }
 
 async function recordGap(instanceId: number, gap: BinlogGap, firstStart: Date, binlogDir: string, ctx: JobContext): Promise<NonNullable<BinlogResult['gap']>> {

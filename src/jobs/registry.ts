@@ -22,5 +22,5 @@ export const jobRegistry: Record<string, JobDefinition<any, unknown>> = {
 };
 
 /** Job types the producer keeps a repeatable schedule for, per instance, with their config key. */
-export const scheduledJobTypes = ['full', 'binlog', 'expire'] as const;
+export const scheduledJobTypes = ['full', 'binlog', 'expire', 'verify'] as const;
 export type ScheduledJobType = (typeof scheduledJobTypes)[number];

@@ -5,12 +5,21 @@
 //
 // A failed verification is a result, not a job failure: retrying does not repair a corrupt object. Only a
 // failure to reach the metadata center (nothing could be recorded) fails the job.
-// Binaries: MCB_SID_ROOT (a Debian root with mysqld) or MCB_MYSQLD, else `mysqld` on PATH.
+//
+// Scheduled weekly per instance by the producer ([schedule] verify, default `0 4 * * 0`), run by the instance's
+// worker. The server binary: MCB_SID_ROOT / MCB_MYSQLD, else [restore] sid_root / mysqld, else `mysqld` on PATH
+// (src/restore/binaries.ts); the scratch directory: [restore] scratch_path, else [backup-conf] backup_path, else
+// the OS temp dir; the restored server's account: [restore] user / password (MCB_RESTORE_PASSWORD).
+// Before downloading anything the job runs `mysqld --version`. When nothing is configured and no usable MySQL
+// mysqld is on PATH (none, or MariaDB's), the job completes with state `skipped` and a warning: a worker host
+// without a server does not fail every week. A configured binary that is missing or unusable fails the job
+// (permanently): that is a configuration error to fix.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { findFreePort, mysqldFromPath, mysqldFromSidRoot, startMysqld, type MysqldBinary, type RunningMysqld } from '../mysql/mysqld.ts';
+import { findFreePort, startMysqld, type RunningMysqld } from '../mysql/mysqld.ts';
+import { probeMysqld, resolveRestoreBinaries } from '../restore/binaries.ts';
 import { extractFullVerified } from '../restore/run.ts';
 import { defineJob, PermanentJobError, requireInt } from './types.ts';
 
@@ -21,19 +30,18 @@ export interface VerifyPayload {
 }
 
 export interface VerifyResult {
-  backupUuid: string;
-  objectKey: string;
-  state: 'ok' | 'failed';
+  /** skipped: this worker's host has no usable mysqld and none is configured; nothing was downloaded or recorded. */
+  state: 'ok' | 'failed' | 'skipped';
+  /** The backup tested (absent when skipped). */
+  backupUuid?: string;
+  objectKey?: string;
   tablesChecked: string[];
   reason?: string;
+  /** The server version that ran the test. */
+  mysqldVersion?: string;
 }
 
 const SAMPLE_TABLES = 20;
-
-function mysqldBinary(): MysqldBinary {
-  if (process.env.MCB_SID_ROOT) return mysqldFromSidRoot(process.env.MCB_SID_ROOT);
-  return mysqldFromPath(process.env.MCB_MYSQLD ?? 'mysqld');
-}
 
 export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
   name: 'verify',
@@ -44,13 +52,22 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
   },
 
   async handle({ instanceId, backupUuid }, ctx) {
+    const resolved = resolveRestoreBinaries(ctx.config.restore);
+    const probe = await probeMysqld(resolved.binaries.mysqld);
+    if (!probe.ok) {
+      if (resolved.from !== 'default') throw new PermanentJobError(`verify: cannot run the configured server, ${resolved.description}: ${probe.reason}`);
+      const reason = `no usable mysqld on this worker's host (${probe.reason}); set [restore] sid_root or mysqld in ${ctx.config.file} to run restore tests here`;
+      ctx.log.warn({ instance: instanceId, state: 'skipped', reason }, 'restore test skipped');
+      return { state: 'skipped', tablesChecked: [], reason };
+    }
+
     const rows = await ctx.metadata.listBackups({ instanceId, type: 'full', states: ['Completed'], limit: 1000 });
     const candidates = rows.filter((r) => r.objectKey && !r.isDelete && (!backupUuid || r.backupUuid === backupUuid));
     candidates.sort((a, b) => (b.endTime?.getTime() ?? 0) - (a.endTime?.getTime() ?? 0));
     const row = candidates[0];
     if (!row) throw new PermanentJobError(`instance ${instanceId} has no Completed full backup${backupUuid ? ` with uuid ${backupUuid}` : ''} to verify`);
 
-    const base = ctx.config.backup.backupPath ?? os.tmpdir();
+    const base = ctx.config.restore.scratchPath ?? ctx.config.backup.backupPath ?? os.tmpdir();
     const scratch = await mkdtemp(path.join(base, `verify_${instanceId}_`));
     const datadir = path.join(scratch, 'data');
     const tablesChecked: string[] = [];
@@ -58,14 +75,14 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
     let reason: string | undefined;
     try {
       await extractFullVerified(ctx.storage, row.objectKey!, row.sha256, datadir);
-      server = await startMysqld(mysqldBinary(), {
+      server = await startMysqld(resolved.binaries.mysqld, {
         datadir,
         port: await findFreePort(),
         runDir: path.join(scratch, 'run'),
         extraArgs: ['--skip-replica-start', '--server-id=4000000001', '--skip-log-bin'],
       });
-      // The restored server's own root account (as on the backed-up instance; MCB_RESTORE_PASSWORD if it has one).
-      const conn = await mysql.createConnection({ socketPath: server.socket, user: 'root', password: process.env.MCB_RESTORE_PASSWORD ?? '' });
+      // An account of the restored server (the backed-up instance's own accounts): [restore] user / password.
+      const conn = await mysql.createConnection({ socketPath: server.socket, user: ctx.config.restore.user, password: ctx.config.restore.password });
       try {
         const [tables] = await conn.query(
           `SELECT table_schema AS s, table_name AS t FROM information_schema.tables
@@ -96,7 +113,10 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
 
     const state = reason ? 'failed' : 'ok';
     await ctx.metadata.update(row.backupUuid, { verifiedAt: ctx.now(), verifyState: state, ...(reason ? { errorDetail: `verify: ${reason}` } : {}) });
-    ctx.log[reason ? 'error' : 'info']({ instance: instanceId, backupUuid: row.backupUuid, objectKey: row.objectKey, state, tables: tablesChecked.length, reason }, 'restore test of full backup');
-    return { backupUuid: row.backupUuid, objectKey: row.objectKey!, state, tablesChecked, ...(reason ? { reason } : {}) };
+    ctx.log[reason ? 'error' : 'info'](
+      { instance: instanceId, backupUuid: row.backupUuid, objectKey: row.objectKey, state, tables: tablesChecked.length, reason, mysqld: resolved.description, version: probe.version },
+      'restore test of full backup',
+    );
+    return { backupUuid: row.backupUuid, objectKey: row.objectKey!, state, tablesChecked, mysqldVersion: probe.version, ...(reason ? { reason } : {}) };
   },
 });

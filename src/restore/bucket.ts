@@ -5,8 +5,9 @@
 //    timestamp (the clone's start, marked inexact). The sha256 comes from `mcb-sha256`.
 //  - Binlogs: log_<id>_<file>[.gz]. The start time is the FORMAT_DESCRIPTION timestamp, read from the head of
 //    the object (a few KB are downloaded, not the file); the end is the next file's start, and for the newest
-//    file its last event (that one is downloaded whole). Binlog objects carry no checksum in metadata, so they
-//    are not sha256-verified in this mode.
+//    file its last event (that one is downloaded whole). The sha256 comes from `mcb-sha256` (written by the binlog
+//    job since it was added); the restore verifies it while downloading. Objects archived before that carry none:
+//    they are named in a warning and restored unverified.
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -85,6 +86,7 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
       const reset = /^(.*\.\d+)\.(\d{9,})$/.exec(file);
       if (reset) file = reset[1]!;
       if (!binlogSequence(file)) continue;
+      const sha256 = (await store.stat(o.key))?.metadata?.['mcb-sha256'] ?? null;
       const local = path.join(tmp, `head-${i++}`);
       await fetch(store, o.key, local, HEAD_BYTES);
       const start = await readBinlogStart(local);
@@ -96,7 +98,7 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
         endTime: null,
         compression: parsed.compressed ? 'gzip' : 'none',
         bytes: o.size,
-        sha256: null,
+        sha256: sha256 && /^[0-9a-f]{64}$/.test(sha256) ? sha256 : null,
       });
     }
     binlogs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime() || binlogSequence(a.file)!.seq - binlogSequence(b.file)!.seq);
@@ -112,7 +114,11 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
       const summary = await summarizeBinlog(local);
       newest.endTime = new Date(summary.lastEventTimestamp * 1000);
     }
-    if (binlogs.length) warnings.push('binlog objects carry no sha256 in the bucket: they are not checksum-verified in --from-bucket mode');
+    const unverified = binlogs.filter((b) => !b.sha256).map((b) => b.objectKey);
+    if (unverified.length) {
+      const names = unverified.length > 5 ? `${unverified.slice(0, 5).join(', ')} and ${unverified.length - 5} more` : unverified.join(', ');
+      warnings.push(`${unverified.length} binlog object(s) carry no mcb-sha256 metadata (archived before it was recorded) and are not checksum-verified: ${names}`);
+    }
     return { fulls, binlogs, warnings };
   } finally {
     await rm(tmp, { recursive: true, force: true });

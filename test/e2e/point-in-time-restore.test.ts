@@ -148,6 +148,9 @@ test('--from-bucket: the same plan and restore without the metadata center', asy
   assert.equal(plan.full.endTimeExact, true, 'recovery point read from the object metadata');
   assert.equal(plan.full.recoveryPoint, fromDb.full.recoveryPoint);
   assert.deepEqual(plan.binlogs.map((b: { file: string }) => b.file), fromDb.binlogs.map((b: { file: string }) => b.file));
+  // Binlog objects carry mcb-sha256: the same checksums as the metadata center, verified by the download.
+  assert.deepEqual(plan.binlogs.map((b: { sha256: string }) => b.sha256), fromDb.binlogs.map((b: { sha256: string }) => b.sha256));
+  assert.doesNotMatch(r.stderr, /not checksum-verified/);
 
   const datadir = path.join(world.dir, 'restore-from-bucket');
   // The metadata center is unreachable for this run: a wrong password proves it is not used.

@@ -155,6 +155,7 @@ test('archives every closed binlog once, in order: objects, rows, chained times,
     assert.equal(stored.length, row.backupBytes);
     assert.equal(sha256(stored), row.sha256, 'sha256 recorded = sha256 of the stored object');
     assert.equal(row.sha256, await sha256File(path.join(binlogDir, a.file)), 'stored object = the binlog file');
+    assert.equal((await world.minio.statObject(world.bucket, row.objectKey!)).metaData['mcb-sha256'], row.sha256, 'mcb-sha256 object metadata (for --from-bucket)');
   }
   // The test's own writes are in the previous_gtids chain: mine[1] starts after mine[0]'s transactions.
   assert.ok(rows.get(mine[1]!)!.gtidSet, 'gtid_set recorded');
@@ -190,6 +191,7 @@ test('binlog_compression = gzip: log_<id>_<file>.gz, compression recorded, sha25
     assert.equal(sha256(stored), row.sha256);
     assert.equal(stored.length, row.backupBytes);
     assert.equal(sha256(zlib.gunzipSync(stored)), await sha256File(path.join(binlogDir, mine!)));
+    assert.equal((await w.minio.statObject(w.bucket, a.objectKey)).metaData['mcb-sha256'], row.sha256, 'mcb-sha256 = sha256 of the stored (gzip) bytes');
   } finally {
     await w.cleanup();
   }

@@ -145,3 +145,55 @@ test('redacted config hides every secret', () => {
   assert.ok(!text.includes('minio-secret'));
   assert.ok(!text.includes('minioadmin'));
 });
+
+test('[schedule] verify defaults to weekly and is checked like the other cron keys', () => {
+  const c = parseConfig(seedCloneIni, '/etc/clone.ini', {});
+  assert.equal(c.schedule.verify, '0 4 * * 0');
+  assert.equal(parseConfig(seedCloneIni + '\n[schedule]\nverify = 30 3 * * 6\n', 'x.ini', {}).schedule.verify, '30 3 * * 6');
+  assert.match(configError(seedCloneIni + '\n[schedule]\nverify = weekly\n').message, /\[schedule\] verify .*cron pattern with 5 or 6 fields, got "weekly"/);
+});
+
+test('[restore] is optional: root with no password, no binaries named (PATH is used)', () => {
+  const c = parseConfig(seedCloneIni, '/etc/clone.ini', {});
+  assert.deepEqual(c.restore, { sidRoot: undefined, mysqld: undefined, mysqlbinlog: undefined, mysql: undefined, scratchPath: undefined, user: 'root', password: '' });
+});
+
+test('[restore] keys are read, MCB_RESTORE_PASSWORD overrides the password, and the password is redacted', () => {
+  const withMysqld = `${seedCloneIni}
+[restore]
+mysqld = /opt/mysql/bin/mysqld
+mysqlbinlog = /opt/mysql/bin/mysqlbinlog
+mysql = mysql
+scratch_path = /data/verify
+user = restore_check
+password = restore-secret
+`;
+  const c = parseConfig(withMysqld, 'x.ini', {});
+  assert.deepEqual(c.restore, {
+    sidRoot: undefined,
+    mysqld: '/opt/mysql/bin/mysqld',
+    mysqlbinlog: '/opt/mysql/bin/mysqlbinlog',
+    mysql: 'mysql',
+    scratchPath: '/data/verify',
+    user: 'restore_check',
+    password: 'restore-secret',
+  });
+  assert.equal(parseConfig(withMysqld, 'x.ini', { MCB_RESTORE_PASSWORD: 'from-env' }).restore.password, 'from-env');
+  assert.ok(!JSON.stringify(redactConfig(c)).includes('restore-secret'));
+  const sid = parseConfig(`${seedCloneIni}\n[restore]\nsid_root = /var/cache/mcb/sid-root\n`, 'x.ini', {});
+  assert.equal(sid.restore.sidRoot, '/var/cache/mcb/sid-root');
+  assert.equal(sid.restore.mysqld, undefined);
+  // The binary keys are the file's only: MCB_SID_ROOT / MCB_MYSQLD are applied later, by the restore code, over them.
+  assert.equal(parseConfig(seedCloneIni, 'x.ini', { MCB_SID_ROOT: '/elsewhere' }).restore.sidRoot, undefined);
+});
+
+test('[restore] rejects unknown keys, relative paths and contradictory binaries', () => {
+  const bad = (section: string) => configError(`${seedCloneIni}\n[restore]\n${section}\n`).message;
+  assert.match(bad('mysqld_path = /usr/sbin/mysqld'), /\[restore\] mysqld_path in \/etc\/mcb\/clone\.ini line \d+: unknown key \(known keys: .*mysqld.*sid_root/);
+  assert.match(bad('sid_root = sid-root'), /\[restore\] sid_root .*must be an absolute path, got "sid-root"/);
+  assert.match(bad('scratch_path = tmp/verify'), /\[restore\] scratch_path .*must be an absolute path/);
+  assert.match(bad('mysqld = bin/mysqld'), /\[restore\] mysqld .*absolute path or a program name on PATH, got "bin\/mysqld"/);
+  assert.match(bad('sid_root = /sid\nmysqld = /usr/sbin/mysqld'), /\[restore\] mysqld .*give sid_root or mysqld, not both/);
+  assert.match(bad('sid_root = /sid\nmysqlbinlog = /usr/bin/mysqlbinlog'), /\[restore\] mysqlbinlog .*sid_root provides mysqlbinlog and mysql/);
+  assert.match(configError(`${seedCloneIni}\n[restores]\nuser = x\n`).message, /unknown section \[restores\] .*known sections: .*restore/);
+});

@@ -17,7 +17,7 @@ function untilSignal(): Promise<string> {
 export function registerDaemons(program: Command, run: Run): void {
   program
     .command('producer')
-    .description('keep repeatable full/binlog/expire jobs in Redis for every instance with is_clone = 1')
+    .description('keep repeatable full/binlog/expire/verify jobs in Redis for every instance with is_clone = 1')
     .option('--once', 'sync the schedules once and exit')
     .action((o) =>
       run(async (ctx) => {

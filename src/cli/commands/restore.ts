@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { MinioObjectStore, type ObjectStore } from '../../storage/index.ts';
 import { candidatesFromBucket } from '../../restore/bucket.ts';
 import { candidatesFromRows, describeTarget, formatLocal, parseTarget, planRestore, type RestorePlan } from '../../restore/plan.ts';
-import { binariesFromPath, binariesFromSidRoot, runRestore, type RestoreBinaries } from '../../restore/run.ts';
+import { resolveRestoreBinaries } from '../../restore/binaries.ts';
+import { runRestore, type RestoreBinaries } from '../../restore/run.ts';
 import { parseId, UsageError, type CliContext } from '../context.ts';
 
 type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
@@ -67,13 +68,10 @@ function printPlan(plan: RestorePlan): void {
   console.log(`covered until: ${formatLocal(plan.coveredUntil)}`);
 }
 
-function binariesOf(o: { mysqld?: string; sidRoot?: string; mysqlbinlog?: string; mysql?: string }): RestoreBinaries {
-  const sidRoot = o.sidRoot ?? (o.mysqld ? undefined : process.env.MCB_SID_ROOT);
-  const mysqld = o.mysqld ?? process.env.MCB_MYSQLD;
+/** Flags, then MCB_SID_ROOT / MCB_MYSQLD, then [restore], then PATH (src/restore/binaries.ts). */
+function binariesOf(ctx: CliContext, o: { mysqld?: string; sidRoot?: string; mysqlbinlog?: string; mysql?: string }): RestoreBinaries {
   if (o.mysqld && o.sidRoot) throw new UsageError('give --mysqld or --sid-root, not both');
-  if (sidRoot) return binariesFromSidRoot(sidRoot);
-  if (mysqld) return binariesFromPath(mysqld, { mysqlbinlog: o.mysqlbinlog, mysql: o.mysql });
-  return binariesFromPath('mysqld', { mysqlbinlog: o.mysqlbinlog, mysql: o.mysql });
+  return resolveRestoreBinaries(ctx.config.restore, { sidRoot: o.sidRoot, mysqld: o.mysqld, mysqlbinlog: o.mysqlbinlog, mysql: o.mysql }).binaries;
 }
 
 export function registerRestore(program: Command, run: Run): void {
@@ -98,16 +96,16 @@ export function registerRestore(program: Command, run: Run): void {
 
   common(restore.command('run').description('restore into an empty datadir, replay binlogs to the target, stop'))
     .requiredOption('--datadir <dir>', 'empty (or new) directory for the restored datadir')
-    .option('--mysqld <path>', 'mysqld binary (env MCB_MYSQLD; default mysqld on PATH)')
-    .option('--sid-root <dir>', 'a Debian root holding mysqld, mysqlbinlog and mysql (env MCB_SID_ROOT)')
-    .option('--mysqlbinlog <path>', 'with --mysqld: mysqlbinlog binary (default on PATH)')
-    .option('--mysql <path>', 'with --mysqld: mysql client binary (default on PATH)')
+    .option('--mysqld <path>', 'mysqld binary (env MCB_MYSQLD, [restore] mysqld; default mysqld on PATH)')
+    .option('--sid-root <dir>', 'a Debian root holding mysqld, mysqlbinlog and mysql (env MCB_SID_ROOT, [restore] sid_root)')
+    .option('--mysqlbinlog <path>', 'with --mysqld: mysqlbinlog binary ([restore] mysqlbinlog; default on PATH)')
+    .option('--mysql <path>', 'with --mysqld: mysql client binary ([restore] mysql; default on PATH)')
     .option('--port <port>', 'port for the temporary mysqld (default: a free one)')
-    .option('--user <user>', 'account of the restored server used to replay binlogs', 'root')
+    .option('--user <user>', 'account of the restored server used to replay binlogs (default [restore] user, root); password: MCB_RESTORE_PASSWORD or [restore] password')
     .option('--json', 'print the result as JSON')
     .action((o) =>
       run(async (ctx) => {
-        const binaries = binariesOf(o);
+        const binaries = binariesOf(ctx, o);
         const port = o.port ? parseId(o.port, '--port') : undefined;
         const { plan, warnings, storeFor } = await buildPlan(ctx, o);
         for (const w of warnings) console.error(`warning: ${w}`);
@@ -118,8 +116,8 @@ export function registerRestore(program: Command, run: Run): void {
           binaries,
           storeFor,
           port,
-          user: o.user,
-          password: process.env.MCB_RESTORE_PASSWORD ?? '',
+          user: o.user ?? ctx.config.restore.user,
+          password: ctx.config.restore.password,
           log: (m) => console.error(m),
         });
         if (o.json) {

@@ -1,0 +1,130 @@
+// The restore test (`verify` job) as it runs in production (issue 6, item 4): scheduled weekly per instance by the
+// producer, and on demand with `mcb enqueue verify --instance ID --wait` through a real worker whose [restore]
+// section names the server binaries; against a real CLONE full backup of the replica. Also: a worker with no
+// usable mysqld skips (no failure every week), a configured but broken one fails, and --wait exits 1 on a failed job.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { loadConfig, type Config } from '../../src/config/index.ts';
+import { fullJob } from '../../src/jobs/full.ts';
+import { cloneStage } from '../../src/jobs/full-clone.ts';
+import { tarStage } from '../../src/jobs/full-tar.ts';
+import { uploadStage } from '../../src/jobs/full-upload.ts';
+import { cleanupStage } from '../../src/jobs/full-cleanup.ts';
+import { PermanentJobError } from '../../src/jobs/types.ts';
+import { verifyJob } from '../../src/jobs/verify.ts';
+import { createLogger } from '../../src/log/index.ts';
+import { schedulerId, syncSchedules } from '../../src/producer/index.ts';
+import { pingRedis, Queues, redisConnection } from '../../src/queues/index.ts';
+import { startWorker, type RunningWorker } from '../../src/workers/index.ts';
+import { directContext } from '../support/context.ts';
+import { servicesEnv } from '../support/env.ts';
+import { runMcb } from '../support/spawn.ts';
+import { createWorld, type World } from '../support/world.ts';
+
+let world: World;
+let queues: Queues;
+let worker: RunningWorker | undefined;
+let config: Config;
+let configFile: string;
+let scratch: string;
+let backupUuid: string;
+const log = createLogger({ name: 'test-verify' });
+const savedEnv = { MCB_SID_ROOT: process.env.MCB_SID_ROOT, MCB_MYSQLD: process.env.MCB_MYSQLD };
+
+before(async () => {
+  // The worker must find mysqld through its [restore] section, not through the environment.
+  delete process.env.MCB_SID_ROOT;
+  delete process.env.MCB_MYSQLD;
+  world = await createWorld();
+  scratch = path.join(world.dir, 'verify-scratch');
+  mkdirSync(scratch);
+  configFile = world.writeConfig({ sections: { restore: { sid_root: servicesEnv().sidRoot, scratch_path: scratch } } });
+  config = loadConfig(configFile);
+  const redis = redisConnection(world.config, 'client');
+  await pingRedis(redis, world.config.redis.url);
+  queues = new Queues(world.config, redis);
+});
+after(async () => {
+  await worker?.close();
+  await queues?.close();
+  await queues?.connection.quit();
+  await world?.cleanup();
+  for (const [k, v] of Object.entries(savedEnv)) if (v !== undefined) process.env[k] = v;
+});
+
+test('the producer keeps a weekly verify schedule per instance', async () => {
+  await syncSchedules(world.config, world.metadata, queues, log);
+  try {
+    for (const id of [world.sourceInstanceId, world.replicaInstanceId]) {
+      const queue = queues.forInstance(id);
+      const verify = (await queue.getJobSchedulers()).find((s) => s.key === schedulerId('verify', id));
+      assert.ok(verify, `instance ${id} has a verify scheduler`);
+      assert.equal(verify.pattern, '0 4 * * 0', 'weekly, Sunday 04:00, by default');
+      const next = (await queue.getJobs(['delayed', 'waiting'])).filter((j) => j.name === 'verify');
+      assert.equal(next.length, 1, 'exactly one next verify job');
+      assert.deepEqual(next[0]!.data, { instanceId: id });
+    }
+  } finally {
+    // The worker below must not pick up scheduled jobs that happen to come due (binlog every 30 minutes).
+    for (const id of [world.sourceInstanceId, world.replicaInstanceId]) {
+      const queue = queues.forInstance(id);
+      for (const s of await queue.getJobSchedulers()) await queue.removeJobScheduler(s.key);
+      await queue.drain(true);
+    }
+  }
+});
+
+test('set-up: a real CLONE full backup of the replica, made with the stage handlers', async () => {
+  const ctx = directContext(world.config, world.metadata, { jobId: `verify-full-${world.id}` });
+  const started = await fullJob.handle({ instanceId: world.replicaInstanceId }, ctx);
+  assert.ok(started.started);
+  backupUuid = started.backupUuid;
+  for (const stage of [cloneStage, tarStage, uploadStage, cleanupStage]) await stage.handle({ instanceId: world.replicaInstanceId, backupUuid }, ctx);
+  assert.equal((await world.metadata.getBackup(backupUuid))!.state, 'Completed');
+});
+
+test('mcb enqueue verify --wait through a real worker: exit 0, the row is verified, the scratch copy is gone', async () => {
+  worker = await startWorker(config, { log });
+  const before = Date.now();
+  const r = await runMcb(['-f', configFile, 'enqueue', 'verify', '--instance', String(world.replicaInstanceId), '--wait', '--timeout', '280'], { timeoutMs: 300_000 });
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /enqueued restore test of instance \d+ .* as job verify-adhoc-/);
+  assert.match(r.stdout, new RegExp(`backup: +${backupUuid}`));
+  assert.match(r.stdout, /tables: +\d+ checked .*`mysql`\.`user`.* with mysqld 9\.\d+/s);
+  assert.match(r.stdout, /state: +ok/);
+  const row = (await world.metadata.getBackup(backupUuid))!;
+  assert.equal(row.verifyState, 'ok');
+  assert.ok(row.verifiedAt && row.verifiedAt.getTime() >= before - 1000, `verified_at ${row.verifiedAt?.toISOString()} recorded by this run`);
+  assert.equal(row.state, 'Completed');
+  assert.deepEqual(readdirSync(scratch), [], '[restore] scratch_path was used and emptied');
+});
+
+test('mcb enqueue verify --wait exits 1 when the job fails (no such backup)', async () => {
+  const r = await runMcb(['-f', configFile, 'enqueue', 'verify', '--instance', String(world.replicaInstanceId), '--backup', 'no-such-uuid', '--wait', '--timeout', '120']);
+  assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stderr, /restore test of instance \d+ failed: instance \d+ has no Completed full backup with uuid no-such-uuid/);
+});
+
+test('a worker with no usable mysqld and nothing configured skips (warn, no row change); a configured broken one fails', async () => {
+  const verifiedAt = (await world.metadata.getBackup(backupUuid))!.verifiedAt;
+  const savedPath = process.env.PATH;
+  process.env.PATH = mkdtempSync(path.join(world.dir, 'empty-path-')); // no mysqld on PATH, whatever this host has
+  try {
+    const plain = loadConfig(world.writeConfig());
+    const skipped = await verifyJob.handle({ instanceId: world.replicaInstanceId }, directContext(plain, world.metadata));
+    assert.equal(skipped.state, 'skipped');
+    assert.match(skipped.reason!, /no usable mysqld on this worker's host \(cannot run mysqld: ENOENT\); set \[restore\] sid_root or mysqld/);
+    assert.equal(skipped.backupUuid, undefined);
+    assert.deepEqual((await world.metadata.getBackup(backupUuid))!.verifiedAt, verifiedAt, 'nothing recorded for a skip');
+
+    const broken = loadConfig(world.writeConfig({ sections: { restore: { mysqld: '/nonexistent/mysqld' } } }));
+    await assert.rejects(
+      verifyJob.handle({ instanceId: world.replicaInstanceId }, directContext(broken, world.metadata)),
+      (e: unknown) => e instanceof PermanentJobError && /cannot run the configured server, mysqld \/nonexistent\/mysqld \(\[restore\] sid_root\/mysqld\): cannot run \/nonexistent\/mysqld: ENOENT/.test((e as Error).message),
+    );
+  } finally {
+    process.env.PATH = savedPath;
+  }
+});

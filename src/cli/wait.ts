@@ -2,7 +2,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
 import type { MetadataStore } from '../metadata/index.ts';
-import { formatDate } from './context.ts';
+import { stageJobOptions } from '../queues/index.ts';
+import { formatDate, type CliContext } from './context.ts';
 
 /** A job that ran and failed, or a backup that ended in Error: exit code 1. */
 export class JobFailedError extends Error {
@@ -72,4 +73,24 @@ export async function followBackup(
     if (opts.timeoutMs && Date.now() - started > opts.timeoutMs) throw new JobFailedError(`gave up waiting after ${opts.timeoutMs / 1000} s; backup is in state ${row.state}`);
     await sleep(500);
   }
+}
+
+/** Puts an ad-hoc job on an instance's queue (the queue its node-local worker serves) and says so. */
+export async function enqueueOnInstance(
+  ctx: CliContext,
+  opts: { type: string; queueInstance: number; data: object; jobIdPart: string; attempts?: number; describe: string },
+): Promise<{ queue: Queue; jobId: string }> {
+  const queue = (await ctx.queues()).forInstance(opts.queueInstance);
+  const jobId = `${opts.type}-adhoc-${opts.jobIdPart}-${Date.now()}`;
+  await queue.add(opts.type, opts.data, { ...stageJobOptions(ctx.config), ...(opts.attempts ? { attempts: opts.attempts } : {}), jobId });
+  console.log(`enqueued ${opts.describe} as job ${jobId} on ${queue.name}`);
+  return { queue, jobId };
+}
+
+/** waitForJob with the hint a DBA needs when no worker picks the job up; `timeout` in seconds (0 = never). */
+export function waitForInstanceJob(queue: Queue, jobId: string, queueInstance: number, timeout: string | number): Promise<FinishedJob> {
+  return waitForJob(queue, jobId, {
+    timeoutMs: Number(timeout) * 1000 || undefined,
+    onWaiting: () => console.log(`still waiting: is \`mcb worker\` running for instance ${queueInstance} (queue ${queue.name})?`),
+  });
 }

@@ -2,9 +2,8 @@
 // queue and node-local worker as the schedule.
 import type { Command } from 'commander';
 import type { BinlogResult } from '../../jobs/binlog.ts';
-import { stageJobOptions } from '../../queues/index.ts';
 import { parseId, type CliContext } from '../context.ts';
-import { JobFailedError, waitForJob } from '../wait.ts';
+import { enqueueOnInstance, JobFailedError, waitForInstanceJob } from '../wait.ts';
 
 type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
@@ -19,17 +18,17 @@ export function registerEnqueueBinlog(enqueue: Command, run: Run): void {
       run(async (ctx) => {
         const instanceId = parseId(o.instance);
         const instance = await ctx.instance(instanceId, { mustBeEnabled: true });
-        const queues = await ctx.queues();
-        const queue = queues.forInstance(instanceId);
-        const jobId = `binlog-adhoc-${instanceId}-${Date.now()}`;
         // One attempt: a failed batch is retried by the next scheduled run, and --wait reports the failure now.
-        await queue.add('binlog', { instanceId }, { ...stageJobOptions(ctx.config), attempts: 1, jobId });
-        console.log(`enqueued binlog archiving of instance ${instanceId} (${instance.instanceId}) as job ${jobId} on ${queue.name}`);
-        if (!o.wait) return;
-        const done = await waitForJob(queue, jobId, {
-          timeoutMs: Number(o.timeout) * 1000 || undefined,
-          onWaiting: () => console.log(`still waiting: is \`mcb worker\` running for instance ${instanceId} (queue ${queue.name})?`),
+        const { queue, jobId } = await enqueueOnInstance(ctx, {
+          type: 'binlog',
+          queueInstance: instanceId,
+          data: { instanceId },
+          jobIdPart: String(instanceId),
+          attempts: 1,
+          describe: `binlog archiving of instance ${instanceId} (${instance.instanceId})`,
         });
+        if (!o.wait) return;
+        const done = await waitForInstanceJob(queue, jobId, instanceId, o.timeout);
         if (done.state === 'failed') throw new JobFailedError(`binlog archiving of instance ${instanceId} failed: ${done.failedReason}`);
         printResult(done.returnvalue as BinlogResult);
       }),

@@ -12,10 +12,9 @@ import type { Command } from 'commander';
 import { requireOss } from '../../config/index.ts';
 import { ExpireFailedError, expireJob, summarise, type ExpireResult } from '../../jobs/expire.ts';
 import type { JobContext } from '../../jobs/types.ts';
-import { stageJobOptions } from '../../queues/index.ts';
 import { MinioObjectStore } from '../../storage/index.ts';
 import { parseId, type CliContext } from '../context.ts';
-import { JobFailedError, waitForJob } from '../wait.ts';
+import { enqueueOnInstance, JobFailedError, waitForInstanceJob } from '../wait.ts';
 
 type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
@@ -42,17 +41,17 @@ export function registerEnqueueExpire(enqueue: Command, run: Run): void {
           return;
         }
 
-        const queues = await ctx.queues();
-        const queue = queues.forInstance(queueInstance);
-        const jobId = `expire-adhoc-${instanceId ?? 'all'}-${dryRun ? 'dry-' : ''}${Date.now()}`;
-        await queue.add('expire', payload, { ...stageJobOptions(ctx.config), ...(dryRun ? { attempts: 1 } : {}), jobId });
         const what = instanceId !== undefined ? `instance ${instanceId}` : 'every instance in the bucket';
-        console.log(`enqueued ${dryRun ? 'dry-run ' : ''}expire of ${what} as job ${jobId} on ${queue.name}`);
-        if (!o.wait) return;
-        const done = await waitForJob(queue, jobId, {
-          timeoutMs: Number(o.timeout) * 1000 || undefined,
-          onWaiting: () => console.log(`still waiting: is \`mcb worker\` running for instance ${queueInstance} (queue ${queue.name})?`),
+        const { queue, jobId } = await enqueueOnInstance(ctx, {
+          type: 'expire',
+          queueInstance,
+          data: payload,
+          jobIdPart: `${instanceId ?? 'all'}${dryRun ? '-dry' : ''}`,
+          ...(dryRun ? { attempts: 1 } : {}),
+          describe: `${dryRun ? 'dry-run ' : ''}expire of ${what}`,
         });
+        if (!o.wait) return;
+        const done = await waitForInstanceJob(queue, jobId, queueInstance, o.timeout);
         if (done.state === 'failed') {
           const job = await queue.getJob(jobId);
           const partial = (job?.progress as { result?: ExpireResult } | undefined)?.result;

@@ -5,9 +5,8 @@
 // skipped it (no usable mysqld on its host: nothing was verified).
 import type { Command } from 'commander';
 import type { VerifyResult } from '../../jobs/verify.ts';
-import { stageJobOptions } from '../../queues/index.ts';
 import { parseId, type CliContext } from '../context.ts';
-import { JobFailedError, waitForJob } from '../wait.ts';
+import { enqueueOnInstance, JobFailedError, waitForInstanceJob } from '../wait.ts';
 
 type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
@@ -23,18 +22,17 @@ export function registerEnqueueVerify(enqueue: Command, run: Run): void {
       run(async (ctx) => {
         const instanceId = parseId(o.instance);
         const instance = await ctx.instance(instanceId); // a disabled instance's backups can still be tested
-        const queues = await ctx.queues();
-        const queue = queues.forInstance(instanceId);
-        const jobId = `verify-adhoc-${instanceId}-${Date.now()}`;
-        const payload = { instanceId, ...(o.backup ? { backupUuid: String(o.backup) } : {}) };
         // One attempt: a verification that fails is a result, and a job that fails is reported now by --wait.
-        await queue.add('verify', payload, { ...stageJobOptions(ctx.config), attempts: 1, jobId });
-        console.log(`enqueued restore test of instance ${instanceId} (${instance.instanceId}) as job ${jobId} on ${queue.name}`);
-        if (!o.wait) return;
-        const done = await waitForJob(queue, jobId, {
-          timeoutMs: Number(o.timeout) * 1000 || undefined,
-          onWaiting: () => console.log(`still waiting: is \`mcb worker\` running for instance ${instanceId} (queue ${queue.name})?`),
+        const { queue, jobId } = await enqueueOnInstance(ctx, {
+          type: 'verify',
+          queueInstance: instanceId,
+          data: { instanceId, ...(o.backup ? { backupUuid: String(o.backup) } : {}) },
+          jobIdPart: String(instanceId),
+          attempts: 1,
+          describe: `restore test of instance ${instanceId} (${instance.instanceId})`,
         });
+        if (!o.wait) return;
+        const done = await waitForInstanceJob(queue, jobId, instanceId, o.timeout);
         if (done.state === 'failed') throw new JobFailedError(`restore test of instance ${instanceId} failed: ${done.failedReason}`);
         const r = done.returnvalue as VerifyResult;
         if (r.state === 'skipped') throw new JobFailedError(`restore test of instance ${instanceId} skipped by the worker: ${r.reason}`);

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { stageJobOptions } from '../../queues/index.ts';
 import { parseId, type CliContext } from '../context.ts';
-import { followBackup, JobFailedError, waitForJob } from '../wait.ts';
+import { enqueueOnInstance, followBackup, JobFailedError, waitForInstanceJob } from '../wait.ts';
 
 type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
@@ -19,17 +18,16 @@ export function registerEnqueue(program: Command, run: Run): Command {
       run(async (ctx) => {
         const instanceId = parseId(o.instance);
         const instance = await ctx.instance(instanceId, { mustBeEnabled: true });
-        const queues = await ctx.queues();
-        const queue = queues.forInstance(instanceId);
-        const jobId = `full-adhoc-${instanceId}-${Date.now()}`;
-        await queue.add('full', { instanceId }, { ...stageJobOptions(ctx.config), jobId });
-        console.log(`enqueued full backup of instance ${instanceId} (${instance.instanceId}) as job ${jobId} on ${queue.name}`);
+        const { queue, jobId } = await enqueueOnInstance(ctx, {
+          type: 'full',
+          queueInstance: instanceId,
+          data: { instanceId },
+          jobIdPart: String(instanceId),
+          describe: `full backup of instance ${instanceId} (${instance.instanceId})`,
+        });
         if (!o.wait) return;
         const timeoutMs = Number(o.timeout) * 1000 || undefined;
-        const done = await waitForJob(queue, jobId, {
-          timeoutMs,
-          onWaiting: () => console.log(`still waiting: is \`mcb worker\` running for instance ${instanceId} (queue ${queue.name})?`),
-        });
+        const done = await waitForInstanceJob(queue, jobId, instanceId, o.timeout);
         if (done.state === 'failed') throw new JobFailedError(`full backup of instance ${instanceId} did not start: ${done.failedReason}`);
         const result = done.returnvalue as { started: boolean; backupUuid?: string; reason?: string };
         if (!result.started) {

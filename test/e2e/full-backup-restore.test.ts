@@ -55,7 +55,7 @@ test('producer + two workers + real CLONE, then the backup restores into a runni
   });
 
   // Every second, so the test does not wait for 02:00; the producer re-reads tb_instance every second.
-  const schedule = { schedule: { full: '*/3 * * * * *', sync_interval_seconds: '1' } };
+  const schedule = { schedule: { full: '*/3 * * * * *', binlog: '*/2 * * * * *', expire: '*/4 * * * * *', sync_interval_seconds: '1' } };
   const sourceIni = world.writeConfig({ node: 'source', sections: schedule });
   const replicaIni = world.writeConfig({ node: 'replica', sections: schedule });
   daemons.push(startMcb(['-f', sourceIni, 'worker'], path.join(world.dir, 'worker-source.log')));
@@ -69,6 +69,12 @@ test('producer + two workers + real CLONE, then the backup restores into a runni
     return rows.find((r) => r.state === 'Completed');
   });
 
+  // The binlog and expire schedules ran on the replica's worker too.
+  await waitFor('a Completed binlog archive of the replica', async () => {
+    const rows = await world.metadata.listBackups({ instanceId: world.replicaInstanceId, type: 'binlog', states: ['Completed'] });
+    return rows[0];
+  });
+
   // The source's scheduled full job ran on the source's worker and was skipped, with the reason.
   const redis = new Redis(env.redisUrl);
   const sourceQueue = new Queue(`mcb-instance-${world.sourceInstanceId}`, { connection: redis, prefix: world.prefix });
@@ -78,7 +84,8 @@ test('producer + two workers + real CLONE, then the backup restores into a runni
   });
   assert.equal(skipped.started, false);
   assert.match(skipped.reason, /primary \(read_only = 0\) and is_cluster = on/);
-  assert.equal((await world.metadata.listBackups({ instanceId: world.sourceInstanceId })).length, 0, 'no backup row for the skipped primary');
+  // (Binlogs of the primary are still archived: is_cluster only moves full backups to the replica.)
+  assert.equal((await world.metadata.listBackups({ instanceId: world.sourceInstanceId, type: 'full' })).length, 0, 'no full backup row for the skipped primary');
 
   // Disabling both instances makes the producer drop their schedules without a restart.
   for (const id of [world.sourceInstanceId, world.replicaInstanceId]) {
@@ -87,6 +94,11 @@ test('producer + two workers + real CLONE, then the backup restores into a runni
   }
   await waitFor('schedules removed', async () => ((await sourceQueue.getJobSchedulersCount()) === 0 ? true : undefined), 30_000);
   const replicaQueue = new Queue(`mcb-instance-${world.replicaInstanceId}`, { connection: redis, prefix: world.prefix });
+  const expired = await waitFor('a scheduled expire run on the replica', async () => {
+    const jobs = await replicaQueue.getJobs(['completed']);
+    return jobs.find((j) => j.name === 'expire');
+  });
+  assert.ok(expired.returnvalue, 'expire completed with a result');
   await waitFor('replica schedules removed', async () => ((await replicaQueue.getJobSchedulersCount()) === 0 ? true : undefined), 30_000);
   for (const d of daemons.splice(0)) assert.equal(await d.stop(), 0, `${d.logFile} exited cleanly on SIGTERM`);
   assert.equal((await replicaQueue.getJobCounts('active')).active, 0, 'no job left active');

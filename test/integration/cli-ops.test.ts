@@ -2,6 +2,7 @@
 // real worker failing real jobs; and the error paths scripts rely on (exit 2 usage/config, 1 service down).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -117,7 +118,7 @@ test('jobs list / show / pause / retry / resume / remove on a job a real worker 
 });
 
 test('retrying a failed full-backup chain puts the stages after the failed one back to wait for it', async () => {
-  const backupUuid = `no-such-backup-${randomId()}`;
+  const backupUuid = randomUUID(); // no metadata row with this uuid
   await queues.addFullChain({ instanceId: world.replicaInstanceId, backupUuid });
   // clone fails (no metadata row, permanent); tar, upload and cleanup fail after it (fail-parent-on-failure).
   await waitForState(`${backupUuid}-cleanup`, 'failed');
@@ -245,7 +246,7 @@ test('--help explains every new command', async () => {
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stdout, /^Usage: mcb /m);
   }
-  assert.match((await runMcb(['jobs', 'retry', '--help'])).stdout, /resumes the chain from that stage/);
+  assert.match((await runMcb(['jobs', 'retry', '--help'])).stdout, /resumes the chain\s+from that stage/);
   assert.match((await runMcb(['status', '--help'])).stdout, /STALE: no Completed backup/);
   assert.match((await runMcb(['server', '--help'])).stdout, /refuses to start on a non-loopback address/);
 });

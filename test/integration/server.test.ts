@@ -1,0 +1,194 @@
+// `mcb server` in-process on a free port, over a real backup (made by the stage handlers against the real
+// replica, S3 and metadata center) and real Redis queues: /metrics parsed, the JSON API, the status page,
+// auth on /queues and on mutating requests, the refusal to listen publicly without credentials.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConfigError, loadConfig, type Config } from '../../src/config/index.ts';
+import { createLogger } from '../../src/log/index.ts';
+import type { BackupRow } from '../../src/metadata/index.ts';
+import { pingRedis, Queues, redisConnection } from '../../src/queues/index.ts';
+import { startServer, type RunningServer } from '../../src/server/index.ts';
+import { makeCompletedFullBackup } from '../support/backup.ts';
+import { runMcb, startMcb } from '../support/spawn.ts';
+import { createWorld, randomId, type World } from '../support/world.ts';
+
+const USER = 'dba';
+const PASSWORD = `pw-${randomId()}`;
+const TOKEN = `tok-${randomId()}`;
+
+let world: World;
+let config: Config;
+let queues: Queues;
+let server: RunningServer;
+let backup: BackupRow;
+
+before(async () => {
+  world = await createWorld();
+  config = loadConfig(world.writeConfig({ sections: { server: { user: USER, password: PASSWORD, token: TOKEN } } }));
+  backup = await makeCompletedFullBackup(world);
+  await world.metadata.createBackup({
+    backupUuid: `err-${randomId()}`, tbInstanceId: world.replicaInstanceId, state: 'Error', backupType: 'full',
+    startTime: new Date(), backupName: 'bak_broken.tar.gz', info: 'upload failed: <script>alert(1)</script>',
+  });
+  const redis = redisConnection(config, 'client');
+  await pingRedis(redis, config.redis.url);
+  queues = new Queues(config, redis);
+  await queues.forInstance(world.replicaInstanceId).add('full', { instanceId: world.replicaInstanceId }, { jobId: 'waiting-one', delay: 3600_000 });
+  server = await startServer(config, { log: createLogger({ name: 'test-server' }), listen: { host: '127.0.0.1', port: 0 } });
+});
+after(async () => {
+  await server?.close();
+  await queues?.close();
+  await queues?.connection.quit();
+  await world?.cleanup();
+});
+
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** A small parser of the Prometheus text format: every sample line, and the families declared by TYPE. */
+function parseMetrics(text: string): { samples: Sample[]; types: Map<string, string> } {
+  const samples: Sample[] = [];
+  const types = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const t = /^# TYPE (\w+) (\w+)$/.exec(line);
+    if (t) types.set(t[1]!, t[2]!);
+    if (line.startsWith('#')) continue;
+    const m = /^(\w+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(m, `not a sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of m[2]?.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g) ?? []) labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return { samples, types };
+}
+
+function sample(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
+  return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+test('/metrics carries the backup just made, failures and queue depths, in valid Prometheus text', async () => {
+  const res = await fetch(`${server.url}/metrics`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
+  const { samples, types } = parseMetrics(await res.text());
+  for (const s of samples) assert.ok(types.has(s.name), `${s.name} has a TYPE line`);
+  const replica = { instance: String(world.replicaInstanceId), type: 'full' };
+  const recoveryPoint = (backup.endTime ?? backup.updatedAt).getTime() / 1000;
+  assert.equal(sample(samples, 'mcb_last_success_timestamp_seconds', replica), recoveryPoint);
+  assert.equal(sample(samples, 'mcb_last_backup_bytes', replica), backup.backupBytes);
+  assert.ok(backup.backupBytes! > 0);
+  const duration = sample(samples, 'mcb_last_backup_duration_seconds', replica)!;
+  assert.ok(duration >= 0 && duration < 3600, `duration ${duration}`);
+  assert.equal(sample(samples, 'mcb_backup_failures_total', replica), 1);
+  assert.equal(types.get('mcb_backup_failures_total'), 'counter');
+  assert.equal(sample(samples, 'mcb_backup_failures_total', { instance: String(world.sourceInstanceId), type: 'full' }), 0);
+  assert.equal(sample(samples, 'mcb_backups', { ...replica, state: 'Completed' }), 1);
+  assert.equal(sample(samples, 'mcb_backup_stale', replica), 0);
+  assert.equal(sample(samples, 'mcb_backup_stale', { instance: String(world.sourceInstanceId), type: 'full' }), 1);
+  assert.equal(sample(samples, 'mcb_queue_jobs', { queue: `mcb-instance-${world.replicaInstanceId}`, state: 'delayed' }), 1);
+  assert.equal(sample(samples, 'mcb_last_success_timestamp_seconds', { instance: String(world.sourceInstanceId), type: 'full' }), undefined);
+});
+
+test('/api/backups and /api/instances return the backup as JSON; bad filters are 400', async () => {
+  const rows = (await (await fetch(`${server.url}/api/backups?instance=${world.replicaInstanceId}&type=full`)).json()) as Array<Record<string, unknown>>;
+  const row = rows.find((r) => r.backupUuid === backup.backupUuid);
+  assert.ok(row, JSON.stringify(rows));
+  assert.equal(row.state, 'Completed');
+  assert.equal(row.backupName, backup.backupName);
+  assert.equal(row.sha256, backup.sha256);
+  assert.equal(rows.length, 2, 'the Completed and the Error row');
+  assert.equal((await fetch(`${server.url}/api/backups?type=bogus`)).status, 400);
+  assert.equal((await fetch(`${server.url}/api/backups?instance=x`)).status, 400);
+
+  const body = (await (await fetch(`${server.url}/api/instances`)).json()) as { redis: string; instances: Array<{ id: number; lastFull: { backupName: string } | null; failures24h: number }> };
+  assert.equal(body.redis, 'ok');
+  const replica = body.instances.find((i) => i.id === world.replicaInstanceId)!;
+  assert.equal(replica.lastFull?.backupName, backup.backupName);
+  assert.equal(replica.failures24h, 1);
+
+  const health = await fetch(`${server.url}/healthz`);
+  assert.equal(health.status, 200);
+  assert.deepEqual(await health.json(), { ok: true, metadata: 'ok', redis: 'ok' });
+});
+
+test('status page: instances, the backup as Completed, the Error row highlighted and escaped, auto-refresh', async () => {
+  const res = await fetch(`${server.url}/`);
+  assert.equal(res.status, 200);
+  const html = await res.text();
+  assert.match(html, /<meta http-equiv="refresh" content="30">/);
+  assert.match(html, new RegExp(`<td class="state">Completed</td>[\\s\\S]*?<td>${backup.backupName.replace(/\./g, '\\.')}</td>`));
+  assert.match(html, /<tr class="state-Error error">/);
+  assert.ok(html.includes('upload failed: &lt;script&gt;alert(1)&lt;/script&gt;'), 'info escaped');
+  assert.ok(!html.includes('<script>'), 'no script tag gets through');
+  assert.match(html, /STALE/, 'the source has no full backup: stale');
+});
+
+test('/queues (bull-board) needs credentials: 401 without or wrong, 200 with Basic or Bearer; mutating requests too', async () => {
+  const none = await fetch(`${server.url}/queues`);
+  assert.equal(none.status, 401);
+  assert.match(none.headers.get('www-authenticate')!, /^Basic realm="mcb"/);
+  assert.equal((await fetch(`${server.url}/queues`, { headers: { authorization: basic(USER, 'wrong') } })).status, 401);
+  assert.equal((await fetch(`${server.url}/queues`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+  const ok = await fetch(`${server.url}/queues`, { headers: { authorization: basic(USER, PASSWORD) } });
+  assert.equal(ok.status, 200);
+  assert.match(await ok.text(), /<div id="root">|bull-board|mcb queues/i);
+
+  const api = await fetch(`${server.url}/queues/api/queues?activeQueue=&status=latest&page=1`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal(api.status, 200);
+  const names = ((await api.json()) as { queues: Array<{ name: string }> }).queues.map((q) => q.name);
+  assert.ok(names.includes(`mcb-instance-${world.replicaInstanceId}`), names.join());
+  assert.ok(names.includes(`mcb-instance-${world.sourceInstanceId}`), 'instances without jobs yet are listed from tb_instance');
+
+  // bull-board's retry/remove endpoints are PUT/DELETE: refused without credentials.
+  const job = `/queues/api/queues/mcb-instance-${world.replicaInstanceId}/waiting-one/promote`;
+  assert.equal((await fetch(`${server.url}${job}`, { method: 'PUT' })).status, 401);
+  assert.equal((await fetch(`${server.url}/api/backups`, { method: 'POST' })).status, 401);
+  assert.equal(await (await queues.forInstance(world.replicaInstanceId).getJob('waiting-one'))!.getState(), 'delayed');
+  assert.equal((await fetch(`${server.url}${job}`, { method: 'PUT', headers: { authorization: basic(USER, PASSWORD) } })).status, 204);
+  assert.equal(await (await queues.forInstance(world.replicaInstanceId).getJob('waiting-one'))!.getState(), 'waiting');
+});
+
+test('refuses a non-loopback listen address without credentials (exit 2), starts with them, never logs secrets', async () => {
+  const open = loadConfig(world.writeConfig({ sections: { server: { listen: '0.0.0.0:0' } } }));
+  await assert.rejects(startServer(open, { log: createLogger({ name: 'test-server' }) }), (err: Error) => {
+    assert.ok(err instanceof ConfigError);
+    assert.match(err.message, /\[server\] listen = 0\.0\.0\.0:0 .* is not a loopback address: set \[server\] user and password/);
+    return true;
+  });
+  const noCreds = world.writeConfig();
+  const refused = await runMcb(['-f', noCreds, 'server', '--listen', '0.0.0.0:0']);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /^mcb: \[server\] listen = 0\.0\.0\.0:0 in .* is not a loopback address/);
+  assert.equal(refused.stderr.trim().split('\n').length, 1);
+
+  // The real binary, public address, credentials from the environment: starts, serves, logs no secret.
+  const logFile = path.join(world.dir, 'server.log');
+  const daemon = startMcb(['-f', noCreds, 'server', '--listen', '0.0.0.0:0'], logFile, { MCB_SERVER_USER: USER, MCB_SERVER_PASSWORD: PASSWORD, MCB_SERVER_TOKEN: TOKEN });
+  try {
+    let url: string | undefined;
+    for (let i = 0; i < 200 && !url; i++) {
+      await sleep(100);
+      url = /mcb server on (http:\/\/\S+?) \(auth/.exec(readFileSync(logFile, 'utf8'))?.[1];
+    }
+    assert.ok(url, readFileSync(logFile, 'utf8'));
+    const port = new URL(url).port;
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/queues`)).status, 401);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/queues`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+  }
+  const log = readFileSync(logFile, 'utf8');
+  assert.match(log, /auth: basic\+bearer/);
+  assert.ok(!log.includes(PASSWORD) && !log.includes(TOKEN), 'no secret in the log');
+});

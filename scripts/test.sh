@@ -6,6 +6,22 @@ set -euo pipefail
 export MCB_LOG_LEVEL="${MCB_LOG_LEVEL:-warn}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+export DEBIAN_FRONTEND=noninteractive
+# Debian packages, as root and only those missing (installed ones are left alone): debootstrap builds the
+# cached sid root (MySQL 9.7 + moto), chromium runs the status-page browser test, redis-server is used only
+# when no Redis answers on 127.0.0.1:6379.
+missing=()
+for pkg in debootstrap curl ca-certificates redis-server chromium; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if (( ${#missing[@]} > 0 )) && [[ $(id -u) -eq 0 ]]; then
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+if (( ${#missing[@]} > 0 )) && [[ $(id -u) -ne 0 ]]; then
+  echo "[test] missing Debian packages (run as root to install them): ${missing[*]}" >&2
+fi
+
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
   echo "[test] npm ci" >&2
   npm ci --no-audit --no-fund

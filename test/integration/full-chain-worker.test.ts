@@ -13,6 +13,7 @@ import type { BackupRow } from '../../src/metadata/index.ts';
 import { servicesEnv } from '../support/env.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { createWorld, type World } from '../support/world.ts';
+import { runMcb } from '../support/spawn.ts';
 
 let world: World;
 let proxy: TcpProxy;
@@ -146,5 +147,24 @@ test('a worker shut down mid-stage hands the stage back; the next worker finishe
     assert.ok(!existsSync(`${world.backupPath}/${row.backupName}`));
   } finally {
     await worker?.close();
+  }
+});
+
+test('`mcb enqueue full --wait` prints each stage and exits 0 on Completed', async () => {
+  const config = workerConfig({});
+  const worker = await startWorker(config, { log });
+  try {
+    const r = await runMcb(['-f', world.writeConfig({ s3Port: proxy.port }), 'enqueue', 'full', '--instance', String(world.replicaInstanceId), '--wait', '--timeout', '300']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /enqueued full backup of instance \d+ .* as job full-adhoc-/);
+    assert.match(r.stdout, /Completed/);
+    const m = /backup (bak_\d+_\d{14}\.tar\.gz): \S+ \((\d+) bytes\), sha256 ([0-9a-f]{64}), in (\S+)\/\1/.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    const rows = await world.metadata.listBackups({ instanceId: world.replicaInstanceId, states: ['Completed'] });
+    const row = rows.find((x) => x.backupName === m[1])!;
+    assert.equal(row.sha256, m[3]);
+    assert.equal(String(row.backupBytes), m[2]);
+  } finally {
+    await worker.close();
   }
 });

@@ -53,7 +53,11 @@ export async function rootConnection(node: MysqlEndpoint): Promise<mysql.Connect
   return mysql.createConnection({ host: node.host, port: node.port, user: node.rootUser, password: node.rootPassword, multipleStatements: true });
 }
 
-export async function createWorld(opts: { bucket?: boolean } = {}): Promise<World> {
+/**
+ * opts.metadataOn = 'mysql' puts the metadata center on the MySQL 9.7 source instead of the configured one
+ * (MariaDB on these machines), for tests that must hold on both kinds users run.
+ */
+export async function createWorld(opts: { bucket?: boolean; metadataOn?: 'default' | 'mysql' } = {}): Promise<World> {
   const env = servicesEnv();
   const id = randomId();
   const dir = mkdtempSync(path.join(os.tmpdir(), `mcb-test-${id}-`));
@@ -66,7 +70,10 @@ export async function createWorld(opts: { bucket?: boolean } = {}): Promise<Worl
   const minio = minioClient();
   if (opts.bucket !== false) await minio.makeBucket(bucket);
 
-  const meta = env.metadata;
+  const meta =
+    opts.metadataOn === 'mysql'
+      ? { host: env.source.host, port: env.source.port, user: env.source.rootUser, password: env.source.rootPassword }
+      : env.metadata;
   await migrate({ host: meta.host, port: meta.port, user: meta.user, password: meta.password, database, charset: 'utf8mb4' });
   const metadata = await MetadataStore.connect({ host: meta.host, port: meta.port, user: meta.user, password: meta.password, database, charset: 'utf8mb4' });
   const sourceInstanceId = await metadata.addInstance({

@@ -310,9 +310,17 @@ function columnsFor(fields: BackupFields): { columns: string[]; values: unknown[
     const column = backupColumns[key as keyof typeof backupColumns];
     if (!column) throw new MetadataError(`unknown backup field ${key}`);
     columns.push(column);
-    values.push(key === 'info' && typeof value === 'string' ? value.slice(0, INFO_MAX) : value);
+    values.push(key === 'info' && typeof value === 'string' ? value.slice(0, INFO_MAX) : wholeSeconds(value));
   }
   return { columns, values };
+}
+
+/**
+ * The seed's DATETIME columns hold whole seconds. MySQL rounds a fraction (12:00:10.6 → 12:00:11) where MariaDB
+ * truncates; a recovery point must never move later than the real one, so fractions are cut here.
+ */
+function wholeSeconds(value: unknown): unknown {
+  return value instanceof Date ? new Date(Math.floor(value.getTime() / 1000) * 1000) : value;
 }
 
 function toInstance(r: RowDataPacket): InstanceRow {

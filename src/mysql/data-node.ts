@@ -131,7 +131,8 @@ export class DataNode {
     );
     const r = rows[0];
     if (!r) return undefined;
-    const toDate = (ts: unknown) => (ts === null || ts === undefined ? null : new Date(Number(ts) * 1000));
+    // Whole seconds, rounded down: the recovery point must not claim writes after the real one.
+    const toDate = (ts: unknown) => (ts === null || ts === undefined ? null : new Date(Math.floor(Number(ts)) * 1000));
     return {
       state: r.STATE,
       beginTime: toDate(r.begin_ts),

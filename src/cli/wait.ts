@@ -2,6 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
 import type { MetadataStore } from '../metadata/index.ts';
+import { progressFraction, progressPercent, stageOfState } from '../ops/status.ts';
 import { stageJobOptions } from '../queues/index.ts';
 import { formatDate, type CliContext } from './context.ts';
 
@@ -44,7 +45,6 @@ export async function followBackup(
   const started = Date.now();
   let lastState = '';
   let lastProgress = '';
-  const stageOf: Record<string, string> = { Doing: 'clone', Done: 'tar', Tar: 'tar', Uploading: 'upload', Clearing: 'cleanup' };
   for (;;) {
     const row = await metadata.getBackup(backupUuid);
     if (!row) throw new JobFailedError(`backup ${backupUuid} has no metadata row`);
@@ -57,13 +57,12 @@ export async function followBackup(
       return;
     }
     if (row.state === 'Error') throw new JobFailedError(`backup ${row.backupName} failed: ${row.info}`);
-    const stage = stageOf[row.state];
+    const stage = stageOfState[row.state];
     if (stage) {
       const job = await queue.getJob(`${backupUuid}-${stage}`);
-      const p = job?.progress as { fraction?: number } | number | undefined;
-      const fraction = typeof p === 'number' ? p / 100 : p?.fraction;
+      const fraction = progressFraction(job?.progress);
       if (fraction !== undefined) {
-        const text = `${stage} ${(fraction * 100).toFixed(0)}%`;
+        const text = `${stage} ${progressPercent(fraction)}%`;
         if (text !== lastProgress) {
           lastProgress = text;
           console.log(`${formatDate(new Date())}  ${''.padEnd(10)} ${text}`);

@@ -1,9 +1,11 @@
 // What `mcb status`, the status page, /api/instances and /metrics report: per instance, the last Completed
 // full and binlog backup with their age, what is running, the next scheduled runs and recent failures.
-// The metadata center is the source of truth; Redis adds schedules and queue depths when it answers.
+// The metadata center is the source of truth; Redis adds schedules, queue depths and the running stage's
+// progress (the stage job's updateProgress) when it answers.
+import type { Queue } from 'bullmq';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Config } from '../config/index.ts';
-import { inProgressStates, type BackupRow, type InstanceRow, type MetadataStore } from '../metadata/index.ts';
+import { inProgressStates, type BackupRow, type BackupState, type FullStage, type InstanceRow, type MetadataStore } from '../metadata/index.ts';
 import { instanceQueueName, type Queues } from '../queues/index.ts';
 
 export interface LastBackup {
@@ -35,13 +37,66 @@ export interface InstanceStatus {
   /** Nothing, or a Completed one older than the threshold. */
   fullStale: boolean;
   binlogStale: boolean;
-  running: Array<{ id: number; backupType: string; state: string; backupName: string; info: string | null; since: string | null }>;
+  running: RunningBackup[];
   failures24h: number;
   lastFailure: { id: number; backupName: string; at: string; info: string | null } | null;
   /** null when Redis did not answer. */
   schedules: ScheduledRun[] | null;
   /** Job counts by state in the instance queue; null when Redis did not answer. */
   queueCounts: Record<string, number> | null;
+}
+
+export interface RunningBackup {
+  id: number;
+  backupType: string;
+  state: string;
+  backupName: string;
+  info: string | null;
+  since: string | null;
+  /** The full-backup stage the row's state belongs to (Doing → clone, Done/Tar → tar, …); null for binlog rows. */
+  stage: FullStage | null;
+  /** That stage job's progress in whole percent (job `<backup uuid>-<stage>` in the instance queue); null when it
+   * reported none yet, or Redis did not answer. */
+  progressPercent: number | null;
+}
+
+/** The full-backup stage job that works on a row in each in-progress state (job id `<backup uuid>-<stage>`). */
+export const stageOfState: Partial<Record<BackupState, FullStage>> = { Doing: 'clone', Done: 'tar', Tar: 'tar', Uploading: 'upload', Clearing: 'cleanup' };
+
+/** A stage job's progress as a fraction 0..1: stages report `{ stage, fraction }`, plain numbers are percent. */
+export function progressFraction(progress: unknown): number | undefined {
+  const f = typeof progress === 'number' ? progress / 100 : (progress as { fraction?: unknown } | null | undefined)?.fraction;
+  return typeof f === 'number' && Number.isFinite(f) ? Math.min(1, Math.max(0, f)) : undefined;
+}
+
+/** Whole percent, rounded down (no 100% before the stage ends), tolerant of 0.29 * 100 = 28.999…. */
+export function progressPercent(fraction: number): number {
+  return Math.floor(fraction * 100 + 1e-9);
+}
+
+async function stageProgress(queue: Queue | undefined, row: BackupRow): Promise<{ stage: FullStage | null; progressPercent: number | null }> {
+  const stage = row.backupType === 'full' ? (stageOfState[row.state] ?? null) : null;
+  if (!stage || !queue) return { stage, progressPercent: null };
+  try {
+    const job = await queue.getJob(`${row.backupUuid}-${stage}`);
+    const f = progressFraction(job?.progress);
+    return { stage, progressPercent: f === undefined ? null : progressPercent(f) };
+  } catch {
+    return { stage, progressPercent: null }; // Redis went away mid-request: the metadata part still stands
+  }
+}
+
+/** What `mcb status --check` complains about: enabled instances that are STALE or failed in the last 24 h. */
+export function statusProblems(statuses: InstanceStatus[]): string[] {
+  const out: string[] = [];
+  for (const s of statuses.filter((x) => x.enabled)) {
+    const who = `instance ${s.id} (${s.instanceId})`;
+    const last = (b: LastBackup | null) => (b ? `last Completed ${b.backupName} ${formatAge(b.ageSeconds)} ago` : 'no Completed backup');
+    if (s.fullStale) out.push(`${who}: full backup STALE (${last(s.lastFull)})`);
+    if (s.binlogStale) out.push(`${who}: binlog backup STALE (${last(s.lastBinlog)})`);
+    if (s.failures24h) out.push(`${who}: ${s.failures24h} failed backup(s) in the last 24 h (last: ${s.lastFailure?.backupName ?? '?'}: ${(s.lastFailure?.info ?? '').replace(/\s+/g, ' ')})`);
+  }
+  return out;
 }
 
 export interface StatusOptions {
@@ -87,8 +142,8 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
     const queue = instanceQueueName(i.id);
     let schedules: ScheduledRun[] | null = null;
     let queueCounts: Record<string, number> | null = null;
-    if (queues) {
-      const q = queues.queue(queue);
+    const q = queues?.queue(queue);
+    if (q) {
       schedules = (await q.getJobSchedulers()).map((s) => ({
         name: s.name,
         next: s.next ? new Date(s.next).toISOString() : null,
@@ -106,14 +161,17 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
       lastBinlog,
       fullStale: !lastFull || lastFull.stale,
       binlogStale: !lastBinlog || lastBinlog.stale,
-      running: running.map((r) => ({
-        id: r.id,
-        backupType: r.backupType,
-        state: r.state,
-        backupName: r.backupName,
-        info: r.info,
-        since: r.stageStartedAt?.toISOString() ?? r.startTime?.toISOString() ?? null,
-      })),
+      running: await Promise.all(
+        running.map(async (r) => ({
+          id: r.id,
+          backupType: r.backupType,
+          state: r.state,
+          backupName: r.backupName,
+          info: r.info,
+          since: r.stageStartedAt?.toISOString() ?? r.startTime?.toISOString() ?? null,
+          ...(await stageProgress(q, r)),
+        })),
+      ),
       failures24h: recentErrors.length,
       lastFailure: errors[0] ? { id: errors[0].id, backupName: errors[0].backupName, at: errors[0].updatedAt.toISOString(), info: errors[0].info } : null,
       schedules,

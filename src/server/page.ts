@@ -27,7 +27,12 @@ export function renderStatusPage(opts: {
 }): string {
   const instanceRows = opts.statuses
     .map((s) => {
-      const running = s.running.map((r) => `${e(r.backupType)} ${e(r.state)}${r.info ? ` <small>${e(r.info)}</small>` : ''}`).join('<br>');
+      const running = s.running
+        .map((r) => {
+          const progress = r.progressPercent === null ? '' : ` <span class="progress">${e(r.stage)} ${e(r.progressPercent)}%</span>`;
+          return `${e(r.backupType)} ${e(r.state)}${progress}${r.info ? ` <small>${e(r.info)}</small>` : ''}`;
+        })
+        .join('<br>');
       const next = s.schedules === null ? 'unknown' : s.schedules.map((x) => `${e(x.name)} ${e(x.next?.replace('T', ' ').slice(0, 19) ?? '?')}`).join('<br>') || 'none';
       return `<tr${s.enabled ? '' : ' class="disabled"'}>
   <td>${e(s.id)}</td><td>${e(s.instanceId)}<br><small>${e(s.instanceName)}</small></td><td>${s.enabled ? 'yes' : 'no'}</td>
@@ -49,7 +54,7 @@ export function renderStatusPage(opts: {
 <style>
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin-bottom:2em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-th{background:#f3f3f3}small{color:#666}.stale,.error{background:#fde2e2;color:#900}.ok{background:#e6f6e6}
+th{background:#f3f3f3}small{color:#666}.stale,.error{background:#fde2e2;color:#900}.ok{background:#e6f6e6}.progress{font-weight:bold}
 tr.disabled{color:#999}.banner{background:#fde2e2;padding:.5em;border:1px solid #e99}
 </style></head><body>
 <h1>mcb backup status</h1>

@@ -192,6 +192,57 @@ test('status --json: last Completed full with its age, STALE thresholds, failure
   assert.doesNotMatch(text.stdout, /bak_recent/);
 });
 
+test('status --json and text show a running full backup with its stage progress from the stage job in Redis', async () => {
+  const backupUuid = randomUUID();
+  await world.metadata.createBackup({
+    backupUuid, tbInstanceId: world.replicaInstanceId, state: 'Tar', backupType: 'full', startTime: new Date(), backupName: 'bak_running.tar.gz',
+  });
+  // Delayed, so the worker of this file leaves it alone; it carries the progress the tar stage reports.
+  const job = await queues.forInstance(world.replicaInstanceId).add('tar', { instanceId: world.replicaInstanceId, backupUuid }, { jobId: `${backupUuid}-tar`, delay: 3600_000 });
+  await job.updateProgress({ stage: 'tar', fraction: 0.42 });
+
+  type S = { instances: Array<{ id: number; running: Array<{ backupName: string; state: string; stage: string | null; progressPercent: number | null }> }> };
+  const s = await json<S>('status', '--json', '--instance', String(world.replicaInstanceId));
+  const running = s.instances[0]!.running.find((r) => r.backupName === 'bak_running.tar.gz');
+  assert.ok(running, JSON.stringify(s.instances[0]!.running));
+  assert.deepEqual([running.state, running.stage, running.progressPercent], ['Tar', 'tar', 42]);
+
+  const text = await mcb('status', '--instance', String(world.replicaInstanceId));
+  assert.match(text.stdout, /running\s+full bak_running\.tar\.gz Tar tar 42% since /);
+});
+
+test('status --check: exit 1 with one stderr line per STALE or failing enabled instance, 0 when all are fresh', async () => {
+  const stale = await mcb('status', '--check');
+  assert.equal(stale.code, 1, stale.stderr);
+  const lines = stale.stderr.trim().split('\n');
+  for (const l of lines) assert.match(l, /^mcb: instance \d+ \(.*\): /);
+  assert.ok(lines.some((l) => new RegExp(`^mcb: instance ${world.replicaInstanceId} \\(.*\\): full backup STALE`).test(l)), stale.stderr);
+  assert.match(stale.stdout, /^instance /m, 'the usual report is still printed');
+
+  // A world where the only enabled instance has a fresh Completed full and binlog and no failures.
+  const now = Date.now();
+  await world.metadata.setCloneEnabled(world.replicaInstanceId, false);
+  try {
+    for (const backupType of ['full', 'binlog'] as const) {
+      await world.metadata.createBackup({
+        backupUuid: `check-${backupType}-${randomId()}`, tbInstanceId: world.sourceInstanceId, state: 'Completed', backupType,
+        startTime: new Date(now - 120_000), endTime: new Date(now - 60_000), backupName: `bak_check_${backupType}`, backupSize: '1M', backupBytes: 1048576,
+      });
+    }
+    const fresh = await mcb('status', '--check');
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.equal(fresh.stderr, '');
+    // Disabled instances are not checked, but --instance still narrows the check to one instance.
+    const one = await mcb('status', '--check', '--json', '--instance', String(world.sourceInstanceId));
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal((JSON.parse(one.stdout) as { instances: unknown[] }).instances.length, 1);
+  } finally {
+    await world.metadata.setCloneEnabled(world.replicaInstanceId, true);
+  }
+  const again = await mcb('status', '--check', '--instance', String(world.replicaInstanceId));
+  assert.equal(again.code, 1);
+});
+
 test('error paths: exit 2 for unknown instance, bad config and usage; exit 1 with one line when Redis is down', async () => {
   for (const args of [['status', '--instance', '99999'], ['jobs', 'pause', '--instance', '99999'], ['jobs', 'list', '--instance', '99999']]) {
     const r = await mcb(...args);
@@ -234,9 +285,12 @@ test('error paths: exit 2 for unknown instance, bad config and usage; exit 1 wit
   // status still reports the metadata center, then exits 1 naming Redis.
   const status = await runMcb(['-f', down, 'status', '--json']);
   assert.equal(status.code, 1);
-  const body = JSON.parse(status.stdout) as { redis: string; instances: Array<{ schedules: unknown }> };
+  const body = JSON.parse(status.stdout) as { redis: string; instances: Array<{ id: number; schedules: unknown; running: Array<{ backupName: string; stage: string | null; progressPercent: number | null }> }> };
   assert.match(body.redis, /unreachable/);
   assert.equal(body.instances[0]?.schedules, null);
+  // The running row of the progress test above is still listed, its progress unknown without Redis.
+  const running = body.instances.find((i) => i.id === world.replicaInstanceId)?.running.find((r) => r.backupName === 'bak_running.tar.gz');
+  assert.deepEqual([running?.stage, running?.progressPercent], ['tar', null]);
   assert.match(status.stderr, /^mcb: Redis at .* is unreachable/);
 });
 

@@ -3,6 +3,7 @@
 // auth on /queues and on mutating requests, the refusal to listen publicly without credentials.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -191,4 +192,26 @@ test('refuses a non-loopback listen address without credentials (exit 2), starts
   const log = readFileSync(logFile, 'utf8');
   assert.match(log, /auth: basic\+bearer/);
   assert.ok(!log.includes(PASSWORD) && !log.includes(TOKEN), 'no secret in the log');
+});
+
+test('a running full backup shows its stage progress (from the stage job in Redis) on the page and in /api/instances', async () => {
+  const backupUuid = randomUUID();
+  // On the source instance, so the replica's rows the tests above count stay as they are.
+  await world.metadata.createBackup({
+    backupUuid, tbInstanceId: world.sourceInstanceId, state: 'Tar', backupType: 'full', startTime: new Date(), backupName: 'bak_running.tar.gz',
+  });
+  // Delayed: a stage job nobody runs, carrying the progress the tar stage reports.
+  const job = await queues.forInstance(world.sourceInstanceId).add('tar', { instanceId: world.sourceInstanceId, backupUuid }, { jobId: `${backupUuid}-tar`, delay: 3600_000 });
+  await job.updateProgress({ stage: 'tar', fraction: 0.42 });
+
+  const body = (await (await fetch(`${server.url}/api/instances`)).json()) as { instances: Array<{ id: number; running: Array<{ backupName: string; state: string; stage: string | null; progressPercent: number | null }> }> };
+  const source = body.instances.find((i) => i.id === world.sourceInstanceId)!;
+  const running = source.running.find((r) => r.backupName === 'bak_running.tar.gz');
+  assert.ok(running, JSON.stringify(source.running));
+  assert.equal(running.state, 'Tar');
+  assert.equal(running.stage, 'tar');
+  assert.equal(running.progressPercent, 42);
+
+  const html = await (await fetch(`${server.url}/`)).text();
+  assert.match(html, /full Tar <span class="progress">tar 42%<\/span>/);
 });

@@ -1,7 +1,8 @@
-// `mcb status`: the 3 a.m. overview, one line per instance from the metadata center (plus schedules from Redis).
+// `mcb status`: the 3 a.m. overview, one line per instance from the metadata center (plus schedules and stage
+// progress from Redis); `--check` turns it into a monitoring probe (exit 1 on STALE or recent failures).
 import type { Command } from 'commander';
 import { RedisUnavailableError } from '../../queues/index.ts';
-import { formatAge, instanceStatuses } from '../../ops/status.ts';
+import { formatAge, instanceStatuses, statusProblems } from '../../ops/status.ts';
 import { parseId, type CliContext } from '../context.ts';
 
 type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
@@ -12,12 +13,17 @@ export function registerStatus(program: Command, run: Run): void {
     .description('per instance: last Completed full and binlog backup with age (STALE past the [server] thresholds), running backups, next scheduled runs, failures in the last 24 h')
     .option('--instance <id>', 'only this tb_instance id')
     .option('--json', 'print JSON')
+    .option('--check', 'for monitoring: exit 1 when an enabled instance is STALE or had failures in the last 24 h (one line per problem on stderr)')
     .addHelpText(
       'after',
       `
 STALE: no Completed backup of that type, or the last one is older than [server] stale_full_hours (default 26)
 or stale_binlog_minutes (default 60). The age counts from end_time (the clone's recovery point).
-If Redis is down the metadata part is still printed, schedules show as unknown, and the exit code is 1.`,
+If Redis is down the metadata part is still printed, schedules show as unknown, and the exit code is 1.
+Running full backups show their stage's progress (e.g. "tar 42%") when Redis answers.
+--check: the usual output, then one "mcb: instance …" line on stderr per problem of an enabled instance
+(is_clone = 1): full or binlog STALE, Error rows in the last 24 h; exit 1 if there is any, else 0.
+  problems=$(mcb status --check 2>&1 >/dev/null) || alert "$problems"`,
     )
     .action((o) =>
       run(async (ctx) => {
@@ -41,7 +47,10 @@ If Redis is down the metadata part is still printed, schedules show as unknown, 
             console.log(`instance ${r.id} ${r.instanceId} (${r.instanceName})${r.enabled ? '' : '  [backups disabled: is_clone = 0]'}`);
             console.log(`  last full    ${last(r.lastFull, r.fullStale)}`);
             console.log(`  last binlog  ${last(r.lastBinlog, r.binlogStale)}`);
-            for (const x of r.running) console.log(`  running      ${x.backupType} ${x.backupName} ${x.state} since ${x.since ?? '?'}  ${x.info ?? ''}`);
+            for (const x of r.running) {
+              const progress = x.progressPercent === null ? '' : ` ${x.stage} ${x.progressPercent}%`;
+              console.log(`  running      ${x.backupType} ${x.backupName} ${x.state}${progress} since ${x.since ?? '?'}  ${x.info ?? ''}`);
+            }
             if (r.schedules === null) console.log('  next runs    unknown (Redis unreachable)');
             else if (!r.schedules.length) console.log('  next runs    none scheduled (is `mcb producer` running?)');
             else for (const s of r.schedules) console.log(`  next ${s.name.padEnd(7)} ${s.next ?? '?'}  (${s.pattern ?? ''})`);
@@ -51,6 +60,11 @@ If Redis is down the metadata part is still printed, schedules show as unknown, 
         if (redisError) {
           console.error(`mcb: ${redisError}`);
           process.exitCode = 1;
+        }
+        if (o.check) {
+          const problems = statusProblems(rows);
+          for (const p of problems) console.error(`mcb: ${p}`);
+          if (problems.length) process.exitCode = 1;
         }
       }),
     );

@@ -249,7 +249,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     url: redisSection.string('url', 'redis://127.0.0.1:6379', 'MCB_REDIS_URL'),
     prefix: redisSection.string('prefix', 'mcb'),
   };
-  if (!/^rediss?:\/\//.test(redis.url)) redisSection.fail('url', `must start with redis:// or rediss://, got "${redis.url}"`);
+  if (!/^rediss?:\/\//.test(redis.url)) {
+    redisSection.fail('url', `must start with redis:// or rediss://, got "${redis.url.replace(/\/\/([^@/]*)@/, '//***@')}"`);
+  }
   if (redis.prefix.includes(':')) redisSection.fail('prefix', 'must not contain ":"');
   redisSection.rejectUnknownKeys();
 

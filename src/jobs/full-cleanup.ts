@@ -17,15 +17,23 @@ export const cleanupStage = defineFullStage<CleanupResult>({
   },
   async run(row, { backupUuid }, ctx) {
     await removeFullBackupFiles(fullBackupFiles(row));
-    const node = await ctx.connectDataNode();
+    // The backup is verified in storage by now: a node that cannot be reached for the flush must not turn it
+    // into an Error row that restore and expiry would ignore. The next binlog run rotates on its own (RPO).
+    let flushNote = '';
     try {
-      await node.flushBinaryLogs();
-    } finally {
-      await node.close();
+      const node = await ctx.connectDataNode();
+      try {
+        await node.flushBinaryLogs();
+      } finally {
+        await node.close();
+      }
+    } catch (err) {
+      flushNote = `; FLUSH BINARY LOGS failed: ${(err as Error).message}`;
+      ctx.log.warn({ event: 'cleanup.flush-failed', err: { message: (err as Error).message } }, 'FLUSH BINARY LOGS failed; backup completed anyway');
     }
     const recovery = row.endTime ? row.endTime.toISOString() : 'unknown';
     await ctx.metadata.transition(backupUuid, [BackupState.Clearing], BackupState.Completed, {
-      info: `completed: ${row.backupSize} in ${row.bucketName}/${row.objectKey}, recovery point ${recovery}`,
+      info: `completed: ${row.backupSize} in ${row.bucketName}/${row.objectKey}, recovery point ${recovery}${flushNote}`,
     });
     return { state: 'Completed', objectKey: row.objectKey! }; // checked by the precondition
   },

@@ -26,6 +26,9 @@ export const uploadStage = defineFullStage<UploadResult>({
     await ctx.storage.checkBucket();
     let sent = 0;
     const body = createReadStream(archiveFile);
+    // A worker shutting down hands the stage back instead of waiting for the whole upload.
+    const abort = () => body.destroy(new Error('upload interrupted: worker shutting down'));
+    ctx.signal.addEventListener('abort', abort, { once: true });
     body.on('data', (chunk) => {
       sent += chunk.length;
     });
@@ -44,6 +47,7 @@ export const uploadStage = defineFullStage<UploadResult>({
       });
     } finally {
       clearInterval(timer);
+      ctx.signal.removeEventListener('abort', abort);
     }
     if (put.sha256 !== row.sha256) {
       await ctx.storage.remove(key).catch(() => undefined);

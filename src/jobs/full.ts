@@ -3,9 +3,10 @@
 import { mkdir } from 'node:fs/promises';
 import { requireBackupKey } from '../config/index.ts';
 import { getCodec } from '../archive/codec.ts';
-import { BackupState } from '../metadata/index.ts';
+import { BackupState, type BackupRow } from '../metadata/index.ts';
+import { fullBackupFiles, removeFullBackupFiles } from './full-files.ts';
 import { backupUuidFor, fullBackupObjectName } from '../naming.ts';
-import { defineJob, PermanentJobError, requireInt } from './types.ts';
+import { defineJob, PermanentJobError, requireInt, type JobContext } from './types.ts';
 
 export interface FullPayload {
   instanceId: number;
@@ -46,14 +47,15 @@ export const fullJob = defineJob<FullPayload, FullResult>({
     const bucket = requireBackupKey(ctx.config, 'bucketName', 'bucket_name');
     await mkdir(backupPath, { recursive: true });
     const backupUuid = backupUuidFor(`full:${instanceId}:${ctx.jobId}`);
-    const existing = await ctx.metadata.getBackup(backupUuid);
-    if (!existing) {
-      // A named lock makes check-and-insert atomic across workers: one full backup per instance at a time.
-      await ctx.metadata.withLock(`mcb_full_${instanceId}`, async () => {
-        const running = await ctx.metadata.runningFullBackups(instanceId);
-        if (running.length) {
-          const r = running[0]!;
-          throw new PermanentJobError(`a full backup of instance ${instanceId} is already running: ${r.backupName} in state ${r.state} (uuid ${r.backupUuid})`);
+    // A named lock makes check, insert and enqueue atomic across workers: one full backup per instance at a
+    // time, and any row seen under the lock has its chain in Redis unless something lost it.
+    await ctx.metadata.withLock(`mcb_full_${instanceId}`, async () => {
+      if (!(await ctx.metadata.getBackup(backupUuid))) {
+        for (const r of await ctx.metadata.runningFullBackups(instanceId)) {
+          if (await ctx.isFullChainAlive({ instanceId, backupUuid: r.backupUuid })) {
+            throw new PermanentJobError(`a full backup of instance ${instanceId} is already running: ${r.backupName} in state ${r.state} (uuid ${r.backupUuid})`);
+          }
+          await abandonOrphan(ctx, r);
         }
         const codec = getCodec(ctx.config.backup.compression);
         const startedAt = ctx.now();
@@ -72,11 +74,25 @@ export const fullJob = defineJob<FullPayload, FullResult>({
           jobId: ctx.jobId,
           info: 'clone queued',
         });
-      });
-    }
+      }
+      // Also when the row exists: a retried start job may have died between the insert and this line.
+      await ctx.startFullChain({ instanceId, backupUuid });
+    });
     const row = (await ctx.metadata.getBackup(backupUuid))!;
-    await ctx.startFullChain({ instanceId, backupUuid });
     ctx.log.info({ instance: instanceId, backupUuid, backupName: row.backupName }, 'full backup chain enqueued');
     return { started: true, backupUuid, backupName: row.backupName };
   },
 });
+
+/**
+ * A row still "running" whose stage jobs are gone from Redis (a worker killed twice mid-stage, a flushed Redis,
+ * a removed job) would block every later full backup. It is marked Error, saying why, and its files removed.
+ */
+async function abandonOrphan(ctx: JobContext, row: BackupRow): Promise<void> {
+  await ctx.metadata.markError(
+    row.backupUuid,
+    `abandoned: no stage job of this backup is left in Redis (worker or Redis lost it while in state ${row.state}); a new full backup replaced it`,
+  );
+  await removeFullBackupFiles(fullBackupFiles(row));
+  ctx.log.warn({ event: 'full.orphan', instance: row.tbInstanceId, backupUuid: row.backupUuid, state: row.state }, `backup ${row.backupName} had no live stage job: marked Error`);
+}

@@ -22,8 +22,10 @@ export interface JobContext {
   workerHost: string;
   signal: AbortSignal;
   progress(value: number | Record<string, unknown>): Promise<void>;
-  /** Enqueues clone → tar → upload → cleanup for a backup row that exists. */
+  /** Enqueues clone → tar → upload → cleanup for a backup row that exists (idempotent). */
   startFullChain(payload: FullChainPayload): Promise<void>;
+  /** Whether any stage job of that backup is still waiting, delayed, active or waiting for its children. */
+  isFullChainAlive(payload: FullChainPayload): Promise<boolean>;
   now(): Date;
 }
 

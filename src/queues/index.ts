@@ -7,6 +7,9 @@ import type { FullChainPayload } from '../jobs/types.ts';
 
 export class RedisUnavailableError extends Error {}
 
+const fullStages = ['clone', 'tar', 'upload', 'cleanup'] as const;
+const liveStates = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused'];
+
 export function instanceQueueName(instanceId: number): string {
   return `mcb-instance-${instanceId}`;
 }
@@ -117,6 +120,15 @@ export class Queues {
       ...(child ? { children: [child] } : {}),
     });
     await this.flow.add(node('cleanup', node('upload', node('tar', node('clone')))) as Parameters<FlowProducer['add']>[0]);
+  }
+
+  async isFullChainAlive(payload: FullChainPayload): Promise<boolean> {
+    const queue = this.forInstance(payload.instanceId);
+    for (const stage of fullStages) {
+      const job = await queue.getJob(`${payload.backupUuid}-${stage}`);
+      if (job && liveStates.includes(await job.getState())) return true;
+    }
+    return false;
   }
 
   async close(): Promise<void> {

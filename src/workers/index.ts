@@ -53,6 +53,21 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
     const queueName = instanceQueueName(instanceId);
     let shuttingDown = false;
 
+    const contextFor = (job: Job, jobLog: Logger, signal?: AbortSignal): JobContext => ({
+      config,
+      metadata,
+      storage,
+      connectDataNode: () => DataNode.connect(mysqlLink),
+      log: jobLog,
+      jobId: job.id ?? '',
+      workerHost,
+      signal: signal ?? new AbortController().signal,
+      progress: (value) => job.updateProgress(value),
+      startFullChain: (p) => queues.addFullChain(p),
+      isFullChainAlive: (p) => queues.isFullChainAlive(p),
+      now: opts.now ?? (() => new Date()),
+    });
+
     const processor = async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
       const def = jobRegistry[job.name];
       const jobLog = log.child({ jobId: job.id, stage: job.name });
@@ -61,19 +76,7 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
       const started = Date.now();
       jobLog.info({ event: 'stage.start', attempt }, `${job.name} started`);
       let payload: unknown;
-      const ctx: JobContext = {
-        config,
-        metadata,
-        storage,
-        connectDataNode: () => DataNode.connect(mysqlLink),
-        log: jobLog,
-        jobId: job.id ?? '',
-        workerHost,
-        signal: signal ?? new AbortController().signal,
-        progress: (value) => job.updateProgress(value),
-        startFullChain: (p) => queues.addFullChain(p),
-        now: opts.now ?? (() => new Date()),
-      };
+      const ctx = contextFor(job, jobLog, signal);
       try {
         payload = def.parse(job.data);
         const result = await def.handle(payload, ctx);
@@ -109,6 +112,21 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
       lockDuration: 60_000,
     });
     worker.on('error', (err) => log.error({ err: { message: err.message } }, 'worker error'));
+    // BullMQ fails a job that stalled too often (a worker killed mid-stage, twice) without calling the
+    // processor, so the metadata row is marked here; markError leaves rows that are already final alone.
+    worker.on('failed', (job, err) => {
+      const def = job && jobRegistry[job.name];
+      if (!job || !def || !/stalled/i.test(err.message)) return;
+      const jobLog = log.child({ jobId: job.id, stage: job.name });
+      jobLog.error({ event: 'stage.failed', final: true, err: { message: err.message } }, `${job.name} failed: ${err.message}`);
+      let payload: unknown;
+      try {
+        payload = def.parse(job.data);
+      } catch {
+        return;
+      }
+      void recordFinalFailure(def, payload, contextFor(job, jobLog), job.name, err, jobLog);
+    });
     await worker.waitUntilReady();
     log.info({ event: 'worker.ready', queue: queueName, host: workerHost }, `worker for instance ${instanceId} ready on ${queueName}`);
 

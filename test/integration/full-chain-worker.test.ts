@@ -168,3 +168,33 @@ test('`mcb enqueue full --wait` prints each stage and exits 0 on Completed', asy
     await worker.close();
   }
 });
+
+test('a running row whose stage jobs Redis lost is marked Error by the next full backup, which then runs', async () => {
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const orphanUuid = '0ddba110-0000-4000-8000-000000000001';
+  const orphan = await world.metadata.createBackup({
+    backupUuid: orphanUuid,
+    tbInstanceId: world.replicaInstanceId,
+    state: 'Tar',
+    backupType: 'full',
+    startTime: new Date(Date.now() - 3600_000),
+    backupPath: world.backupPath,
+    backupName: `bak_${world.replicaInstanceId}_20200101000000.tar.gz`,
+    bucketName: world.bucket,
+  });
+  mkdirSync(`${world.backupPath}/bak_${world.replicaInstanceId}_20200101000000`);
+  writeFileSync(`${world.backupPath}/bak_${world.replicaInstanceId}_20200101000000.tar.gz`, 'half an archive');
+  const config = workerConfig({});
+  const worker = await startWorker(config, { log });
+  try {
+    const r = await runMcb(['-f', world.writeConfig({ s3Port: proxy.port }), 'enqueue', 'full', '--instance', String(world.replicaInstanceId), '--wait', '--timeout', '300']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const abandoned = (await world.metadata.getBackup(orphan.backupUuid))!;
+    assert.equal(abandoned.state, 'Error');
+    assert.match(abandoned.info!, /^abandoned: no stage job of this backup is left in Redis .*state Tar/);
+    const left = (await import('node:fs')).readdirSync(world.backupPath);
+    assert.ok(!left.some((f) => f.startsWith(`bak_${world.replicaInstanceId}_20200101000000`)), `orphan files removed, left: ${left}`);
+  } finally {
+    await worker.close();
+  }
+});

@@ -121,3 +121,19 @@ test('a second full backup of the same instance is refused while one is running'
   await assert.rejects(fullJob.handle({ instanceId: world.replicaInstanceId }, ctx2), /already running: bak_.* in state Doing/);
   if (first.started) await world.metadata.markError(first.backupUuid, 'test cleanup');
 });
+
+test('a verified backup is Completed even when FLUSH BINARY LOGS fails in cleanup (the reason is noted)', async () => {
+  const ctx = directContext(world.config, world.metadata, { jobId: 'flush-fails' });
+  const started = await fullJob.handle({ instanceId: world.replicaInstanceId }, ctx);
+  assert.ok(started.started);
+  if (!started.started) return;
+  const payload = { instanceId: world.replicaInstanceId, backupUuid: started.backupUuid };
+  await cloneStage.handle(payload, ctx);
+  await tarStage.handle(payload, ctx);
+  await uploadStage.handle(payload, ctx);
+  ctx.connectDataNode = () => Promise.reject(new Error('MySQL 127.0.0.1:13307 is unreachable: ECONNREFUSED'));
+  await cleanupStage.handle(payload, ctx);
+  const row = (await world.metadata.getBackup(started.backupUuid))!;
+  assert.equal(row.state, 'Completed');
+  assert.match(row.info!, /FLUSH BINARY LOGS failed: MySQL .* unreachable/);
+});

@@ -197,3 +197,9 @@ test('[restore] rejects unknown keys, relative paths and contradictory binaries'
   assert.match(bad('sid_root = /sid\nmysqlbinlog = /usr/bin/mysqlbinlog'), /\[restore\] mysqlbinlog .*sid_root provides mysqlbinlog and mysql/);
   assert.match(configError(`${seedCloneIni}\n[restores]\nuser = x\n`).message, /unknown section \[restores\] .*known sections: .*restore/);
 });
+
+test('a bad Redis URL is reported without its password', () => {
+  const err = configError(seedCloneIni + '\n[redis]\nurl = http://:topsecret@127.0.0.1:1/0\n');
+  assert.match(err.message, /\[redis\] url .*must start with redis:\/\//);
+  assert.ok(!err.message.includes('topsecret'));
+});

@@ -77,6 +77,7 @@ async function runHere(ctx: CliContext, payload: { instanceId?: number; dryRun?:
     signal: abort.signal,
     progress: async () => undefined,
     startFullChain: () => Promise.reject(new Error('expire does not start backups')),
+    isFullChainAlive: () => Promise.reject(new Error('expire does not look at backup chains')),
     now: () => new Date(),
   };
   try {

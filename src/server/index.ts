@@ -125,7 +125,9 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
       type: q.type as 'full' | 'binlog' | undefined,
       limit: Math.min(Number(q.limit ?? 100), 1000),
     });
-    res.json(rows);
+    // Open to read, so the full error (stack traces, paths) stays out: `info` has the reason; the rest is
+    // in `mcb jobs show` and the metadata center, both behind credentials.
+    res.json(rows.map(({ errorDetail: _omitted, ...row }) => row));
   });
 
   app.get('/metrics', async (_req, res) => {

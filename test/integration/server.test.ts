@@ -108,6 +108,8 @@ test('/api/backups and /api/instances return the backup as JSON; bad filters are
   assert.equal(row.backupName, backup.backupName);
   assert.equal(row.sha256, backup.sha256);
   assert.equal(rows.length, 2, 'the Completed and the Error row');
+  assert.ok(rows.every((r) => !('errorDetail' in r)), 'the open API leaves out full error details (stacks)');
+  assert.ok(rows.some((r) => r.state === 'Error' && typeof r.info === 'string'), 'the short reason is there');
   assert.equal((await fetch(`${server.url}/api/backups?type=bogus`)).status, 400);
   assert.equal((await fetch(`${server.url}/api/backups?instance=x`)).status, 400);
 

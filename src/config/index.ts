@@ -318,8 +318,9 @@ function readBackup(s: SectionReader): BackupConfig {
     binlogCompression: s.choice('binlog_compression', codecNames, 'none'),
     minFullBackups: s.int('min_full_backups', 1, 0, 1000),
     keepBinlogsForOldestFull: s.bool('keep_binlogs_for_oldest_full', true),
-    stageAttempts: s.int('stage_attempts', 3, 1, 100),
-    stageBackoffMs: s.int('stage_backoff_ms', 10_000, 0, 3_600_000),
+    // 5 attempts, 30 s doubling: a stage rides out about 7.5 minutes of storage or network trouble.
+    stageAttempts: s.int('stage_attempts', 5, 1, 100),
+    stageBackoffMs: s.int('stage_backoff_ms', 30_000, 0, 3_600_000),
     shutdownGraceSeconds: s.int('shutdown_grace_seconds', 30, 0, 86400),
   };
 }

@@ -149,6 +149,7 @@ function toRetentionRow(r: ExpiryRow): RetentionRow {
     endTime: r.endTime ?? new Date(NaN),
     objectKey: objectKeyOf(r),
     isDelete: r.isDelete !== 0,
+    binlogFile: r.binlogFile,
   };
 }
 

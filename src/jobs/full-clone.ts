@@ -1,5 +1,7 @@
 // Stage 1 `clone`: CLONE LOCAL DATA DIRECTORY into <backup_path>/bak_<id>_<ts>. State Doing → Done, with
-// end_time = clone_status END_TIME (the recovery point) and the clone's GTID set.
+// end_time = clone_status END_TIME (the recovery point), the clone's GTID set, and its consistent point in the
+// source's binary log (BINLOG_FILE → binlog_file, BINLOG_POSITION → binlog_position): a point-in-time restore
+// starts its binlog chain at that file (src/restore/plan.ts).
 import { rm } from 'node:fs/promises';
 import { BackupState } from '../metadata/index.ts';
 import { defineFullStage, fullBackupFiles } from './full-files.ts';
@@ -7,6 +9,9 @@ import { defineFullStage, fullBackupFiles } from './full-files.ts';
 export interface CloneResult {
   recoveryPoint: string;
   gtidExecuted: string;
+  /** The clone's consistent point in the source's binary log; absent when binary logging is off. */
+  binlogFile?: string;
+  binlogPosition?: number;
 }
 
 export const cloneStage = defineFullStage<CloneResult>({
@@ -36,12 +41,14 @@ export const cloneStage = defineFullStage<CloneResult>({
       if (!status || status.state !== 'Completed' || !status.endTime) {
         throw new Error(`clone_status after CLONE is ${status?.state ?? 'empty'}: ${status?.errorMessage ?? ''}`);
       }
+      const binlog = status.binlogFile ? { binlogFile: status.binlogFile, binlogPosition: status.binlogPosition } : {};
       await ctx.metadata.transition(backupUuid, [BackupState.Doing], BackupState.Done, {
         endTime: status.endTime,
         gtidSet: status.gtidExecuted,
-        info: `cloned; recovery point ${status.endTime.toISOString()}`,
+        ...binlog,
+        info: `cloned; recovery point ${status.endTime.toISOString()}${status.binlogFile ? `, binlog ${status.binlogFile}:${status.binlogPosition}` : ''}`,
       });
-      return { recoveryPoint: status.endTime.toISOString(), gtidExecuted: status.gtidExecuted };
+      return { recoveryPoint: status.endTime.toISOString(), gtidExecuted: status.gtidExecuted, ...binlog };
     } catch (err) {
       await rm(cloneDir, { recursive: true, force: true });
       throw err;

@@ -1,7 +1,7 @@
 // Where a full backup's local files live: <backup_path>/bak_<id>_<ts>/ (the clone) and
 // <backup_path>/bak_<id>_<ts>.tar.gz (the archive). Derived from the metadata row, so any stage can find
 // them after a restart.
-import { rm } from 'node:fs/promises';
+import { access, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { stageTransitions, type BackupRow, type FullStage } from '../metadata/index.ts';
 import { PermanentJobError, type FullChainPayload, type JobContext, type JobDefinition } from './types.ts';
@@ -39,16 +39,47 @@ export function parseChainPayload(data: unknown): { instanceId: number; backupUu
   return { instanceId, backupUuid };
 }
 
-/** Common final-failure handling for every stage of the chain: nothing half-done stays on the disk. */
-export async function removeFilesAfterFailure(payload: { backupUuid: string }, ctx: JobContext): Promise<void> {
+/**
+ * After a stage's last attempt: each stage has already removed its own partial output (a half clone, a half
+ * archive, a bad object), so what is left is whole: the clone, or the verified archive. They are kept so that
+ * `mcb jobs retry` can resume the chain after, say, a storage outage longer than the retries; the next full
+ * backup of the instance removes them (sweepFailedBackupFiles), so at most one failed backup holds disk.
+ */
+export async function keepFilesForRetry(payload: { backupUuid: string }, ctx: JobContext): Promise<void> {
   const row = await ctx.metadata.getBackup(payload.backupUuid);
-  if (row) await removeFullBackupFiles(fullBackupFiles(row));
+  if (!row || row.state !== 'Error') return;
+  const kept = [];
+  const files = fullBackupFiles(row);
+  for (const f of [files.cloneDir, files.archiveFile]) if (await exists(f)) kept.push(f);
+  if (!kept.length) return;
+  await ctx.metadata.update(row.backupUuid, {
+    info: `${row.info ?? ''} [kept ${kept.join(', ')} for \`mcb jobs retry\`; the next full backup removes them]`,
+  });
+}
+
+/** Removes the local files of this instance's failed full backups (called when a new full backup starts). */
+export async function sweepFailedBackupFiles(ctx: JobContext, instanceId: number): Promise<string[]> {
+  const removed: string[] = [];
+  for (const row of await ctx.metadata.listBackups({ instanceId, type: 'full', states: ['Error'], limit: 50 })) {
+    const files = fullBackupFiles(row);
+    if (!(await exists(files.cloneDir)) && !(await exists(files.archiveFile))) continue;
+    await removeFullBackupFiles(files);
+    removed.push(row.backupName);
+  }
+  return removed;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
  * A stage of the full-backup chain: parses the chain payload, loads the row, checks `precondition`, moves
  * the row into the stage's state (compare-and-set, see stageTransitions), then runs `run`. On the last failed
- * attempt the worker marks the row Error and the local files are removed.
+ * attempt the worker marks the row Error and the whole local files are kept for a retry (keepFilesForRetry).
  */
 export function defineFullStage<R>(def: {
   name: FullStage;
@@ -61,7 +92,7 @@ export function defineFullStage<R>(def: {
     name: def.name,
     parse: parseChainPayload,
     backupUuidOf: (p) => p.backupUuid,
-    onFinalFailure: removeFilesAfterFailure,
+    onFinalFailure: keepFilesForRetry,
     async handle(payload, ctx) {
       const row = await loadFullBackupRow(ctx, payload.backupUuid);
       def.precondition?.(row);

@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { requireBackupKey } from '../config/index.ts';
 import { getCodec } from '../archive/codec.ts';
 import { BackupState, type BackupRow } from '../metadata/index.ts';
-import { fullBackupFiles, removeFullBackupFiles } from './full-files.ts';
+import { sweepFailedBackupFiles } from './full-files.ts';
 import { backupUuidFor, fullBackupObjectName } from '../naming.ts';
 import { defineJob, PermanentJobError, requireInt, type JobContext } from './types.ts';
 
@@ -57,6 +57,8 @@ export const fullJob = defineJob<FullPayload, FullResult>({
           }
           await abandonOrphan(ctx, r);
         }
+        const swept = await sweepFailedBackupFiles(ctx, instanceId);
+        if (swept.length) ctx.log.info({ event: 'full.swept', instance: instanceId, backups: swept }, `removed local files of failed backups ${swept.join(', ')}`);
         const codec = getCodec(ctx.config.backup.compression);
         const startedAt = ctx.now();
         await ctx.metadata.createBackup({
@@ -86,13 +88,13 @@ export const fullJob = defineJob<FullPayload, FullResult>({
 
 /**
  * A row still "running" whose stage jobs are gone from Redis (a worker killed twice mid-stage, a flushed Redis,
- * a removed job) would block every later full backup. It is marked Error, saying why, and its files removed.
+ * a removed job) would block every later full backup. It is marked Error, saying why; the sweep that follows
+ * removes its files.
  */
 async function abandonOrphan(ctx: JobContext, row: BackupRow): Promise<void> {
   await ctx.metadata.markError(
     row.backupUuid,
     `abandoned: no stage job of this backup is left in Redis (worker or Redis lost it while in state ${row.state}); a new full backup replaced it`,
   );
-  await removeFullBackupFiles(fullBackupFiles(row));
   ctx.log.warn({ event: 'full.orphan', instance: row.tbInstanceId, backupUuid: row.backupUuid, state: row.state }, `backup ${row.backupName} had no live stage job: marked Error`);
 }

@@ -91,13 +91,19 @@ test('bucket missing: the worker refuses to start; a bucket lost mid-backup ends
   const row = (await world.metadata.getBackup(started.backupUuid))!;
   assert.equal(row.state, 'Uploading', 'the row says where it stopped while retries remain');
   assert.equal(row.objectKey, null, 'no object recorded');
-  // The worker's final-failure path: Error with the reason, local files gone.
+  // The worker's final-failure path: Error with the reason; the whole files stay for a retry.
   await world.metadata.markError(started.backupUuid, 'upload failed: bucket "no-such-bucket-mcb" does not exist');
   await uploadStage.onFinalFailure!(payload, ctx, new Error('x'));
   const failed = (await world.metadata.getBackup(started.backupUuid))!;
   assert.equal(failed.state, 'Error');
   assert.match(failed.info!, /bucket "no-such-bucket-mcb" does not exist/);
+  assert.match(failed.info!, /\[kept .* for `mcb jobs retry`/);
+  assert.ok((await import('node:fs')).readdirSync(world.backupPath).length > 0);
+  // The next full backup of the instance removes them before it starts.
+  const next = await fullJob.handle({ instanceId: world.replicaInstanceId }, directContext(world.config, world.metadata, { jobId: 'after-bucket-missing' }));
+  assert.ok(next.started);
   assert.deepEqual((await import('node:fs')).readdirSync(world.backupPath), []);
+  if (next.started) await world.metadata.markError(next.backupUuid, 'test cleanup');
 });
 
 test('clone plugin missing: a permanent error that says how to install it, and no row', async () => {

@@ -94,7 +94,7 @@ test('S3 unreachable for the first upload attempt: the upload stage retries and 
   }
 });
 
-test('a stage that exhausts its retries sets Error with the reason, fails the rest of the chain and removes local files', async () => {
+test('a stage that exhausts its retries sets Error with the reason and fails the rest of the chain; `mcb jobs retry` resumes it from the kept archive', async () => {
   const config = workerConfig({ stage_attempts: '2', stage_backoff_ms: '100' });
   const worker = await startWorker(config, { log });
   try {
@@ -119,8 +119,20 @@ test('a stage that exhausts its retries sets Error with the reason, fails the re
     };
     assert.equal(await stateOf('upload'), 'failed');
     assert.equal(await stateOf('cleanup'), 'failed');
-    assert.deepEqual(await readdir(world.backupPath), [], 'no clone or archive left on disk');
     assert.equal(await world.minio.statObject(world.bucket, row.backupName).catch(() => undefined), undefined, 'no object left');
+    // The whole clone and the verified archive stay for a retry, and the row says so.
+    const kept = (await world.metadata.getBackup(row.backupUuid))!;
+    assert.match(kept.info ?? '', /\[kept .*\.tar\.gz for `mcb jobs retry`; the next full backup removes them\]/);
+    assert.ok((await readdir(world.backupPath)).includes(row.backupName), 'archive kept');
+
+    // S3 is back: the DBA retries the failed stage; the chain resumes from it and completes.
+    proxy.up();
+    const retry = await runMcb(['-f', world.writeConfig({ s3Port: proxy.port }), 'jobs', 'retry', `${row.backupUuid}-upload`]);
+    assert.equal(retry.code, 0, retry.stdout + retry.stderr);
+    const done = await waitForRow('upload-gives-up', (r) => r.state === 'Completed');
+    assert.equal(done.backupUuid, row.backupUuid);
+    assert.deepEqual(await readdir(world.backupPath), [], 'cleanup removed the local files');
+    assert.equal((await world.minio.statObject(world.bucket, row.backupName)).size, done.backupBytes);
   } finally {
     proxy.up();
     await worker.close();

@@ -82,9 +82,21 @@ export interface ExtractOptions {
   signal?: AbortSignal;
 }
 
-/** Extracts a (compressed) tar stream into destDir. */
+/**
+ * Extracts a (compressed) tar stream into destDir. A file-system error while writing an entry (ENOSPC, EIO,
+ * EACCES…), which tar only reports as a warning and skips, fails the extraction with that error (its `code` and
+ * `syscall` kept): an incomplete datadir must not pass for a restored one.
+ */
 export async function extractArchive(source: Readable, opts: ExtractOptions): Promise<void> {
   await mkdir(opts.destDir, { recursive: true });
-  const extractor = tar.extract({ cwd: opts.destDir, strip: opts.strip ?? 0 }) as unknown as NodeJS.WritableStream;
+  let fsError: Error | undefined;
+  const extractor = tar.extract({
+    cwd: opts.destDir,
+    strip: opts.strip ?? 0,
+    onwarn: (_code: string, _message: string, data: unknown) => {
+      if (data instanceof Error && typeof (data as NodeJS.ErrnoException).syscall === 'string') fsError ??= data;
+    },
+  }) as unknown as NodeJS.WritableStream;
   await pipeline(source, opts.codec.decompress(), extractor, { signal: opts.signal });
+  if (fsError) throw fsError;
 }

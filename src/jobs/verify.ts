@@ -3,8 +3,11 @@
 // it, runs CHECK TABLE on a sample of tables, records verified_at and verify_state ('ok' / 'failed', the reason
 // in error_detail) on the row, and removes the scratch copy whatever happened.
 //
-// A failed verification is a result, not a job failure: retrying does not repair a corrupt object. Only a
-// failure to reach the metadata center (nothing could be recorded) fails the job.
+// A failed verification is a result, not a job failure: retrying does not repair a corrupt object. Only what
+// says something about the backup is recorded as `failed`: a checksum mismatch or an archive that does not
+// extract (RestoreCorruptError), mysqld refusing to start on the data, CHECK TABLE errors. Storage, network and
+// local disk errors (download failures, ENOSPC, timeouts, the restored server unreachable) and a metadata
+// center that cannot be reached fail the job (retried) and leave the row's verify_state/error_detail as they were.
 //
 // Scheduled weekly per instance by the producer ([schedule] verify, default `0 4 * * 0`), run by the instance's
 // worker. The server binary: MCB_SID_ROOT / MCB_MYSQLD, else [restore] sid_root / mysqld, else `mysqld` on PATH
@@ -20,7 +23,7 @@ import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { findFreePort, startMysqld, type RunningMysqld } from '../mysql/mysqld.ts';
 import { probeMysqld, resolveRestoreBinaries } from '../restore/binaries.ts';
-import { extractFullVerified } from '../restore/run.ts';
+import { extractFullVerified, RestoreCorruptError } from '../restore/run.ts';
 import { defineJob, PermanentJobError, requireInt } from './types.ts';
 
 export interface VerifyPayload {
@@ -42,6 +45,15 @@ export interface VerifyResult {
 }
 
 const SAMPLE_TABLES = 20;
+
+/** A verdict on the backup (recorded as verify_state 'failed'), as opposed to an error of the test itself. */
+class VerifyFinding extends Error {}
+
+/** An error the server returned for a statement (it has an SQLSTATE), or the server dying under it. */
+function isServerVerdict(err: unknown): boolean {
+  const e = err as { sqlState?: string; code?: string };
+  return typeof e.sqlState === 'string' || e.code === 'PROTOCOL_CONNECTION_LOST';
+}
 
 export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
   name: 'verify',
@@ -74,14 +86,28 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
     let server: RunningMysqld | undefined;
     let reason: string | undefined;
     try {
-      await extractFullVerified(ctx.storage, row.objectKey!, row.sha256, datadir);
-      server = await startMysqld(resolved.binaries.mysqld, {
-        datadir,
-        port: await findFreePort(),
-        runDir: path.join(scratch, 'run'),
-        extraArgs: ['--skip-replica-start', '--server-id=4000000001', '--skip-log-bin'],
-      });
+      try {
+        await extractFullVerified(ctx.storage, row.objectKey!, row.sha256, datadir, ctx.signal);
+      } catch (err) {
+        if (err instanceof RestoreCorruptError) throw new VerifyFinding(err.message);
+        throw err; // storage unreachable, a cut download, ENOSPC…: not the backup's fault
+      }
+      const port = await findFreePort();
+      try {
+        server = await startMysqld(resolved.binaries.mysqld, {
+          datadir,
+          port,
+          runDir: path.join(scratch, 'run'),
+          extraArgs: ['--skip-replica-start', '--server-id=4000000001', '--skip-log-bin'],
+        });
+      } catch (err) {
+        // Could not even run the binary (probed above, so rare): the worker's problem. Otherwise mysqld refused
+        // the data (exited, or never accepted connections).
+        if (/^cannot run /.test((err as Error).message)) throw err;
+        throw new VerifyFinding(`mysqld does not start on the restored datadir: ${(err as Error).message}`);
+      }
       // An account of the restored server (the backed-up instance's own accounts): [restore] user / password.
+      // Failing to log in is a configuration problem (or the server went away): the job fails.
       const conn = await mysql.createConnection({ socketPath: server.socket, user: ctx.config.restore.user, password: ctx.config.restore.password });
       try {
         const [tables] = await conn.query(
@@ -93,7 +119,13 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
         const sample = (tables as Array<{ s: string; t: string }>).map((x) => `\`${x.s.replace(/`/g, '``')}\`.\`${x.t.replace(/`/g, '``')}\``);
         sample.push('`mysql`.`user`'); // always at least one table
         for (const name of sample) {
-          const [res] = await conn.query(`CHECK TABLE ${name}`);
+          let res: unknown;
+          try {
+            [res] = await conn.query(`CHECK TABLE ${name}`);
+          } catch (err) {
+            if (isServerVerdict(err)) throw new VerifyFinding(`CHECK TABLE ${name}: ${(err as Error).message}`);
+            throw err;
+          }
           const bad = (res as Array<{ Msg_type: string; Msg_text: string }>).filter((m) => m.Msg_type.toLowerCase() === 'error' || (m.Msg_type.toLowerCase() === 'status' && m.Msg_text !== 'OK'));
           tablesChecked.push(name);
           if (bad.length) {
@@ -102,10 +134,14 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
           }
         }
       } finally {
-        await conn.end();
+        await conn.end().catch(() => undefined);
       }
     } catch (err) {
-      reason = (err as Error).message;
+      if (!(err instanceof VerifyFinding)) {
+        ctx.log.warn({ instance: instanceId, backupUuid: row.backupUuid, err: (err as Error).message }, 'restore test could not run; nothing recorded, the job fails');
+        throw err;
+      }
+      reason = err.message;
     } finally {
       if (server) await server.stop().catch(() => undefined);
       await rm(scratch, { recursive: true, force: true });

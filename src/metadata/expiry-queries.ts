@@ -19,6 +19,8 @@ export interface ExpiryRow {
   objectKey: string | null;
   isDelete: number;
   overdueDay: number | null;
+  /** Binlog rows: the file; full rows: the clone's consistent-point file (sql/004), null on older rows. */
+  binlogFile: string | null;
 }
 
 /** The key of a row's object: object_key (ours), else backup_name (the seed's rows, and what its cleaner deleted). */
@@ -40,11 +42,12 @@ function toExpiryRow(r: RowDataPacket): ExpiryRow {
     objectKey: r.object_key ?? null,
     isDelete: Number(r.is_delete ?? 0),
     overdueDay: r.overdue_day === null || r.overdue_day === undefined ? null : Number(r.overdue_day),
+    binlogFile: r.binlog_file ?? null,
   };
 }
 
 const expiryColumns =
-  'id, backup_uuid, tb_instance_id, state, backup_type, start_time, end_time, backup_name, bucket_name, object_key, is_delete, overdue_day';
+  'id, backup_uuid, tb_instance_id, state, backup_type, start_time, end_time, backup_name, bucket_name, object_key, is_delete, overdue_day, binlog_file';
 
 /** tb_instance ids (numeric) that have at least one row in `bucket`, ascending. */
 export async function instancesWithRowsInBucket(metadata: MetadataStore, bucket: string): Promise<number[]> {

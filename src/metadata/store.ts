@@ -45,6 +45,8 @@ export interface BackupRow {
   stageStartedAt: Date | null;
   errorDetail: string | null;
   binlogFile: string | null;
+  /** Full rows: the clone's position in binlogFile (sql/004); NULL on older rows and binlog rows. */
+  binlogPosition: number | null;
   gtidSet: string | null;
   verifiedAt: Date | null;
   verifyState: string | null;
@@ -71,6 +73,7 @@ const backupColumns = {
   jobId: 'job_id',
   errorDetail: 'error_detail',
   binlogFile: 'binlog_file',
+  binlogPosition: 'binlog_position',
   gtidSet: 'gtid_set',
   verifiedAt: 'verified_at',
   verifyState: 'verify_state',
@@ -367,6 +370,7 @@ function toBackup(r: RowDataPacket): BackupRow {
     stageStartedAt: r.stage_started_at,
     errorDetail: r.error_detail,
     binlogFile: r.binlog_file,
+    binlogPosition: r.binlog_position === null || r.binlog_position === undefined ? null : Number(r.binlog_position),
     gtidSet: r.gtid_set,
     verifiedAt: r.verified_at,
     verifyState: r.verify_state,

@@ -46,6 +46,8 @@ export interface StartMysqldOptions {
   extraArgs?: string[];
   /** How long to wait for the server to accept connections. Default 120 s. */
   startTimeoutMs?: number;
+  /** Aborting while the server starts stops it and rejects (a restore interrupted by SIGINT/SIGTERM). */
+  signal?: AbortSignal;
 }
 
 export interface RunningMysqld {
@@ -261,6 +263,10 @@ export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): 
       await cleanupDirs();
       throw new Error(`cannot run ${file}: ${spawnFailed.message}`);
     }
+    if (opts.signal?.aborted) {
+      await stop();
+      throw new Error(`mysqld on 127.0.0.1:${opts.port} (datadir ${datadir}) stopped while starting: ${abortReason(opts.signal)}`);
+    }
     if (child.exitCode !== null || child.signalCode !== null) {
       return fail(`exited before accepting connections (${child.signalCode ?? `exit code ${child.exitCode}`})`);
     }
@@ -272,6 +278,11 @@ export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): 
   const pid = child.pid;
   if (pid === undefined) return fail('has no pid');
   return { port: opts.port, pid, socket, logFile, stop };
+}
+
+function abortReason(signal: AbortSignal): string {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r.message : String(r ?? 'aborted');
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (for tests). */

@@ -18,6 +18,12 @@ export interface FullCandidate {
   sha256: string | null;
   gtidSet: string | null;
   backupUuid?: string;
+  /**
+   * The binlog file holding the clone's consistent point (clone_status BINLOG_FILE, stored on the full row since
+   * sql/004). The chain starts there. Absent for seed-era rows and --from-bucket: the start is then chosen by time.
+   */
+  binlogFile?: string | null;
+  binlogPosition?: number | null;
 }
 
 export interface BinlogCandidate {
@@ -109,6 +115,8 @@ export function candidatesFromRows(rows: BackupRow[]): { fulls: FullCandidate[];
       sha256: r.sha256,
       gtidSet: r.gtidSet,
       backupUuid: r.backupUuid,
+      binlogFile: r.binlogFile || null,
+      binlogPosition: r.binlogPosition ?? null,
     }));
   const seen = new Set<string>();
   const binlogs: BinlogCandidate[] = [];
@@ -159,7 +167,13 @@ export function planRestore(input: { fulls: FullCandidate[]; binlogs: BinlogCand
   }
   const fullEnd = full.endTime.getTime();
 
-  if (target.kind === 'time' && target.at.getTime() === fullEnd) {
+  // The clone's consistent point is in full.binlogFile, at or before END_TIME: when the log rotated in between,
+  // the file that started last before END_TIME is a later one, and the transactions between the consistent point
+  // and the rotation would be skipped. So an anchored full starts its chain at its own file (and even a target at
+  // exactly END_TIME replays from there: those transactions are not in the clone).
+  const anchored = Boolean(full.binlogFile);
+  const anchorArchived = anchored && binlogs.some((b) => b.file === full.binlogFile && b.startTime.getTime() <= fullEnd);
+  if (target.kind === 'time' && target.at.getTime() === fullEnd && !anchorArchived) {
     return { target, full, binlogs: [], coveredUntil: full.endTime };
   }
   if (!binlogs.length) {
@@ -170,12 +184,26 @@ export function planRestore(input: { fulls: FullCandidate[]; binlogs: BinlogCand
     );
   }
 
-  // The first binlog: the newest one that started before the recovery point (it holds the transactions right
-  // after it; any before are skipped on replay because the clone's gtid_executed holds them). Same-second
-  // boundaries are taken inclusively.
   let first = -1;
-  for (let i = 0; i < binlogs.length; i++) if (binlogs[i]!.startTime.getTime() < fullEnd) first = i;
-  if (first < 0 && binlogs[0]!.startTime.getTime() === fullEnd) first = 0;
+  if (anchored) {
+    // The archived file of that name that started at or before the recovery point (after a reset the name may
+    // exist in an older series too: that one ended before the clone and is not it).
+    for (let i = 0; i < binlogs.length; i++) {
+      if (binlogs[i]!.file === full.binlogFile && binlogs[i]!.startTime.getTime() <= fullEnd) first = i;
+    }
+    if (first < 0) {
+      throw new RestorePlanError(
+        'gap',
+        `gap in the binlog chain: ${full.binlogFile}, which holds the clone's consistent point (position ${full.binlogPosition ?? '?'}) of ${full.objectKey}, is not archived; the transactions after the clone are in no archive`,
+      );
+    }
+  } else {
+    // Rows without the clone's binlog file (seed era, --from-bucket): the newest binlog that started before the
+    // recovery point (it holds the transactions right after it; any before are skipped on replay because the
+    // clone's gtid_executed holds them). Same-second boundaries are taken inclusively.
+    for (let i = 0; i < binlogs.length; i++) if (binlogs[i]!.startTime.getTime() < fullEnd) first = i;
+    if (first < 0 && binlogs[0]!.startTime.getTime() === fullEnd) first = 0;
+  }
   if (first < 0) {
     const b = binlogs[0]!;
     throw new RestorePlanError(

@@ -13,7 +13,8 @@
 //
 // Failure policy: the datadir must be empty (or absent) at the start, so everything in it afterwards is ours.
 // On any failure the server is stopped and the directory is emptied again (and removed if we created it):
-// nothing half-restored remains that could be mistaken for a good restore.
+// nothing half-restored remains that could be mistaken for a good restore. An abort (opts.signal: the CLI's
+// SIGINT/SIGTERM) is such a failure: the step in progress is interrupted and the same clean-up runs.
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { createWriteStream, existsSync, readdirSync, statSync } from 'node:fs';
@@ -62,7 +63,7 @@ export class RestoreRefusedError extends Error {
 }
 
 export class RestoreFailedError extends Error {
-  override readonly name = 'RestoreFailedError';
+  override readonly name: string = 'RestoreFailedError';
   readonly exitCode = 1;
 }
 
@@ -77,6 +78,12 @@ export interface RunRestoreOptions {
   user?: string;
   password?: string;
   log?: (message: string) => void;
+  /**
+   * Aborting (the CLI does on SIGINT/SIGTERM) interrupts the step in progress (download, extraction, mysqld
+   * start-up, replay) and goes through the failure clean-up: server stopped, work directory removed, datadir
+   * emptied or removed. The RestoreFailedError then names the abort reason.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RestoreResult {
@@ -103,9 +110,9 @@ export function checkDatadirUsable(dir: string): { created: boolean } {
 }
 
 /** Streams an object to `dest` (decompressed by its name's codec), checking the sha256 of the stored bytes. */
-export async function downloadVerified(store: ObjectStore, key: string, expectedSha256: string | null, dest: string): Promise<{ bytes: number; sha256: string }> {
+export async function downloadVerified(store: ObjectStore, key: string, expectedSha256: string | null, dest: string, signal?: AbortSignal): Promise<{ bytes: number; sha256: string }> {
   const counter = new HashingCounter();
-  await pipeline(await store.getStream(key), counter, codecForObjectName(key).decompress(), createWriteStream(dest));
+  await pipeline(await store.getStream(key), counter, codecForObjectName(key).decompress(), createWriteStream(dest), { signal });
   const sha256 = counter.digest();
   if (expectedSha256 && sha256 !== expectedSha256) {
     throw new RestoreFailedError(`${key} in ${store.location}: sha256 is ${sha256}, the archive recorded ${expectedSha256}; the object is corrupt`);
@@ -113,22 +120,71 @@ export async function downloadVerified(store: ObjectStore, key: string, expected
   return { bytes: counter.bytes, sha256 };
 }
 
-/** Extracts the full backup into `datadir` (its top folder stripped) while hashing the stored bytes. */
-export async function extractFullVerified(store: ObjectStore, key: string, expectedSha256: string | null, datadir: string): Promise<void> {
+/**
+ * The stored backup itself is bad: its sha256 differs from the recorded one, it does not decompress or untar, or
+ * it holds no datadir. A restore test records this as its result; anything else (storage unreachable, a cut
+ * download, a local disk error) is an I/O failure worth retrying, not a verdict on the backup.
+ */
+export class RestoreCorruptError extends RestoreFailedError {
+  override readonly name = 'RestoreCorruptError';
+}
+
+/** Local file-system errors while writing the datadir: the disk's fault, not the backup's. */
+const LOCAL_IO_CODES = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE', 'ENOMEM', 'EBUSY']);
+
+/** Hashes the whole stored object (no extraction): the second opinion before calling an archive corrupt. */
+async function storedSha256(store: ObjectStore, key: string, signal?: AbortSignal): Promise<string> {
+  const counter = new HashingCounter();
+  await pipeline(await store.getStream(key), counter, async function* (source: AsyncIterable<Buffer>) {
+    for await (const _ of source) void _;
+  }, { signal });
+  return counter.digest();
+}
+
+/**
+ * Extracts the full backup into `datadir` (its top folder stripped) while hashing the stored bytes. Throws
+ * RestoreCorruptError only when the object is bad; storage and local I/O errors are RestoreFailedError or the
+ * store's own error. An archive that fails to extract for another reason (gzip or tar format errors, possibly a
+ * truncated download) is downloaded once more and hashed whole before being called corrupt.
+ */
+export async function extractFullVerified(store: ObjectStore, key: string, expectedSha256: string | null, datadir: string, signal?: AbortSignal): Promise<void> {
   const counter = new HashingCounter();
   const source = await store.getStream(key);
-  source.on('error', (err) => counter.destroy(err));
+  let sourceError: Error | undefined;
+  source.on('error', (err) => {
+    sourceError = err;
+    counter.destroy(err);
+  });
   source.pipe(counter);
   try {
-    await extractArchive(counter, { codec: codecForObjectName(key), destDir: datadir, strip: 1 });
+    await extractArchive(counter, { codec: codecForObjectName(key), destDir: datadir, strip: 1, signal });
   } catch (err) {
-    throw new RestoreFailedError(`extracting ${key} from ${store.location} failed: ${(err as Error).message}`);
+    source.destroy();
+    const e = err as NodeJS.ErrnoException;
+    if (signal?.aborted) throw new RestoreFailedError(`extracting ${key} was interrupted: ${abortReason(signal)}`);
+    if (sourceError) throw new RestoreFailedError(`downloading ${key} from ${store.location} failed: ${sourceError.message}`);
+    if (e.code && LOCAL_IO_CODES.has(e.code)) throw new RestoreFailedError(`extracting ${key} into ${datadir} failed (local disk): ${e.message}`);
+    let sha256: string;
+    try {
+      sha256 = await storedSha256(store, key, signal);
+    } catch (again) {
+      throw new RestoreFailedError(`extracting ${key} from ${store.location} failed (${e.message}), and downloading it again to check it failed too: ${(again as Error).message}`);
+    }
+    if (expectedSha256 && sha256 !== expectedSha256) {
+      throw new RestoreCorruptError(`${key} in ${store.location}: sha256 is ${sha256}, the archive recorded ${expectedSha256}; the object is corrupt (extracting it failed: ${e.message})`);
+    }
+    throw new RestoreCorruptError(`extracting ${key} from ${store.location} failed: ${e.message}; the stored object is the one archived (sha256 ${sha256}), so the archive itself is corrupt`);
   }
   const sha256 = counter.digest();
   if (expectedSha256 && sha256 !== expectedSha256) {
-    throw new RestoreFailedError(`${key} in ${store.location}: sha256 is ${sha256}, the archive recorded ${expectedSha256}; the object is corrupt`);
+    throw new RestoreCorruptError(`${key} in ${store.location}: sha256 is ${sha256}, the archive recorded ${expectedSha256}; the object is corrupt`);
   }
-  if (!existsSync(path.join(datadir, 'mysql.ibd'))) throw new RestoreFailedError(`${key} does not hold a MySQL datadir (no mysql.ibd after extraction)`);
+  if (!existsSync(path.join(datadir, 'mysql.ibd'))) throw new RestoreCorruptError(`${key} does not hold a MySQL datadir (no mysql.ibd after extraction)`);
+}
+
+function abortReason(signal: AbortSignal): string {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r.message : String(r ?? 'aborted');
 }
 
 interface Exit {
@@ -141,7 +197,7 @@ interface Exit {
 export async function pipeBinlogsIntoServer(
   binaries: RestoreBinaries,
   files: string[],
-  opts: { stopPosition?: number; socket: string; user: string; password: string },
+  opts: { stopPosition?: number; socket: string; user: string; password: string; signal?: AbortSignal },
 ): Promise<void> {
   const [mbFile, ...mbPrefix] = binaries.mysqlbinlog.command;
   const [myFile, ...myPrefix] = binaries.mysql.command;
@@ -149,8 +205,18 @@ export async function pipeBinlogsIntoServer(
   const myArgs = [...myPrefix, ...binaries.mysql.baseArgs, '--binary-mode', '--protocol=SOCKET', `--socket=${opts.socket}`, `--user=${opts.user}`];
   const mb = spawn(mbFile!, mbArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
   const my = spawn(myFile!, myArgs, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, MYSQL_PWD: opts.password } });
+  const kill = () => {
+    mb.kill('SIGTERM');
+    my.kill('SIGTERM');
+  };
+  opts.signal?.addEventListener('abort', kill, { once: true });
+  if (opts.signal?.aborted) kill();
   mb.stdout.pipe(my.stdin);
   my.stdin.on('error', () => undefined); // EPIPE when mysql stops early: its exit code tells why
+  // mysql gone early (an error): mysqlbinlog would block for ever on the full pipe, so it is stopped too.
+  my.on('close', () => {
+    if (mb.exitCode === null && mb.signalCode === null) mb.kill('SIGTERM');
+  });
   const wait = (child: typeof mb | typeof my): Promise<Exit> =>
     new Promise((resolve) => {
       let stderr = '';
@@ -160,14 +226,18 @@ export async function pipeBinlogsIntoServer(
       child.on('error', (err) => resolve({ code: -1, signal: null, stderr: `cannot run: ${err.message}` }));
       child.on('close', (code, signal) => resolve({ code, signal, stderr }));
     });
-  const [a, b] = await Promise.all([wait(mb), wait(my)]);
+  const [a, b] = await Promise.all([wait(mb), wait(my)]).finally(() => opts.signal?.removeEventListener('abort', kill));
+  if (opts.signal?.aborted) throw new RestoreFailedError(`replaying binlogs was interrupted: ${abortReason(opts.signal)}`);
   if (b.code !== 0) throw new RestoreFailedError(`replaying binlogs failed: mysql exited with ${b.signal ?? b.code}: ${b.stderr.trim()}`);
   if (a.code !== 0) throw new RestoreFailedError(`replaying binlogs failed: mysqlbinlog exited with ${a.signal ?? a.code}: ${a.stderr.trim()}`);
 }
 
 export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult> {
-  const { plan, binaries } = opts;
+  const { plan, binaries, signal } = opts;
   const log = opts.log ?? (() => undefined);
+  const checkAbort = () => {
+    if (signal?.aborted) throw new RestoreFailedError(abortReason(signal));
+  };
   const datadir = path.resolve(opts.datadir);
   const { created } = checkDatadirUsable(datadir);
   const user = opts.user ?? 'root';
@@ -176,18 +246,20 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
   let server: RunningMysqld | undefined;
   await mkdir(datadir, { recursive: true });
   try {
+    checkAbort();
     await rm(workDir, { recursive: true, force: true });
     await mkdir(path.join(workDir, 'binlogs'), { recursive: true });
 
     const full = plan.full;
     log(`extracting ${full.objectKey} (recovery point ${formatLocal(full.endTime)}) into ${datadir}`);
-    await extractFullVerified(opts.storeFor(full.bucket), full.objectKey, full.sha256, datadir);
+    await extractFullVerified(opts.storeFor(full.bucket), full.objectKey, full.sha256, datadir, signal);
 
     const files: string[] = [];
     for (const b of plan.binlogs) {
       const dest = path.join(workDir, 'binlogs', b.file);
       log(`downloading ${b.objectKey}`);
-      await downloadVerified(opts.storeFor(b.bucket), b.objectKey, b.sha256, dest);
+      checkAbort();
+      await downloadVerified(opts.storeFor(b.bucket), b.objectKey, b.sha256, dest, signal);
       files.push(dest);
     }
 
@@ -219,6 +291,7 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
       if (lastTime.getTime() < full.endTime.getTime()) lastTime = full.endTime; // everything replayed was already in the clone
     }
 
+    checkAbort();
     const port = opts.port ?? (await findFreePort());
     log(`starting a temporary mysqld on 127.0.0.1:${port}`);
     server = await startMysqld(binaries.mysqld, {
@@ -232,11 +305,14 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
         '--gtid-mode=ON',
         '--enforce-gtid-consistency=ON',
       ],
+      signal,
     });
+    checkAbort();
     if (files.length) {
       log(`replaying ${files.length} binlog(s)${stopPosition ? ` up to position ${stopPosition} of ${path.basename(files[files.length - 1]!)}` : ''}`);
-      await pipeBinlogsIntoServer(binaries, files, { stopPosition, socket: server.socket, user, password });
+      await pipeBinlogsIntoServer(binaries, files, { stopPosition, socket: server.socket, user, password, signal });
     }
+    checkAbort();
     const conn = await mysql.createConnection({ socketPath: server.socket, user, password });
     let gtidExecuted: string;
     try {
@@ -245,6 +321,7 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     } finally {
       await conn.end();
     }
+    checkAbort();
     log('stopping the temporary mysqld');
     await server.stop();
     server = undefined;
@@ -265,6 +342,7 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     // Nothing half-restored may stay behind: the directory was empty when we started.
     if (created) await rm(datadir, { recursive: true, force: true }).catch(() => undefined);
     else for (const e of await readdir(datadir).catch(() => [] as string[])) await rm(path.join(datadir, e), { recursive: true, force: true }).catch(() => undefined);
-    throw new RestoreFailedError(`restore into ${datadir} failed; ${created ? 'the directory was removed' : 'the directory was emptied'}, nothing half-restored is left: ${(err as Error).message}`);
+    const why = signal?.aborted ? abortReason(signal) : (err as Error).message;
+    throw new RestoreFailedError(`restore into ${datadir} failed; ${created ? 'the directory was removed' : 'the directory was emptied'}, nothing half-restored is left: ${why}`);
   }
 }

@@ -19,6 +19,11 @@ export interface RetentionRow {
   endTime: Date;
   objectKey: string;
   isDelete: boolean;
+  /**
+   * Binlog rows: the file name. Full rows: the binlog file holding the clone's consistent point (sql/004), or
+   * null/absent (seed-era rows: the time rule alone decides which binlogs a full needs).
+   */
+  binlogFile?: string | null;
 }
 
 export interface RetentionPolicy {
@@ -127,6 +132,22 @@ function isDeletable(row: RetentionRow): boolean {
   );
 }
 
+/** `mysql-bin.000042` → { base: 'mysql-bin', seq: 42 }. */
+function binlogSequence(file: string): { base: string; seq: number } | undefined {
+  const m = /^(.*)\.(\d+)$/.exec(file);
+  return m ? { base: m[1]!, seq: Number(m[2]) } : undefined;
+}
+
+/** Rule 4, by file: the binlog is the anchor full's consistent-point file or a later one of the same series. */
+function atOrAfterAnchorFile(binlog: RetentionRow, anchor: RetentionRow): boolean {
+  if (!anchor.binlogFile || !binlog.binlogFile) return false;
+  const a = binlogSequence(anchor.binlogFile);
+  const b = binlogSequence(binlog.binlogFile);
+  if (!a || !b || a.base !== b.base || b.seq < a.seq) return false;
+  // A file that ended before the clone began cannot hold its consistent point (an older series before a reset).
+  return binlog.endTime.getTime() > anchor.startTime.getTime();
+}
+
 /**
  * One decision per row given, in the same order. Rows may belong to several instances; each
  * instance (`instanceId`) is planned on its own. Rules:
@@ -137,6 +158,10 @@ function isDeletable(row: RetentionRow): boolean {
  *  3. The newest `minFullBackups` Completed full backups of an instance are kept even when expired.
  *  4. With keepBinlogsForOldestFull, an expired Completed binlog whose span reaches past the recovery
  *     point of the oldest kept full (binlog.endTime > full.endTime) is kept: it is needed to roll forward.
+ *     When that full records the binlog file of its consistent point, a binlog of the same series numbered
+ *     at or after that file is kept too (the log may rotate between the consistent point and END_TIME, so
+ *     the file holding the first transactions to replay can end before END_TIME), unless it ended before the
+ *     clone started (an older series of the same name, before a reset).
  */
 export function planExpiry(rows: RetentionRow[], policy: RetentionPolicy, now: Date): ExpiryDecision[] {
   checkPolicy(policy);
@@ -202,7 +227,7 @@ export function planExpiry(rows: RetentionRow[], policy: RetentionPolicy, now: D
       }
     } else if (policy.keepBinlogsForOldestFull) {
       const anchor = anchorByInstance.get(row.instanceId);
-      if (anchor && row.endTime.getTime() > anchor.endTime.getTime()) {
+      if (anchor && (row.endTime.getTime() > anchor.endTime.getTime() || atOrAfterAnchorFile(row, anchor))) {
         return keep(
           `kept: needed to roll forward from full backup #${anchor.id} (recovery point ${iso(anchor.endTime)})`,
           left,

@@ -3,10 +3,11 @@
 // share a binlog, so the replay must stop inside it), binlogs archived again; then `mcb restore run`
 // to a time between T2 and T3 into a fresh datadir (T1 and T2 present, T3 absent), `--at latest` (all three),
 // the same from the bucket alone, and the refusals (too early, gap, corrupt object, non-empty datadir) leaving
-// nothing half-restored behind. Last, the verify job on a good and on a corrupted (flipped byte) stored object.
+// nothing half-restored behind, and a run interrupted by SIGTERM cleaning up the same way. Last, the verify job
+// on a good and on a corrupted (flipped byte) stored object.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,7 +25,7 @@ import { formatLocal } from '../../src/restore/plan.ts';
 import { servicesEnv } from '../support/env.ts';
 import { directContext } from '../support/context.ts';
 import { createWorld, rootConnection, type World } from '../support/world.ts';
-import { runMcb } from '../support/spawn.ts';
+import { runMcb, startMcb } from '../support/spawn.ts';
 
 let world: World;
 let config: Config;
@@ -212,6 +213,33 @@ test('a corrupt object fails the restore after extraction and the datadir is emp
   assert.equal(r.code, 2);
   assert.match(r.stderr, /is not empty .*precious/);
   assert.deepEqual(readdirSync(datadir), ['precious'], 'a refused directory is left untouched');
+});
+
+test('restore run interrupted by SIGTERM once its mysqld runs: exit 1, server stopped, datadir removed', async () => {
+  const datadir = path.join(world.dir, 'restore-interrupted');
+  const daemon = startMcb(['-f', ini, 'restore', 'run', '--instance', String(world.sourceInstanceId), '--at', 'latest', '--datadir', datadir], path.join(world.dir, 'restore-interrupted.log'), {
+    MCB_SID_ROOT: servicesEnv().sidRoot,
+  });
+  const exited = new Promise<void>((resolve) => daemon.child.once('exit', () => resolve()));
+  // The temporary server's pid file is in the restore's work directory, named after the mcb process.
+  const pidFile = path.join(world.dir, `.mcb-restore-${path.basename(datadir)}-${daemon.child.pid}`, 'run', 'mysqld.pid');
+  let mysqldPid = 0;
+  const deadline = Date.now() + 240_000;
+  while (!mysqldPid && Date.now() < deadline && daemon.child.exitCode === null) {
+    if (existsSync(pidFile)) mysqldPid = Number(readFileSync(pidFile, 'utf8').trim()) || 0;
+    if (!mysqldPid) await sleep(50);
+  }
+  assert.ok(mysqldPid > 0, `the restore started its mysqld (${pidFile}); log:\n${existsSync(daemon.logFile) ? readFileSync(daemon.logFile, 'utf8') : ''}`);
+  assert.ok(existsSync(path.join(datadir, 'mysql.ibd')), 'the datadir was extracted');
+  const code = await daemon.stop(120_000);
+  await exited;
+  const log = readFileSync(daemon.logFile, 'utf8');
+  assert.equal(code, 1, log);
+  const lastLine = log.trim().split('\n').pop()!;
+  assert.match(lastLine, /^mcb: restore into \S+ failed; the directory was removed, nothing half-restored is left: interrupted by SIGTERM$/);
+  assert.throws(() => process.kill(mysqldPid, 0), /ESRCH/, `mysqld ${mysqldPid} is not running any more`);
+  assert.ok(!existsSync(datadir), 'the datadir the restore created was removed');
+  assert.deepEqual(readdirSync(world.dir).filter((f) => f.startsWith('.mcb-restore-')), [], 'no work directory left behind');
 });
 
 test('verify job: a good backup is marked ok, one with a flipped byte in the stored object failed; scratch removed', async () => {

@@ -1,7 +1,8 @@
 // The restore test (`verify` job) as it runs in production (issue 6, item 4): scheduled weekly per instance by the
 // producer, and on demand with `mcb enqueue verify --instance ID --wait` through a real worker whose [restore]
 // section names the server binaries; against a real CLONE full backup of the replica. Also: a worker with no
-// usable mysqld skips (no failure every week), a configured but broken one fails, and --wait exits 1 on a failed job.
+// usable mysqld skips (no failure every week), a configured but broken one fails, --wait exits 1 on a failed job,
+// and object storage being unreachable fails the job (retried) without touching the row's verify result.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
@@ -21,7 +22,10 @@ import { startWorker, type RunningWorker } from '../../src/workers/index.ts';
 import { directContext } from '../support/context.ts';
 import { servicesEnv } from '../support/env.ts';
 import { runMcb } from '../support/spawn.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
 import { createWorld, type World } from '../support/world.ts';
+import { requireOss } from '../../src/config/index.ts';
+import { MinioObjectStore } from '../../src/storage/index.ts';
 
 let world: World;
 let queues: Queues;
@@ -127,4 +131,28 @@ test('a worker with no usable mysqld and nothing configured skips (warn, no row 
   } finally {
     process.env.PATH = savedPath;
   }
+});
+
+test('S3 unreachable: the job fails (retryable), the row keeps its verify_state, verified_at and error_detail', async () => {
+  const before = (await world.metadata.getBackup(backupUuid))!;
+  assert.equal(before.verifyState, 'ok', 'verified ok by the test above');
+  const s3 = servicesEnv().s3;
+  const proxy = await startTcpProxy(s3.endPoint, s3.port);
+  try {
+    proxy.down(); // connections are accepted and cut at once: the download fails
+    const oss = requireOss(config);
+    const storage = new MinioObjectStore({ ...oss, endPoint: '127.0.0.1', port: proxy.port }, oss.bucket);
+    await assert.rejects(verifyJob.handle({ instanceId: world.replicaInstanceId }, directContext(config, world.metadata, { storage })), (e: unknown) => {
+      assert.ok(!(e instanceof PermanentJobError), `a storage outage is retried, not permanent: ${String(e)}`);
+      return true;
+    });
+    assert.ok(proxy.connections > 0, 'the job did try the object storage');
+  } finally {
+    await proxy.close();
+  }
+  const after = (await world.metadata.getBackup(backupUuid))!;
+  assert.equal(after.verifyState, 'ok', 'verify_state not overwritten by an outage');
+  assert.deepEqual(after.verifiedAt, before.verifiedAt);
+  assert.equal(after.errorDetail, before.errorDetail);
+  assert.deepEqual(readdirSync(scratch), [], 'the scratch copy is removed after a failed job too');
 });

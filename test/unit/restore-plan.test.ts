@@ -115,3 +115,40 @@ test('candidatesFromRows keeps Completed, undeleted rows with objects, one per b
   assert.deepEqual(c.fulls.map((f) => f.objectKey), ['bak_1_x.tar.gz']);
   assert.deepEqual(c.binlogs.map((b) => b.objectKey), ['log_1_mysql-bin.000003']);
 });
+
+// The clone's consistent point is in mysql-bin.000004 (clone_status BINLOG_FILE); the log rotated to .000005 at
+// 10:00:05, before the clone finished (END_TIME 10:00:08). By time alone the chain would start at .000005 and
+// skip the transactions of .000004 after the consistent point.
+const rotated = [binlog(3, '09:00:00', '10:00:00'), binlog(4, '10:00:00', '10:00:05'), binlog(5, '10:00:05', '11:00:00'), binlog(6, '11:00:00', '12:00:00')];
+const anchoredFull = (file: string | null): FullCandidate => ({ ...full('10:00:08'), binlogFile: file, binlogPosition: file ? 4711 : null });
+
+test('a full with the clone binlog file starts the chain at that file, even when the log rotated before END_TIME', () => {
+  const byTime = planRestore({ fulls: [anchoredFull(null)], binlogs: rotated, target: at('10:30:00') });
+  assert.deepEqual(byTime.binlogs.map((b) => b.file), ['mysql-bin.000005'], 'seed-era rows (no binlog file) keep the time rule');
+
+  const p = planRestore({ fulls: [anchoredFull('mysql-bin.000004')], binlogs: rotated, target: at('10:30:00') });
+  assert.deepEqual(p.binlogs.map((b) => b.file), ['mysql-bin.000004', 'mysql-bin.000005']);
+  const latest = planRestore({ fulls: [anchoredFull('mysql-bin.000004')], binlogs: [...rotated].reverse(), target: { kind: 'latest' } });
+  assert.deepEqual(latest.binlogs.map((b) => b.file), ['mysql-bin.000004', 'mysql-bin.000005', 'mysql-bin.000006']);
+  // A target exactly at END_TIME replays from the consistent point too (those transactions are not in the clone).
+  const atEnd = planRestore({ fulls: [anchoredFull('mysql-bin.000004')], binlogs: rotated, target: at('10:00:08') });
+  assert.deepEqual(atEnd.binlogs.map((b) => b.file), ['mysql-bin.000004', 'mysql-bin.000005']);
+});
+
+test('the clone binlog file not archived is a gap, named in the refusal', () => {
+  refusal(
+    () => planRestore({ fulls: [anchoredFull('mysql-bin.000004')], binlogs: rotated.filter((b) => b.file !== 'mysql-bin.000004'), target: at('10:30:00') }),
+    'gap',
+    /mysql-bin\.000004, which holds the clone's consistent point \(position 4711\) of bak_1_100008\.tar\.gz, is not archived/,
+  );
+});
+
+test('candidatesFromRows carries the clone binlog file of full rows', () => {
+  const rows = [
+    { id: 1, backupUuid: 'f1', backupType: 'full', state: 'Completed', isDelete: 0, objectKey: 'bak_1_x.tar.gz', endTime: t('10:00:08'), startTime: t('09:59:00'), binlogFile: 'mysql-bin.000004', binlogPosition: 4711 },
+    { id: 2, backupUuid: 'f2', backupType: 'full', state: 'Completed', isDelete: 0, objectKey: 'bak_1_y.tar.gz', endTime: t('11:00:08'), startTime: t('10:59:00'), binlogFile: null, binlogPosition: null },
+  ] as unknown as BackupRow[];
+  const c = candidatesFromRows(rows);
+  assert.deepEqual(c.fulls.map((f) => [f.binlogFile, f.binlogPosition]), [['mysql-bin.000004', 4711], [null, null]]);
+  assert.deepEqual(c.binlogs, [], 'full rows with a binlog file are not binlog candidates');
+});

@@ -26,6 +26,7 @@ function row(p: Partial<RetentionRow> & Pick<RetentionRow, 'startTime'>): Retent
     endTime: p.endTime ?? new Date(p.startTime.getTime() + 10 * 60 * 1000),
     objectKey: p.objectKey ?? `${type}/${id}`,
     isDelete: p.isDelete ?? false,
+    ...(p.binlogFile !== undefined ? { binlogFile: p.binlogFile } : {}),
   };
 }
 
@@ -431,5 +432,31 @@ describe('planExpiry: several instances', () => {
     const together = planExpiry([...x, ...y], policy(), now);
     const apart = [...planExpiry(x, policy(), now), ...planExpiry(y, policy(), now)];
     assert.deepEqual(together, apart);
+  });
+});
+
+describe('planExpiry: the clone binlog file of the kept full', () => {
+  // The full's consistent point is in mysql-bin.000041 (clone_status BINLOG_FILE); the log rotated to .000042
+  // at 02:09:55, before the clone finished (END_TIME 02:10:00). By time alone .000041 (ends 02:09:55, before the
+  // recovery point) would be deleted, and the transactions after the consistent point with it.
+  const inst = 'rotated';
+  const full = (file: string | null) =>
+    row({ id: 201, instanceId: inst, startTime: t('2026-11-07T02:00:00Z'), endTime: t('2026-11-07T02:10:00Z'), binlogFile: file });
+  const b40 = row({ id: 240, instanceId: inst, type: 'binlog', binlogFile: 'mysql-bin.000040', startTime: t('2026-11-06T00:00:00Z'), endTime: t('2026-11-07T00:00:00Z') });
+  const b41 = row({ id: 241, instanceId: inst, type: 'binlog', binlogFile: 'mysql-bin.000041', startTime: t('2026-11-07T00:00:00Z'), endTime: t('2026-11-07T02:09:55Z') });
+  const b42 = row({ id: 242, instanceId: inst, type: 'binlog', binlogFile: 'mysql-bin.000042', startTime: t('2026-11-07T02:09:55Z'), endTime: t('2026-11-08T00:00:00Z') });
+  // An older series of the same name (before a RESET BINARY LOGS): numbered higher, but ended long before the clone.
+  const old99 = row({ id: 299, instanceId: inst, type: 'binlog', binlogFile: 'mysql-bin.000099', startTime: t('2026-10-01T00:00:00Z'), endTime: t('2026-10-02T00:00:00Z') });
+  const now = t('2026-11-12T00:00:00Z'); // every binlog expired (binlogDays 1), the full within retention
+
+  it('keeps the file holding the consistent point although it ended before END_TIME', () => {
+    const d = planExpiry([full('mysql-bin.000041'), b40, b41, b42, old99], policy({ binlogDays: 1 }), now);
+    assert.deepEqual(actions(d), { 201: 'keep', 240: 'delete', 241: 'keep', 242: 'keep', 299: 'delete' });
+    assert.match(decisionFor(d, 241).reason, /needed to roll forward from full backup #201/);
+  });
+
+  it('a full without the file (seed-era row) keeps the time rule', () => {
+    const d = planExpiry([full(null), b40, b41, b42, old99], policy({ binlogDays: 1 }), now);
+    assert.deepEqual(actions(d), { 201: 'keep', 240: 'delete', 241: 'delete', 242: 'keep', 299: 'delete' });
   });
 });

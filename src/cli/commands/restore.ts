@@ -110,16 +110,36 @@ export function registerRestore(program: Command, run: Run): void {
         const { plan, warnings, storeFor } = await buildPlan(ctx, o);
         for (const w of warnings) console.error(`warning: ${w}`);
         if (!o.json) printPlan(plan);
-        const result = await runRestore({
-          plan,
-          datadir: o.datadir,
-          binaries,
-          storeFor,
-          port,
-          user: o.user ?? ctx.config.restore.user,
-          password: ctx.config.restore.password,
-          log: (m) => console.error(m),
-        });
+        // SIGINT/SIGTERM abort into the restore's failure clean-up (temporary mysqld stopped, datadir emptied or
+        // removed); the error then exits 1 with one line. A second signal exits at once, clean-up unfinished.
+        const interrupt = new AbortController();
+        const onSignal = (sig: NodeJS.Signals) => {
+          if (interrupt.signal.aborted) {
+            console.error(`mcb: ${sig} again: exiting without finishing the clean-up of ${o.datadir}`);
+            process.exit(1);
+          }
+          console.error(`${sig}: stopping the restore and cleaning up ${o.datadir}`);
+          interrupt.abort(new Error(`interrupted by ${sig}`));
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        let result;
+        try {
+          result = await runRestore({
+            plan,
+            datadir: o.datadir,
+            binaries,
+            storeFor,
+            port,
+            user: o.user ?? ctx.config.restore.user,
+            password: ctx.config.restore.password,
+            log: (m) => console.error(m),
+            signal: interrupt.signal,
+          });
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
         if (o.json) {
           console.log(JSON.stringify({ ...result, lastTransactionTime: formatLocal(result.lastTransactionTime) }, null, 2));
           return;

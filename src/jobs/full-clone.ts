@@ -1,7 +1,7 @@
 // Stage 1 `clone`: CLONE LOCAL DATA DIRECTORY into <backup_path>/bak_<id>_<ts>. State Doing → Done, with
-// end_time = clone_status END_TIME (the recovery point), the clone's GTID set, and its consistent point in the
-// source's binary log (BINLOG_FILE → binlog_file, BINLOG_POSITION → binlog_position): a point-in-time restore
-// starts its binlog chain at that file (src/restore/plan.ts).
+// end_time = clone_status END_TIME (the recovery point) and the binary log the clone's consistent point lies in
+// or after (binlog_file, binlog_position): a point-in-time restore starts its binlog chain at that file
+// (src/restore/plan.ts), and expiry keeps it.
 import { rm } from 'node:fs/promises';
 import { BackupState } from '../metadata/index.ts';
 import { defineFullStage, fullBackupFiles } from './full-files.ts';
@@ -36,17 +36,25 @@ export const cloneStage = defineFullStage<CloneResult>({
         .catch(() => undefined);
     }, 2000);
     try {
+      // A LOCAL clone leaves clone_status BINLOG_FILE empty (only remote clones fill it). The binlog that is
+      // active when the clone starts is at or before the clone's consistent point, so replay anchored there
+      // misses nothing (GTIDs already in the clone are skipped).
+      const before = (await node.binaryLogs().catch(() => [])).at(-1);
       await node.cloneLocal(cloneDir, ctx.signal);
       const status = await node.cloneStatus();
       if (!status || status.state !== 'Completed' || !status.endTime) {
         throw new Error(`clone_status after CLONE is ${status?.state ?? 'empty'}: ${status?.errorMessage ?? ''}`);
       }
-      const binlog = status.binlogFile ? { binlogFile: status.binlogFile, binlogPosition: status.binlogPosition } : {};
+      const binlog = status.binlogFile
+        ? { binlogFile: status.binlogFile, binlogPosition: status.binlogPosition }
+        : before
+          ? { binlogFile: before.name, binlogPosition: before.size }
+          : {};
       await ctx.metadata.transition(backupUuid, [BackupState.Doing], BackupState.Done, {
         endTime: status.endTime,
-        gtidSet: status.gtidExecuted,
+        gtidSet: status.gtidExecuted || null,
         ...binlog,
-        info: `cloned; recovery point ${status.endTime.toISOString()}${status.binlogFile ? `, binlog ${status.binlogFile}:${status.binlogPosition}` : ''}`,
+        info: `cloned; recovery point ${status.endTime.toISOString()}${binlog.binlogFile ? `, binlog ${binlog.binlogFile}:${binlog.binlogPosition}` : ''}`,
       });
       return { recoveryPoint: status.endTime.toISOString(), gtidExecuted: status.gtidExecuted, ...binlog };
     } catch (err) {

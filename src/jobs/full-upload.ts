@@ -43,6 +43,8 @@ export const uploadStage = defineFullStage<UploadResult>({
           'mcb-backup-uuid': backupUuid,
           // The recovery point, for restores without the metadata center (mcb restore --from-bucket).
           ...(row.endTime ? { 'mcb-recovery-point': row.endTime.toISOString() } : {}),
+          // The clone's binlog file, where its point-in-time replay starts (restore plan anchoring).
+          ...(row.binlogFile ? { 'mcb-binlog-file': row.binlogFile } : {}),
         },
       });
     } finally {

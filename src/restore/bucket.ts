@@ -71,6 +71,7 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
       bytes: o.size,
       sha256: meta['mcb-sha256'] ?? null,
       gtidSet: null,
+      binlogFile: meta['mcb-binlog-file'] || null,
     });
   }
 

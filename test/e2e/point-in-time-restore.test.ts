@@ -148,6 +148,8 @@ test('--from-bucket: the same plan and restore without the metadata center', asy
   assert.equal(plan.full.objectKey, fullKey);
   assert.equal(plan.full.endTimeExact, true, 'recovery point read from the object metadata');
   assert.equal(plan.full.recoveryPoint, fromDb.full.recoveryPoint);
+  assert.match(fromDb.full.binlogFile, /^mysql-bin\.\d+$/, "the clone's binlog file is on the row");
+  assert.equal(plan.full.binlogFile, fromDb.full.binlogFile, 'and on the object, so --from-bucket anchors the same way');
   assert.deepEqual(plan.binlogs.map((b: { file: string }) => b.file), fromDb.binlogs.map((b: { file: string }) => b.file));
   // Binlog objects carry mcb-sha256: the same checksums as the metadata center, verified by the download.
   assert.deepEqual(plan.binlogs.map((b: { sha256: string }) => b.sha256), fromDb.binlogs.map((b: { sha256: string }) => b.sha256));

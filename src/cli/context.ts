@@ -28,8 +28,11 @@ export class CliContext {
     return this.configValue;
   }
 
+  /** Long-running commands (worker, producer, server) log every event; one-shot commands only problems. */
+  daemon = false;
+
   get log(): Logger {
-    this.logValue ??= createLogger({ debug: this.options.debug || this.configValue?.backup.debug });
+    this.logValue ??= createLogger({ debug: this.options.debug || this.configValue?.backup.debug, quiet: !this.daemon });
     return this.logValue;
   }
 

@@ -45,14 +45,33 @@ export async function followBackup(
   const started = Date.now();
   let lastState = '';
   let lastProgress = '';
+  const reported = new Set<string>();
+  // Each finished stage once, with its duration, from the stage jobs: a fast stage can start and end
+  // between two polls of the row.
+  const reportFinishedStages = async () => {
+    for (const stage of ['clone', 'tar', 'upload', 'cleanup']) {
+      if (reported.has(stage)) continue;
+      const job = await queue.getJob(`${backupUuid}-${stage}`);
+      if (!job?.finishedOn || job.failedReason) continue;
+      reported.add(stage);
+      const seconds = job.processedOn ? ((job.finishedOn - job.processedOn) / 1000).toFixed(1) : '?';
+      console.log(`${formatDate(new Date(job.finishedOn))}  ${''.padEnd(10)} ${stage} done in ${seconds} s`);
+    }
+  };
   for (;;) {
     const row = await metadata.getBackup(backupUuid);
     if (!row) throw new JobFailedError(`backup ${backupUuid} has no metadata row`);
+    await reportFinishedStages();
     if (row.state !== lastState) {
       lastState = row.state;
       console.log(`${formatDate(new Date())}  ${row.state.padEnd(10)} ${row.info ?? ''}`);
     }
     if (row.state === 'Completed') {
+      // The cleanup job completes just after it marks the row.
+      for (let i = 0; i < 20 && !reported.has('cleanup'); i++) {
+        await sleep(100);
+        await reportFinishedStages();
+      }
       console.log(`backup ${row.backupName}: ${row.backupSize} (${row.backupBytes} bytes), sha256 ${row.sha256}, in ${row.bucketName}/${row.objectKey}`);
       return;
     }

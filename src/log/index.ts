@@ -4,11 +4,11 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(opts: { debug?: boolean; name?: string; destination?: number } = {}): Logger {
+export function createLogger(opts: { debug?: boolean; quiet?: boolean; name?: string; destination?: number } = {}): Logger {
   return pino(
     {
       name: opts.name ?? 'mcb',
-      level: process.env.MCB_LOG_LEVEL ?? (opts.debug ? 'debug' : 'info'),
+      level: process.env.MCB_LOG_LEVEL || (opts.debug ? 'debug' : opts.quiet ? 'warn' : 'info'),
       redact: {
         paths: ['password', '*.password', 'secretKey', '*.secretKey', 'accessKey', '*.accessKey', 'token', '*.token'],
         censor: '***',

@@ -74,10 +74,16 @@ test('producer + two workers + real CLONE, then the backup restores into a runni
     const rows = await world.metadata.listBackups({ instanceId: world.replicaInstanceId, type: 'binlog', states: ['Completed'] });
     return rows[0];
   });
-
-  // The source's scheduled full job ran on the source's worker and was skipped, with the reason.
   const redis = new Redis(env.redisUrl);
   const sourceQueue = new Queue(`mcb-instance-${world.sourceInstanceId}`, { connection: redis, prefix: world.prefix });
+  const replicaQueue = new Queue(`mcb-instance-${world.replicaInstanceId}`, { connection: redis, prefix: world.prefix });
+  const expired = await waitFor('a scheduled expire run on the replica', async () => {
+    const jobs = await replicaQueue.getJobs(['completed']);
+    return jobs.find((j) => j.name === 'expire');
+  });
+  assert.ok(expired.returnvalue, 'expire completed with a result');
+
+  // The source's scheduled full job ran on the source's worker and was skipped, with the reason.
   const skipped = await waitFor('the source full job to be skipped', async () => {
     const jobs = await sourceQueue.getJobs(['completed']);
     return jobs.find((j) => j.name === 'full')?.returnvalue as { started: boolean; reason: string } | undefined;
@@ -93,12 +99,6 @@ test('producer + two workers + real CLONE, then the backup restores into a runni
     assert.equal(r.code, 0, r.stderr);
   }
   await waitFor('schedules removed', async () => ((await sourceQueue.getJobSchedulersCount()) === 0 ? true : undefined), 30_000);
-  const replicaQueue = new Queue(`mcb-instance-${world.replicaInstanceId}`, { connection: redis, prefix: world.prefix });
-  const expired = await waitFor('a scheduled expire run on the replica', async () => {
-    const jobs = await replicaQueue.getJobs(['completed']);
-    return jobs.find((j) => j.name === 'expire');
-  });
-  assert.ok(expired.returnvalue, 'expire completed with a result');
   await waitFor('replica schedules removed', async () => ((await replicaQueue.getJobSchedulersCount()) === 0 ? true : undefined), 30_000);
   for (const d of daemons.splice(0)) assert.equal(await d.stop(), 0, `${d.logFile} exited cleanly on SIGTERM`);
   assert.equal((await replicaQueue.getJobCounts('active')).active, 0, 'no job left active');
@@ -118,7 +118,7 @@ test('producer + two workers + real CLONE, then the backup restores into a runni
   assert.ok(!workerLog.includes(env.replica.password), 'the MySQL password is never logged');
 
   // `mcb backups list` shows it.
-  const listed = await runMcb(['-f', replicaIni, 'backups', 'list', '--instance', String(world.replicaInstanceId), '--json']);
+  const listed = await runMcb(['-f', replicaIni, 'backups', 'list', '--instance', String(world.replicaInstanceId), '--type', 'full', '--json']);
   assert.equal(listed.code, 0, listed.stderr);
   assert.ok((JSON.parse(listed.stdout) as Array<{ backupName: string; state: string }>).some((r) => r.backupName === completed.backupName && r.state === 'Completed'));
 

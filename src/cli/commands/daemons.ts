@@ -21,6 +21,7 @@ export function registerDaemons(program: Command, run: Run): void {
     .option('--once', 'sync the schedules once and exit')
     .action((o) =>
       run(async (ctx) => {
+        ctx.daemon = !o.once;
         const metadata = await ctx.metadata();
         const queues = await ctx.queues();
         if (o.once) {
@@ -41,6 +42,7 @@ export function registerDaemons(program: Command, run: Run): void {
     .option('--concurrency <n>', 'jobs at once (a binlog job can run beside a full-backup stage)', '2')
     .action((o) =>
       run(async (ctx) => {
+        ctx.daemon = true;
         const worker = await startWorker(ctx.config, { log: ctx.log, concurrency: Number(o.concurrency) });
         const sig = await untilSignal();
         ctx.log.info({ event: 'worker.stopping', signal: sig }, 'worker stopping: finishing or handing back running stages');

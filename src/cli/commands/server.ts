@@ -19,6 +19,7 @@ Auth: /queues (it can retry, remove and pause jobs) and every non-GET request ne
     )
     .action((o) =>
       run(async (ctx) => {
+        ctx.daemon = true;
         let listen = ctx.config.server.listen;
         if (o.listen) {
           const m = /^(.+):(\d+)$/.exec(o.listen);

@@ -117,7 +117,7 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
           [SAMPLE_TABLES],
         );
         const sample = (tables as Array<{ s: string; t: string }>).map((x) => `\`${x.s.replace(/`/g, '``')}\`.\`${x.t.replace(/`/g, '``')}\``);
-        sample.push('`mysql`.`user`'); // always at least one table
+        sample.unshift('`mysql`.`user`'); // always at least one table, and listed first
         for (const name of sample) {
           let res: unknown;
           try {

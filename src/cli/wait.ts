@@ -1,6 +1,7 @@
 // Following a job from the CLI (`enqueue … --wait`): polls Redis and the metadata row and prints changes.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
+import type { Command } from 'commander';
 import type { MetadataStore } from '../metadata/index.ts';
 import { progressFraction, progressPercent, stageOfState } from '../ops/status.ts';
 import { stageJobOptions } from '../queues/index.ts';
@@ -111,4 +112,9 @@ export function waitForInstanceJob(queue: Queue, jobId: string, queueInstance: n
     timeoutMs: Number(timeout) * 1000 || undefined,
     onWaiting: () => console.log(`still waiting: is \`mcb worker\` running for instance ${queueInstance} (queue ${queue.name})?`),
   });
+}
+
+/** The `--wait` and `--timeout` options every `enqueue <type>` takes; `waitHelp` says what --wait prints. */
+export function withWaitOptions(command: Command, waitHelp: string): Command {
+  return command.option('--wait', waitHelp).option('--timeout <seconds>', 'with --wait: give up after this long (0 = never)', '0');
 }

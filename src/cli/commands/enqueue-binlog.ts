@@ -3,17 +3,18 @@
 import type { Command } from 'commander';
 import type { BinlogResult } from '../../jobs/binlog.ts';
 import { parseId, type CliContext } from '../context.ts';
-import { enqueueOnInstance, JobFailedError, waitForInstanceJob } from '../wait.ts';
+import { enqueueOnInstance, JobFailedError, waitForInstanceJob, withWaitOptions } from '../wait.ts';
 
 type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
 export function registerEnqueueBinlog(enqueue: Command, run: Run): void {
-  enqueue
-    .command('binlog')
-    .description('archive the closed binary logs of one instance now (RPO flush included)')
-    .requiredOption('--instance <id>', 'tb_instance id')
-    .option('--wait', 'wait for the job; print what was archived; exit 0 on success, 1 on failure')
-    .option('--timeout <seconds>', 'with --wait: give up after this long (0 = never)', '0')
+  withWaitOptions(
+    enqueue
+      .command('binlog')
+      .description('archive the closed binary logs of one instance now (RPO flush included)')
+      .requiredOption('--instance <id>', 'tb_instance id'),
+    'wait for the job; print what was archived; exit 0 on success, 1 on failure',
+  )
     .action((o) =>
       run(async (ctx) => {
         const instanceId = parseId(o.instance);

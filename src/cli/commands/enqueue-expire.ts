@@ -14,18 +14,19 @@ import { ExpireFailedError, expireJob, summarise, type ExpireResult } from '../.
 import type { JobContext } from '../../jobs/types.ts';
 import { MinioObjectStore } from '../../storage/index.ts';
 import { parseId, type CliContext } from '../context.ts';
-import { enqueueOnInstance, JobFailedError, waitForInstanceJob } from '../wait.ts';
+import { enqueueOnInstance, JobFailedError, waitForInstanceJob, withWaitOptions } from '../wait.ts';
 
 type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
 export function registerEnqueueExpire(enqueue: Command, run: Run): void {
-  enqueue
-    .command('expire')
-    .description('delete expired backups now (the daily expire job); see docs/expiry.md')
-    .option('--instance <id>', 'only this tb_instance id (default: every instance with rows in the bucket)')
-    .option('--dry-run', 'change nothing: print what would be deleted and why')
-    .option('--wait', 'wait for the job and print its result; exit 0 ok, 1 failed')
-    .option('--timeout <seconds>', 'with --wait: give up after this long (0 = never)', '0')
+  withWaitOptions(
+    enqueue
+      .command('expire')
+      .description('delete expired backups now (the daily expire job); see docs/expiry.md')
+      .option('--instance <id>', 'only this tb_instance id (default: every instance with rows in the bucket)')
+      .option('--dry-run', 'change nothing: print what would be deleted and why'),
+    'wait for the job and print its result; exit 0 ok, 1 failed',
+  )
     .action((o) =>
       run(async (ctx) => {
         const dryRun = Boolean(o.dryRun);

@@ -6,18 +6,19 @@
 import type { Command } from 'commander';
 import type { VerifyResult } from '../../jobs/verify.ts';
 import { parseId, type CliContext } from '../context.ts';
-import { enqueueOnInstance, JobFailedError, waitForInstanceJob } from '../wait.ts';
+import { enqueueOnInstance, JobFailedError, waitForInstanceJob, withWaitOptions } from '../wait.ts';
 
 type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
 export function registerEnqueueVerify(enqueue: Command, run: Run): void {
-  enqueue
-    .command('verify')
-    .description('restore-test the newest full backup of one instance now (the weekly verify job)')
-    .requiredOption('--instance <id>', 'tb_instance id')
-    .option('--backup <uuid>', 'test this Completed full backup instead of the newest one')
-    .option('--wait', 'wait for the job; print the result; exit 0 when verified ok, 1 otherwise')
-    .option('--timeout <seconds>', 'with --wait: give up after this long (0 = never)', '0')
+  withWaitOptions(
+    enqueue
+      .command('verify')
+      .description('restore-test the newest full backup of one instance now (the weekly verify job)')
+      .requiredOption('--instance <id>', 'tb_instance id')
+      .option('--backup <uuid>', 'test this Completed full backup instead of the newest one'),
+    'wait for the job; print the result; exit 0 when verified ok, 1 otherwise',
+  )
     .action((o) =>
       run(async (ctx) => {
         const instanceId = parseId(o.instance);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseId, type CliContext } from '../context.ts';
-import { enqueueOnInstance, followBackup, JobFailedError, waitForInstanceJob } from '../wait.ts';
+import { enqueueOnInstance, followBackup, JobFailedError, waitForInstanceJob, withWaitOptions } from '../wait.ts';
 
 type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
@@ -8,12 +8,13 @@ type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 export function registerEnqueue(program: Command, run: Run): Command {
   const enqueue = program.command('enqueue').description('run a job now, through the same queues and workers as the schedules');
 
-  enqueue
-    .command('full')
-    .description('an ad-hoc full backup (clone → tar → upload → cleanup) of one instance')
-    .requiredOption('--instance <id>', 'tb_instance id')
-    .option('--wait', 'print progress per stage; exit 0 on Completed, 1 on Error')
-    .option('--timeout <seconds>', 'with --wait: give up after this long (0 = never)', '0')
+  withWaitOptions(
+    enqueue
+      .command('full')
+      .description('an ad-hoc full backup (clone → tar → upload → cleanup) of one instance')
+      .requiredOption('--instance <id>', 'tb_instance id'),
+    'print progress per stage; exit 0 on Completed, 1 on Error',
+  )
     .action((o) =>
       run(async (ctx) => {
         const instanceId = parseId(o.instance);

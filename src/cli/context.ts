@@ -98,3 +98,6 @@ export function formatDate(d: Date | null | undefined): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
+
+/** How a subcommand runs its action: with a CliContext that is closed afterwards (see main.ts). */
+export type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;

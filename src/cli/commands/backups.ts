@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
-import { parseId, printTable, UsageError, type CliContext } from '../context.ts';
-
-type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
+import { parseId, printTable, UsageError, type Run } from '../context.ts';
 
 export function registerBackups(program: Command, run: Run): void {
   const backups = program.command('backups').description('backups recorded in the metadata center');

@@ -1,10 +1,8 @@
 // `mcb producer` and `mcb worker`: long-running processes that stop cleanly on SIGTERM/SIGINT.
 import type { Command } from 'commander';
+import type { Run } from '../context.ts';
 import { runProducer, syncSchedules } from '../../producer/index.ts';
 import { startWorker } from '../../workers/index.ts';
-import type { CliContext } from '../context.ts';
-
-type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
 function untilSignal(): Promise<string> {
   return new Promise((resolve) => {

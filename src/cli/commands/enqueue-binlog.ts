@@ -2,10 +2,8 @@
 // queue and node-local worker as the schedule.
 import type { Command } from 'commander';
 import type { BinlogResult } from '../../jobs/binlog.ts';
-import { parseId, type CliContext } from '../context.ts';
+import { parseId, type Run } from '../context.ts';
 import { enqueueOnInstance, JobFailedError, waitForInstanceJob, withWaitOptions } from '../wait.ts';
-
-type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
 export function registerEnqueueBinlog(enqueue: Command, run: Run): void {
   withWaitOptions(

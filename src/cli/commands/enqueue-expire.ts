@@ -13,10 +13,8 @@ import { requireOss } from '../../config/index.ts';
 import { ExpireFailedError, expireJob, summarise, type ExpireResult } from '../../jobs/expire.ts';
 import type { JobContext } from '../../jobs/types.ts';
 import { MinioObjectStore } from '../../storage/index.ts';
-import { parseId, type CliContext } from '../context.ts';
+import { parseId, type CliContext, type Run } from '../context.ts';
 import { enqueueOnInstance, JobFailedError, waitForInstanceJob, withWaitOptions } from '../wait.ts';
-
-type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
 export function registerEnqueueExpire(enqueue: Command, run: Run): void {
   withWaitOptions(

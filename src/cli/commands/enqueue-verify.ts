@@ -5,10 +5,8 @@
 // skipped it (no usable mysqld on its host: nothing was verified).
 import type { Command } from 'commander';
 import type { VerifyResult } from '../../jobs/verify.ts';
-import { parseId, type CliContext } from '../context.ts';
+import { parseId, type Run } from '../context.ts';
 import { enqueueOnInstance, JobFailedError, waitForInstanceJob, withWaitOptions } from '../wait.ts';
-
-type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
 export function registerEnqueueVerify(enqueue: Command, run: Run): void {
   withWaitOptions(

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
-import { parseId, type CliContext } from '../context.ts';
+import { parseId, type Run } from '../context.ts';
 import { enqueueOnInstance, followBackup, JobFailedError, waitForInstanceJob, withWaitOptions } from '../wait.ts';
-
-type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
 /** Registers `enqueue` and `enqueue full`; returns the `enqueue` command so other job types add theirs. */
 export function registerEnqueue(program: Command, run: Run): Command {

@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
-import { parseId, printTable, UsageError, type CliContext } from '../context.ts';
-
-type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
+import { parseId, printTable, UsageError, type Run } from '../context.ts';
 
 export function registerInstance(program: Command, run: Run): void {
   const instance = program.command('instance').description('manage tb_instance, the list of MySQL instances to back up');

@@ -2,9 +2,7 @@
 import type { Command } from 'commander';
 import { findJob, jobChain, listableStates, listJobs, retryJob, summarize, type ListableState } from '../../queues/admin.ts';
 import { instanceIdOfQueue, instanceQueueName } from '../../queues/index.ts';
-import { parseId, printTable, UsageError, type CliContext } from '../context.ts';
-
-type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
+import { parseId, printTable, UsageError, type CliContext, type Run } from '../context.ts';
 
 function checkQueueName(name: string): string {
   if (instanceIdOfQueue(name) === undefined) throw new UsageError(`--queue must name an instance queue like mcb-instance-3, got "${name}"`);

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { migrate } from '../../metadata/index.ts';
-import type { CliContext } from '../context.ts';
+import type { Run } from '../context.ts';
 
-export function registerMigrate(program: Command, run: (fn: (ctx: CliContext) => Promise<void>) => Promise<void>): void {
+export function registerMigrate(program: Command, run: Run): void {
   program
     .command('migrate')
     .description('create or upgrade the metadata center schema (idempotent; the seed tables plus our additive columns)')

@@ -6,9 +6,7 @@ import { candidatesFromBucket } from '../../restore/bucket.ts';
 import { candidatesFromRows, describeTarget, formatLocal, parseTarget, planRestore, type RestorePlan } from '../../restore/plan.ts';
 import { resolveRestoreBinaries } from '../../restore/binaries.ts';
 import { runRestore, type RestoreBinaries } from '../../restore/run.ts';
-import { parseId, UsageError, type CliContext } from '../context.ts';
-
-type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
+import { parseId, UsageError, type CliContext, type Run } from '../context.ts';
 
 interface PlanOptions {
   instance: string;

@@ -1,9 +1,7 @@
 // `mcb server`: the HTTP server (bull-board, status page, metrics) until SIGTERM/SIGINT.
 import type { Command } from 'commander';
+import type { Run } from '../context.ts';
 import { startServer } from '../../server/index.ts';
-import type { CliContext } from '../context.ts';
-
-type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
 
 export function registerServer(program: Command, run: Run): void {
   program

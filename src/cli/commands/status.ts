@@ -3,9 +3,7 @@
 import type { Command } from 'commander';
 import { RedisUnavailableError } from '../../queues/index.ts';
 import { formatAge, instanceStatuses, statusProblems } from '../../ops/status.ts';
-import { parseId, type CliContext } from '../context.ts';
-
-type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
+import { parseId, type Run } from '../context.ts';
 
 export function registerStatus(program: Command, run: Run): void {
   program

@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
 import { requireOss } from '../../config/index.ts';
 import { MinioObjectStore } from '../../storage/index.ts';
-import { printTable, type CliContext } from '../context.ts';
-
-type Run = (fn: (ctx: CliContext) => Promise<void>) => Promise<void>;
+import { printTable, type Run } from '../context.ts';
 
 export function registerStorage(program: Command, run: Run): void {
   const storage = program.command('storage').description('the object storage of [oss] and bucket_name');

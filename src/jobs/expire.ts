@@ -150,6 +150,7 @@ function toRetentionRow(r: ExpiryRow): RetentionRow {
     objectKey: objectKeyOf(r),
     isDelete: r.isDelete !== 0,
     binlogFile: r.binlogFile,
+    verifyFailed: r.verifyState === 'failed',
   };
 }
 

@@ -21,6 +21,8 @@ export interface ExpiryRow {
   overdueDay: number | null;
   /** Binlog rows: the file; full rows: the clone's consistent-point file (sql/004), null on older rows. */
   binlogFile: string | null;
+  /** Result of the last restore test of a full backup: ok, failed, or null (never tested). */
+  verifyState: string | null;
 }
 
 /** The key of a row's object: object_key (ours), else backup_name (the seed's rows, and what its cleaner deleted). */
@@ -43,11 +45,12 @@ function toExpiryRow(r: RowDataPacket): ExpiryRow {
     isDelete: Number(r.is_delete ?? 0),
     overdueDay: r.overdue_day === null || r.overdue_day === undefined ? null : Number(r.overdue_day),
     binlogFile: r.binlog_file ?? null,
+    verifyState: r.verify_state ?? null,
   };
 }
 
 const expiryColumns =
-  'id, backup_uuid, tb_instance_id, state, backup_type, start_time, end_time, backup_name, bucket_name, object_key, is_delete, overdue_day, binlog_file';
+  'id, backup_uuid, tb_instance_id, state, backup_type, start_time, end_time, backup_name, bucket_name, object_key, is_delete, overdue_day, binlog_file, verify_state';
 
 /** tb_instance ids (numeric) that have at least one row in `bucket`, ascending. */
 export async function instancesWithRowsInBucket(metadata: MetadataStore, bucket: string): Promise<number[]> {

@@ -40,6 +40,8 @@ export interface InstanceStatus {
   running: RunningBackup[];
   failures24h: number;
   lastFailure: { id: number; backupName: string; at: string; info: string | null } | null;
+  /** Completed full backups still in storage whose restore test failed: failures, never restore candidates. */
+  verifyFailures: Array<{ id: number; backupName: string; verifiedAt: string | null; reason: string | null }>;
   /** null when Redis did not answer. */
   schedules: ScheduledRun[] | null;
   /** Job counts by state in the instance queue; null when Redis did not answer. */
@@ -94,6 +96,9 @@ export function statusProblems(statuses: InstanceStatus[]): string[] {
     const last = (b: LastBackup | null) => (b ? `last Completed ${b.backupName} ${formatAge(b.ageSeconds)} ago` : 'no Completed backup');
     if (s.fullStale) out.push(`${who}: full backup STALE (${last(s.lastFull)})`);
     if (s.binlogStale) out.push(`${who}: binlog backup STALE (${last(s.lastBinlog)})`);
+    for (const v of s.verifyFailures) {
+      out.push(`${who}: restore test FAILED for full backup ${v.backupName}${v.verifiedAt ? ` (tested ${v.verifiedAt})` : ''}: ${(v.reason ?? '').replace(/\s+/g, ' ')}; it is not used for restores nor kept as the newest full`);
+    }
     if (s.failures24h) out.push(`${who}: ${s.failures24h} failed backup(s) in the last 24 h (last: ${s.lastFailure?.backupName ?? '?'}: ${(s.lastFailure?.info ?? '').replace(/\s+/g, ' ')})`);
   }
   return out;
@@ -132,7 +137,10 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
   const dayAgo = new Date(now.getTime() - 24 * 3600 * 1000);
   const out: InstanceStatus[] = [];
   for (const i of instances) {
-    const [full] = await metadata.listBackups({ instanceId: i.id, type: 'full', states: ['Completed'], limit: 1 });
+    // The newest full that can be restored from: one whose restore test failed does not cover the instance.
+    const fulls = (await metadata.listBackups({ instanceId: i.id, type: 'full', states: ['Completed'], limit: 200 })).filter((r) => !r.isDelete);
+    const full = fulls.find((r) => r.verifyState !== 'failed');
+    const verifyFailed = fulls.filter((r) => r.verifyState === 'failed');
     const [binlog] = await metadata.listBackups({ instanceId: i.id, type: 'binlog', states: ['Completed'], limit: 1 });
     const running = await metadata.listBackups({ instanceId: i.id, states: inProgressStates, limit: 20 });
     const errors = await metadata.listBackups({ instanceId: i.id, states: ['Error'], limit: 500 });
@@ -174,6 +182,12 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
       ),
       failures24h: recentErrors.length,
       lastFailure: errors[0] ? { id: errors[0].id, backupName: errors[0].backupName, at: errors[0].updatedAt.toISOString(), info: errors[0].info } : null,
+      verifyFailures: verifyFailed.map((r) => ({
+        id: r.id,
+        backupName: r.backupName,
+        verifiedAt: r.verifiedAt?.toISOString() ?? null,
+        reason: r.errorDetail?.replace(/^verify: /, '') ?? r.info,
+      })),
       schedules,
       queueCounts,
     });

@@ -24,6 +24,14 @@ export interface FullCandidate {
    */
   binlogFile?: string | null;
   binlogPosition?: number | null;
+  /** When the clone started: the earliest its consistent point can be (rows without binlogFile start there). */
+  startTime?: Date | null;
+  /** backup_name of the row (seed: the archive's name), for `--backup NAME`. */
+  name?: string;
+  /** A restore test of this backup failed: never picked unless named. */
+  verifyFailed?: boolean;
+  /** Written by the seed's script: no checksum, no object key, recovery point = the row's end_time. */
+  seedEra?: boolean;
 }
 
 export interface BinlogCandidate {
@@ -100,23 +108,41 @@ function compareBinlogs(a: BinlogCandidate, b: BinlogCandidate): number {
   return a.file.localeCompare(b.file);
 }
 
-/** Metadata rows → candidates: Completed, not deleted, with an object key. */
+/**
+ * The object of a full row: object_key (ours), else the seed's archive name. The seed's script recorded the
+ * archive (`bak_<id>_<ts>.tar.gz`) or its folder (`bak_<id>_<ts>`) in backup_name.
+ */
+export function fullObjectKeyOf(row: Pick<BackupRow, 'objectKey' | 'backupName'>): string | undefined {
+  if (row.objectKey) return row.objectKey;
+  const name = row.backupName?.trim();
+  if (!name) return undefined;
+  if (/^bak_\d+_\d{14}$/.test(name)) return `${name}.tar.gz`;
+  if (/^bak_\d+_\d{14}\.tar(\.gz)?$/.test(name)) return name;
+  return undefined;
+}
+
+/** Metadata rows → candidates: Completed, not deleted, with an object (ours, or the seed's by name). */
 export function candidatesFromRows(rows: BackupRow[]): { fulls: FullCandidate[]; binlogs: BinlogCandidate[] } {
-  const usable = rows.filter((r) => r.state === 'Completed' && !r.isDelete && r.objectKey);
-  const fulls = usable
-    .filter((r) => r.backupType === 'full' && r.endTime)
+  const live = rows.filter((r) => r.state === 'Completed' && !r.isDelete);
+  const usable = live.filter((r) => r.objectKey);
+  const fulls = live
+    .filter((r) => r.backupType === 'full' && r.endTime && fullObjectKeyOf(r))
     .map<FullCandidate>((r) => ({
-      objectKey: r.objectKey!,
+      objectKey: fullObjectKeyOf(r)!,
       bucket: r.bucketName,
       endTime: r.endTime!,
       endTimeExact: true,
-      compression: r.compression,
+      compression: r.compression ?? (fullObjectKeyOf(r)!.endsWith('.gz') ? 'gzip' : 'none'),
       bytes: r.backupBytes,
       sha256: r.sha256,
       gtidSet: r.gtidSet,
       backupUuid: r.backupUuid,
       binlogFile: r.binlogFile || null,
       binlogPosition: r.binlogPosition ?? null,
+      startTime: r.startTime,
+      name: r.backupName,
+      verifyFailed: r.verifyState === 'failed',
+      seedEra: !r.objectKey,
     }));
   const seen = new Set<string>();
   const binlogs: BinlogCandidate[] = [];
@@ -140,31 +166,56 @@ export function candidatesFromRows(rows: BackupRow[]): { fulls: FullCandidate[];
   return { fulls, binlogs };
 }
 
+/** Whether `name` names this full: its object key, its backup_name, its uuid, or the key without extension. */
+function namesFull(f: FullCandidate, name: string): boolean {
+  return [f.objectKey, f.name, f.backupUuid, f.objectKey.replace(/\.tar(\.gz)?$/, '')].includes(name);
+}
+
 /**
- * Picks the newest full backup whose recovery point is at or before the target and the binlogs that cover
+ * The full backup to restore from: the one named by `backup`, else the newest one at or before the target whose
+ * restore test did not fail (a backup known to be bad is never chosen silently).
+ */
+function chooseFull(all: FullCandidate[], target: RestoreTarget, backup: string | undefined): FullCandidate {
+  const fulls = [...all].sort((a, b) => a.endTime.getTime() - b.endTime.getTime());
+  if (!fulls.length) throw new RestorePlanError('no-full', 'no Completed full backup is archived for this instance: nothing to restore from');
+  const atOrBefore = (f: FullCandidate) => target.kind !== 'time' || f.endTime.getTime() <= target.at.getTime();
+  if (backup !== undefined) {
+    const named = fulls.find((f) => namesFull(f, backup));
+    if (!named) throw new RestorePlanError('no-full', `no Completed full backup named ${backup} (give its object key, backup_name or backup uuid; see mcb backups list --type full)`);
+    if (!atOrBefore(named)) {
+      throw new RestorePlanError('too-early', `target ${describeTarget(target)} is before the recovery point ${formatLocal(named.endTime)} of ${named.objectKey}`);
+    }
+    return named;
+  }
+  const good = fulls.filter((f) => !f.verifyFailed);
+  const failedNames = fulls.filter((f) => f.verifyFailed).map((f) => f.objectKey);
+  const eligible = good.filter(atOrBefore);
+  if (eligible.length) return eligible[eligible.length - 1]!;
+  const failedEligible = fulls.filter((f) => f.verifyFailed && atOrBefore(f));
+  if (failedEligible.length) {
+    const names = failedEligible.map((f) => f.objectKey).join(', ');
+    throw new RestorePlanError(
+      'no-full',
+      `every full backup that can reach ${describeTarget(target)} failed its restore test (${names}); to restore from one anyway, name it with --backup NAME`,
+    );
+  }
+  const oldest = (good[0] ?? fulls[0])!;
+  throw new RestorePlanError(
+    'too-early',
+    `target ${describeTarget(target)} is before the oldest full backup: ${oldest.objectKey} has recovery point ${formatLocal(oldest.endTime)}; choose a time at or after it` +
+      (failedNames.length ? ` (full backups that failed their restore test are not counted: ${failedNames.join(', ')})` : ''),
+  );
+}
+
+/**
+ * Picks the full backup (chooseFull) and the binlogs that cover
  * (recovery point, target]; for `latest`, the newest full and every archived binlog after it.
  * Throws RestorePlanError (no-full, too-early, too-late, gap) with a message a DBA can act on.
  */
-export function planRestore(input: { fulls: FullCandidate[]; binlogs: BinlogCandidate[]; target: RestoreTarget }): RestorePlan {
+export function planRestore(input: { fulls: FullCandidate[]; binlogs: BinlogCandidate[]; target: RestoreTarget; backup?: string }): RestorePlan {
   const { target } = input;
-  const fulls = [...input.fulls].sort((a, b) => a.endTime.getTime() - b.endTime.getTime());
   const binlogs = [...input.binlogs].sort(compareBinlogs);
-  if (!fulls.length) throw new RestorePlanError('no-full', 'no Completed full backup is archived for this instance: nothing to restore from');
-
-  let full: FullCandidate;
-  if (target.kind === 'latest') {
-    full = fulls[fulls.length - 1]!;
-  } else {
-    const eligible = fulls.filter((f) => f.endTime.getTime() <= target.at.getTime());
-    if (!eligible.length) {
-      const oldest = fulls[0]!;
-      throw new RestorePlanError(
-        'too-early',
-        `target ${formatLocal(target.at)} is before the oldest full backup: ${oldest.objectKey} has recovery point ${formatLocal(oldest.endTime)}; choose a time at or after it`,
-      );
-    }
-    full = eligible[eligible.length - 1]!;
-  }
+  const full = chooseFull(input.fulls, target, input.backup);
   const fullEnd = full.endTime.getTime();
 
   // The clone's consistent point is in full.binlogFile, at or before END_TIME: when the log rotated in between,
@@ -198,10 +249,16 @@ export function planRestore(input: { fulls: FullCandidate[]; binlogs: BinlogCand
       );
     }
   } else {
-    // Rows without the clone's binlog file (seed era, --from-bucket): the newest binlog that started before the
-    // recovery point (it holds the transactions right after it; any before are skipped on replay because the
-    // clone's gtid_executed holds them). Same-second boundaries are taken inclusively.
-    for (let i = 0; i < binlogs.length; i++) if (binlogs[i]!.startTime.getTime() < fullEnd) first = i;
+    // Rows without the clone's binlog file (seed era, --from-bucket): the consistent point lies between the
+    // clone's start and its recorded end, so the chain starts at the newest binlog that started at or before the
+    // clone's start (transactions the clone already holds are skipped on replay by GTID, and the restore checks
+    // that the first binlog's previous GTIDs are in the clone). Without a start time: the newest binlog that
+    // started before the recovery point, same-second boundaries taken inclusively.
+    const cloneStart = full.startTime?.getTime();
+    if (cloneStart !== undefined && !Number.isNaN(cloneStart)) {
+      for (let i = 0; i < binlogs.length; i++) if (binlogs[i]!.startTime.getTime() <= cloneStart) first = i;
+    }
+    if (first < 0) for (let i = 0; i < binlogs.length; i++) if (binlogs[i]!.startTime.getTime() < fullEnd) first = i;
     if (first < 0 && binlogs[0]!.startTime.getTime() === fullEnd) first = 0;
   }
   if (first < 0) {

@@ -24,6 +24,8 @@ export interface RetentionRow {
    * null/absent (seed-era rows: the time rule alone decides which binlogs a full needs).
    */
   binlogFile?: string | null;
+  /** Full rows: a restore test of this backup failed. It is never a protected newest full nor a roll-forward anchor. */
+  verifyFailed?: boolean;
 }
 
 export interface RetentionPolicy {
@@ -155,7 +157,8 @@ function atOrAfterAnchorFile(binlog: RetentionRow, anchor: RetentionRow): boolea
  *     not final and always kept; Error and Expiration rows are left alone (kept); so are unknown states,
  *     unknown types and rows with invalid timestamps.
  *  2. A row expires when now >= startTime + days (fullDays for full, binlogDays for binlog).
- *  3. The newest `minFullBackups` Completed full backups of an instance are kept even when expired.
+ *  3. The newest `minFullBackups` Completed full backups of an instance are kept even when expired; a full
+ *     whose restore test failed (verifyFailed) is never one of them, and never the anchor of rule 4.
  *  4. With keepBinlogsForOldestFull, an expired Completed binlog whose span reaches past the recovery
  *     point of the oldest kept full (binlog.endTime > full.endTime) is kept: it is needed to roll forward.
  *     When that full records the binlog file of its consistent point, a binlog of the same series numbered
@@ -183,7 +186,8 @@ export function planExpiry(rows: RetentionRow[], policy: RetentionPolicy, now: D
     else fullsByInstance.set(row.instanceId, [row]);
   }
   for (const [instanceId, fulls] of fullsByInstance) {
-    const sorted = [...fulls].sort(newestFirst);
+    // A full whose restore test failed cannot be restored from: it must not take the place of a good one.
+    const sorted = fulls.filter((f) => !f.verifyFailed).sort(newestFirst);
     sorted.slice(0, policy.minFullBackups).forEach((f) => protectedFulls.add(f));
     const kept = sorted.filter((f) => protectedFulls.has(f) || !isExpired(f));
     const oldestKept = kept[kept.length - 1];

@@ -43,6 +43,8 @@ export function renderMetrics(input: MetricsInput): string {
   for (const c of input.counts) if (c.state === 'Error') failures.set(`${c.instance}\t${c.type}`, (failures.get(`${c.instance}\t${c.type}`) ?? 0) + c.count);
   family('mcb_backup_failures_total', 'counter', 'Backups that ended in Error (rows of full_backup_metadata) per instance and type.',
     [...failures].map(([k, v]) => { const [instance, type] = k.split('\t') as [string, string]; return [{ instance, type }, v]; }));
+  family('mcb_backup_verify_failed', 'gauge', 'Completed full backups still stored whose restore test failed, per instance (never used for restores).',
+    input.statuses.map((s) => [{ instance: String(s.id) }, s.verifyFailures.length]));
   family('mcb_backups', 'gauge', 'Rows of full_backup_metadata per instance, type and state.',
     input.counts.map((c) => [{ instance: c.instance, type: c.type, state: c.state }, c.count]));
   family('mcb_queue_jobs', 'gauge', 'Jobs per BullMQ instance queue and state.',

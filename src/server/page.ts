@@ -17,6 +17,12 @@ function lastCell(b: LastBackup | null, stale: boolean): string {
   return `<td class="${stale ? 'stale' : 'ok'}">${text}${stale ? ' <b>STALE</b>' : ''}</td>`;
 }
 
+function verifyCell(s: InstanceStatus): string {
+  return s.verifyFailures
+    .map((v) => `<br><b>restore test FAILED</b>: ${e(v.backupName)}${v.reason ? ` <small>${e(v.reason)}</small>` : ''}`)
+    .join('');
+}
+
 export function renderStatusPage(opts: {
   statuses: InstanceStatus[];
   backups: BackupRow[];
@@ -37,7 +43,7 @@ export function renderStatusPage(opts: {
       return `<tr${s.enabled ? '' : ' class="disabled"'}>
   <td>${e(s.id)}</td><td>${e(s.instanceId)}<br><small>${e(s.instanceName)}</small></td><td>${s.enabled ? 'yes' : 'no'}</td>
   ${lastCell(s.lastFull, s.fullStale)}${lastCell(s.lastBinlog, s.binlogStale)}
-  <td>${running || ''}</td><td>${next}</td><td class="${s.failures24h ? 'error' : ''}">${e(s.failures24h)}</td></tr>`;
+  <td>${running || ''}</td><td>${next}</td><td class="${s.failures24h || s.verifyFailures.length ? 'error' : ''}">${e(s.failures24h)}${verifyCell(s)}</td></tr>`;
     })
     .join('\n');
   const backupRows = opts.backups

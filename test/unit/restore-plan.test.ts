@@ -152,3 +152,34 @@ test('candidatesFromRows carries the clone binlog file of full rows', () => {
   assert.deepEqual(c.fulls.map((f) => [f.binlogFile, f.binlogPosition]), [['mysql-bin.000004', 4711], [null, null]]);
   assert.deepEqual(c.binlogs, [], 'full rows with a binlog file are not binlog candidates');
 });
+
+test('a full whose restore test failed is skipped unless named with --backup', () => {
+  const good = full('09:30:00');
+  const bad = { ...full('11:30:00'), verifyFailed: true, name: 'bak_1_113000.tar.gz' };
+  const p = planRestore({ fulls: [good, bad], binlogs: chain, target: { kind: 'latest' } });
+  assert.equal(p.full.objectKey, good.objectKey, 'latest skips the failed newest full');
+  assert.deepEqual(p.binlogs.map((b) => b.file), ['mysql-bin.000003', 'mysql-bin.000004', 'mysql-bin.000005', 'mysql-bin.000006']);
+  const named = planRestore({ fulls: [good, bad], binlogs: chain, target: { kind: 'latest' }, backup: bad.objectKey });
+  assert.equal(named.full.objectKey, bad.objectKey);
+  refusal(() => planRestore({ fulls: [bad], binlogs: chain, target: { kind: 'latest' } }), 'no-full', /failed its restore test.*--backup/);
+  refusal(() => planRestore({ fulls: [good], binlogs: chain, target: { kind: 'latest' }, backup: 'nope' }), 'no-full', /no Completed full backup named nope/);
+});
+
+test('seed-era rows: the object is found by backup_name and the chain starts before the clone began', () => {
+  const row = (over: Partial<BackupRow>): BackupRow =>
+    ({
+      id: 1, backupUuid: 'u1', tbInstanceId: '1', state: 'Completed', startTime: t('09:55:00'), endTime: t('10:20:00'), backupType: 'full',
+      backupSize: '1M', backupPath: '/d', backupName: 'bak_1_20240501095500', bucketName: 'b', createdAt: t('10:20:00'), updatedAt: t('10:20:00'),
+      isDelete: 0, overdueDay: 7, info: null, backupBytes: null, sha256: null, objectKey: null, compression: null, workerHost: null, jobId: null,
+      stageStartedAt: null, errorDetail: null, binlogFile: null, binlogPosition: null, gtidSet: null, verifiedAt: null, verifyState: null, ...over,
+    }) as BackupRow;
+  const { fulls: [seedFull] } = candidatesFromRows([row({})]);
+  assert.equal(seedFull!.objectKey, 'bak_1_20240501095500.tar.gz');
+  assert.equal(seedFull!.seedEra, true);
+  assert.equal(seedFull!.sha256, null);
+  assert.equal(candidatesFromRows([row({ backupName: 'bak_1_20240501095500.tar.gz' })]).fulls[0]!.objectKey, 'bak_1_20240501095500.tar.gz');
+  assert.equal(candidatesFromRows([row({ backupName: 'something-else' })]).fulls.length, 0);
+  // The clone ran 09:55-10:20 and the log rotated at 10:00: its consistent point may be in 000003.
+  const p = planRestore({ fulls: [seedFull!], binlogs: chain, target: { kind: 'latest' } });
+  assert.equal(p.binlogs[0]!.file, 'mysql-bin.000003');
+});

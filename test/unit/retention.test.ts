@@ -27,6 +27,7 @@ function row(p: Partial<RetentionRow> & Pick<RetentionRow, 'startTime'>): Retent
     objectKey: p.objectKey ?? `${type}/${id}`,
     isDelete: p.isDelete ?? false,
     ...(p.binlogFile !== undefined ? { binlogFile: p.binlogFile } : {}),
+    ...(p.verifyFailed !== undefined ? { verifyFailed: p.verifyFailed } : {}),
   };
 }
 
@@ -458,5 +459,26 @@ describe('planExpiry: the clone binlog file of the kept full', () => {
   it('a full without the file (seed-era row) keeps the time rule', () => {
     const d = planExpiry([full(null), b40, b41, b42, old99], policy({ binlogDays: 1 }), now);
     assert.deepEqual(actions(d), { 201: 'keep', 240: 'delete', 241: 'delete', 242: 'keep', 299: 'delete' });
+  });
+});
+
+describe('planExpiry: a full whose restore test failed', () => {
+  const now = t('2026-03-30T00:00:00Z');
+  it('is never the protected newest full: the older verified one is kept, with the binlogs it needs', () => {
+    const good = row({ startTime: t('2026-03-01T00:00:00Z'), endTime: t('2026-03-01T00:10:00Z') });
+    const bad = row({ startTime: t('2026-03-10T00:00:00Z'), endTime: t('2026-03-10T00:10:00Z'), verifyFailed: true });
+    const between = row({ type: 'binlog', startTime: t('2026-03-05T00:00:00Z'), endTime: t('2026-03-06T00:00:00Z'), binlogFile: 'b.000002' });
+    const decisions = planExpiry([good, bad, between], policy(), now);
+    assert.equal(decisionFor(decisions, good.id).action, 'keep');
+    assert.match(decisionFor(decisions, good.id).reason, /newest completed full/);
+    assert.equal(decisionFor(decisions, between.id).action, 'keep', 'binlogs after the good full stay: it is the anchor');
+    assert.equal(decisionFor(decisions, bad.id).action, 'delete', 'the failed one follows its own retention, unprotected');
+  });
+  it('a failed full still within retention is kept, but protects nothing', () => {
+    const good = row({ startTime: t('2026-03-01T00:00:00Z') });
+    const bad = row({ startTime: t('2026-03-28T00:00:00Z'), verifyFailed: true });
+    const decisions = planExpiry([good, bad], policy(), now);
+    assert.deepEqual(actions(decisions), { [good.id]: 'keep', [bad.id]: 'keep' });
+    assert.match(decisionFor(decisions, good.id).reason, /newest completed full/);
   });
 });

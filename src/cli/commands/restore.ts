@@ -13,6 +13,7 @@ interface PlanOptions {
   at: string;
   fromBucket?: boolean;
   bucket?: string;
+  backup?: string;
 }
 
 function storesOf(ctx: CliContext, defaultBucket?: string): (bucket: string | undefined) => ObjectStore {
@@ -37,13 +38,13 @@ async function buildPlan(ctx: CliContext, o: PlanOptions): Promise<{ plan: Resto
     const store = storeFor(undefined);
     await store.checkBucket();
     const { fulls, binlogs, warnings } = await candidatesFromBucket(store, instanceId);
-    const plan = planRestore({ fulls, binlogs, target });
+    const plan = planRestore({ fulls, binlogs, target, backup: o.backup });
     if (!plan.full.endTimeExact) warnings.push(`the recovery point of ${plan.full.objectKey} is an estimate`);
     return { plan, warnings: warnings.filter((w) => !w.includes('mcb-recovery-point') || w.startsWith(plan.full.objectKey)), storeFor };
   }
   await ctx.instance(instanceId);
   const rows = await (await ctx.metadata()).listBackups({ instanceId, limit: 1_000_000 });
-  return { plan: planRestore({ ...candidatesFromRows(rows), target }), warnings: [], storeFor };
+  return { plan: planRestore({ ...candidatesFromRows(rows), target, backup: o.backup }), warnings: [], storeFor };
 }
 
 function planJson(plan: RestorePlan) {
@@ -79,7 +80,8 @@ export function registerRestore(program: Command, run: Run): void {
       .requiredOption('--instance <id>', 'tb_instance id')
       .requiredOption('--at <time>', "'YYYY-MM-DD HH:MM:SS' (local time) or latest")
       .option('--from-bucket', 'plan from the objects in the bucket, without the metadata center')
-      .option('--bucket <name>', 'bucket to read (default [backup-conf] bucket_name)');
+      .option('--bucket <name>', 'bucket to read (default [backup-conf] bucket_name)')
+      .option('--backup <name>', 'restore from this full backup (object key, backup_name or uuid), even one whose restore test failed');
 
   common(restore.command('plan').description('which full backup and binlogs restore to a time, or why it cannot be done'))
     .option('--json', 'print JSON')

@@ -52,6 +52,7 @@ Running full backups show their stage's progress (e.g. "tar 42%") when Redis ans
             if (r.schedules === null) console.log('  next runs    unknown (Redis unreachable)');
             else if (!r.schedules.length) console.log('  next runs    none scheduled (is `mcb producer` running?)');
             else for (const s of r.schedules) console.log(`  next ${s.name.padEnd(7)} ${s.next ?? '?'}  (${s.pattern ?? ''})`);
+            for (const v of r.verifyFailures) console.log(`  VERIFY FAILED ${v.backupName}${v.verifiedAt ? ` at ${v.verifiedAt}` : ''}: ${v.reason ?? ''} (not used for restores)`);
             console.log(`  failures 24h ${r.failures24h}${r.lastFailure ? `  last: ${r.lastFailure.backupName} at ${r.lastFailure.at}: ${r.lastFailure.info ?? ''}` : ''}`);
           }
         }

@@ -1,20 +1,23 @@
 // Object names are part of the seed's contract: restore scripts and DBAs look for these exact names.
 import { createHash } from 'node:crypto';
+import { formatCompact, type TimeZone } from './time/zone.ts';
 
-/** YYYYmmddHHMMSS in the worker's local time, as the seed's Python script wrote it. */
-export function compactTimestamp(d: Date): string {
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+/**
+ * YYYYmmddHHMMSS, the seed's format, in the metadata time zone (the seed wrote the worker's local time; one zone
+ * for every worker keeps names comparable with the DATETIMEs beside them).
+ */
+export function compactTimestamp(d: Date, zone: TimeZone): string {
+  return formatCompact(d, zone);
 }
 
 /** bak_<tb_instance_id>_<YYYYmmddHHMMSS>: the clone directory name and the archive's top-level folder. */
-export function fullBackupBaseName(instanceId: number, startedAt: Date): string {
-  return `bak_${instanceId}_${compactTimestamp(startedAt)}`;
+export function fullBackupBaseName(instanceId: number, startedAt: Date, zone: TimeZone): string {
+  return `bak_${instanceId}_${compactTimestamp(startedAt, zone)}`;
 }
 
 /** bak_<id>_<ts>.tar.gz (gzip) or .tar (none). */
-export function fullBackupObjectName(instanceId: number, startedAt: Date, extension: string): string {
-  return `${fullBackupBaseName(instanceId, startedAt)}.tar${extension}`;
+export function fullBackupObjectName(instanceId: number, startedAt: Date, zone: TimeZone, extension: string): string {
+  return `${fullBackupBaseName(instanceId, startedAt, zone)}.tar${extension}`;
 }
 
 /** log_<tb_instance_id>_<binlog file name>[.gz] */

@@ -1,12 +1,13 @@
-// MySQL binary log file reader (pure: reads files, needs no server). See reader.ts.
+// MySQL binary log file reader (pure, no MySQL needed; see reader.ts), and GTID set maths (gtid-set.ts).
 export {
   BinlogFormatError,
   EventType,
   eventTypeName,
-  findLastTransactionAtOrBefore,
+  findRestoreStop,
   readBinlogStart,
   readEvents,
   summarizeBinlog,
+  transactionGtids,
 } from './reader.ts';
 export type {
   BinlogChecksum,
@@ -16,5 +17,9 @@ export type {
   BinlogStart,
   BinlogSummary,
   ReadEventsOptions,
+  RestoreStop,
+  RestoreStopResult,
+  TransactionGtids,
   TransactionPoint,
 } from './reader.ts';
+export { GtidSet, GtidSetError, formatGtid, parseGtid, type Gtid } from './gtid-set.ts';

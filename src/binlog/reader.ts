@@ -30,9 +30,14 @@ import {
   type BinlogEventHeader,
   type BinlogStart,
   type BinlogSummary,
+  type GtidData,
   type ReadEventsOptions,
+  type RestoreStop,
+  type RestoreStopResult,
+  type TransactionGtids,
   type TransactionPoint,
 } from './types.ts';
+import { GtidSet } from './gtid-set.ts';
 
 export * from './types.ts';
 
@@ -127,57 +132,153 @@ export async function summarizeBinlog(
 }
 
 /**
- * For point-in-time restore: the end of the last transaction committed at or before `targetSeconds`.
+ * For point-in-time restore: where to stop replaying this file, and the last transaction replayed.
  *
- * A transaction ends with an XID event, a COMMIT or ROLLBACK query (not ROLLBACK TO SAVEPOINT), a statement
- * outside BEGIN ... COMMIT (DDL; CREATE TABLE ... SELECT is wrapped in BEGIN ... XID since 8.0.21), an
- * XA_PREPARE event, or a TRANSACTION_PAYLOAD event (binlog_transaction_compression: the whole transaction is
- * inside). Its time is that event's header timestamp. Replaying a binlog up to a position replays everything
- * before it, so the answer is a prefix: reading stops at the first transaction end later than `targetSeconds`
- * (like mysqlbinlog --stop-datetime, but always at a transaction boundary), even if a transaction after that one
- * carries an earlier timestamp again (clock stepped back).
- * Returns undefined when the first transaction already ends after the target, or there is none.
+ * The answer is always a prefix of the file ending at a transaction boundary (replaying up to a position replays
+ * everything before it): reading stops at the first transaction past the stop, even when a later one has an
+ * earlier commit time again (clock stepped back, transactions relayed from several sources).
+ * - `time`: a transaction's commit time is the one its GTID event carries: the commit on the originating source
+ *   (what a DBA means when the binlog comes from a replica), else the commit on the server that wrote the file.
+ *   Only without those, the header time of the event that ends the transaction. Header times are when a
+ *   statement started, so a long statement running across the target would count as committed before it.
+ * - `gtid`: the first transaction whose GTID is in the set; throws GtidSetError when the set text is malformed.
+ * - `end`: every transaction.
+ * TransactionTracker says what ends a transaction.
  */
-export async function findLastTransactionAtOrBefore(
+export async function findRestoreStop(
   file: string,
-  targetSeconds: number,
+  stop: RestoreStop,
   opts: Pick<ReadEventsOptions, 'verifyChecksums' | 'allowTruncatedTail'> = {},
-): Promise<TransactionPoint | undefined> {
+): Promise<RestoreStopResult> {
+  const isPast = stopTest(stop);
+  const includeMatch = stop.kind === 'gtid' && stop.include;
   const s = await BinlogSession.open(file, { ...opts, fromPosition: undefined }, WINDOW);
   try {
-    let found: TransactionPoint | undefined;
-    let gtid: string | undefined;
-    let inTransaction = false;
+    const result: RestoreStopResult = { reached: false, stoppedEarly: false };
+    const tracker = new TransactionTracker();
     for (let ev = s.nextBuffered() ?? (await s.next()); ev; ev = s.nextBuffered() ?? (await s.next())) {
-      let ends = false;
-      const { header } = ev;
-      if (ev.kind === 'gtid') {
-        gtid = ev.anonymous ? undefined : ev.gtid;
-        inTransaction = false;
-      } else if (ev.kind === 'xid') {
-        ends = true;
-      } else if (ev.kind === 'query') {
-        const q = ev.query.trimStart().slice(0, 24).toUpperCase();
-        if (/^(BEGIN|XA START)\b/.test(q)) {
-          inTransaction = true;
-        } else if (/^(COMMIT|ROLLBACK)\b(?!\s+TO\b)/.test(q)) {
-          ends = true;
-        } else if (!inTransaction) {
-          ends = true; // DDL, or any statement that is its own transaction (XA COMMIT, ...)
+      const trx = tracker.push(ev);
+      if (!trx) continue;
+      if (result.reached || isPast(trx)) {
+        const firstMatch = !result.reached;
+        result.reached = true;
+        if (!(includeMatch && firstMatch)) {
+          result.stoppedEarly = true;
+          result.next = trx;
+          break;
         }
-      } else if (header.typeCode === EventType.XA_PREPARE_LOG_EVENT || header.typeCode === EventType.TRANSACTION_PAYLOAD_EVENT) {
-        ends = true;
       }
-      if (!ends) continue;
-      inTransaction = false;
-      if (header.timestamp > targetSeconds) break;
-      found = { endPosition: header.position + header.eventSize, timestamp: header.timestamp };
-      if (gtid) found.gtid = gtid;
-      gtid = undefined;
+      result.last = trx;
     }
-    return found;
+    return result;
   } finally {
     await s.close();
+  }
+}
+
+/**
+ * The GTIDs of the file's transactions, split at `untilPosition` (a transaction end, e.g. a stop position):
+ * what a replay up to there must have applied, and what it must not have. Anonymous transactions have none.
+ */
+export async function transactionGtids(
+  file: string,
+  opts: { untilPosition?: number } & Pick<ReadEventsOptions, 'verifyChecksums' | 'allowTruncatedTail'> = {},
+): Promise<TransactionGtids> {
+  const until = opts.untilPosition ?? Number.POSITIVE_INFINITY;
+  const s = await BinlogSession.open(file, { ...opts, fromPosition: undefined }, WINDOW);
+  try {
+    const result: TransactionGtids = { before: new GtidSet(), after: new GtidSet() };
+    const tracker = new TransactionTracker();
+    for (let ev = s.nextBuffered() ?? (await s.next()); ev; ev = s.nextBuffered() ?? (await s.next())) {
+      const trx = tracker.push(ev);
+      if (trx?.gtid) (trx.endPosition <= until ? result.before : result.after).add(trx.gtid);
+    }
+    const unfinished = tracker.pendingGtid();
+    if (unfinished) result.after.add(unfinished);
+    return result;
+  } finally {
+    await s.close();
+  }
+}
+
+/** Whether a transaction is past the stop (for `gtid`: is the one to stop at). */
+function stopTest(stop: RestoreStop): (trx: TransactionPoint) => boolean {
+  switch (stop.kind) {
+    case 'time':
+      return (trx) => trx.commitMicros > stop.atMicros;
+    case 'gtid': {
+      const set = GtidSet.parse(stop.gtids);
+      return (trx) => trx.gtid !== undefined && set.contains(trx.gtid);
+    }
+    case 'end':
+      return () => false;
+  }
+}
+
+/**
+ * Finds transaction boundaries in a stream of events. A transaction ends with an XID event, a COMMIT or ROLLBACK
+ * query (not ROLLBACK TO SAVEPOINT), a statement outside BEGIN ... COMMIT (DDL; CREATE TABLE ... SELECT is
+ * wrapped in BEGIN ... XID since 8.0.21), an XA_PREPARE event, or a TRANSACTION_PAYLOAD event
+ * (binlog_transaction_compression: the whole transaction is inside). A GTID event starts one.
+ */
+class TransactionTracker {
+  private gtid: GtidData | undefined;
+  private startPosition: number | undefined;
+  private inTransaction = false;
+
+  /** Feeds the next event; returns the transaction it ends, if it ends one. */
+  push(ev: BinlogEvent): TransactionPoint | undefined {
+    const { header } = ev;
+    if (ev.kind === 'gtid') {
+      this.gtid = ev;
+      this.startPosition = header.position;
+      this.inTransaction = false;
+      return undefined;
+    }
+    if (ev.kind === 'format_description' || ev.kind === 'previous_gtids' || ev.kind === 'rotate' || ev.kind === 'stop') {
+      return undefined;
+    }
+    this.startPosition ??= header.position;
+    if (!this.ends(ev)) return undefined;
+    const point = this.point(header);
+    this.gtid = undefined;
+    this.startPosition = undefined;
+    this.inTransaction = false;
+    return point;
+  }
+
+  /** The GTID of a transaction begun but not ended (the file is cut in its middle). */
+  pendingGtid(): string | undefined {
+    return this.gtid && !this.gtid.anonymous ? this.gtid.gtid : undefined;
+  }
+
+  private ends(ev: BinlogEvent): boolean {
+    if (ev.kind === 'xid') return true;
+    if (ev.kind === 'query') {
+      const q = ev.query.trimStart().slice(0, 24).toUpperCase();
+      if (/^(BEGIN|XA START)\b/.test(q)) {
+        this.inTransaction = true;
+        return false;
+      }
+      if (/^(COMMIT|ROLLBACK)\b(?!\s+TO\b)/.test(q)) return true;
+      return !this.inTransaction; // DDL, or any statement that is its own transaction (XA COMMIT, ...)
+    }
+    const { typeCode } = ev.header;
+    return typeCode === EventType.XA_PREPARE_LOG_EVENT || typeCode === EventType.TRANSACTION_PAYLOAD_EVENT;
+  }
+
+  private point(end: BinlogEventHeader): TransactionPoint {
+    const g = this.gtid;
+    // 0 is what a replica writes as the original commit time of a transaction from a pre-8.0 source.
+    const gtidMicros = [g?.originalCommitMicros, g?.immediateCommitMicros].find((t) => t !== undefined && t > 0);
+    const point: TransactionPoint = {
+      startPosition: this.startPosition ?? end.position,
+      endPosition: end.position + end.eventSize,
+      commitMicros: gtidMicros ?? end.timestamp * 1e6,
+      timeSource: gtidMicros === undefined ? 'event-header' : 'gtid-commit',
+    };
+    if (g && !g.anonymous) point.gtid = g.gtid;
+    return point;
   }
 }
 

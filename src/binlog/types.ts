@@ -1,5 +1,7 @@
 // Public types of the binary log reader, and the event type codes MySQL 5.6 - 9.x write.
 
+import type { GtidSet } from './gtid-set.ts';
+
 /** The file is not a MySQL binary log, is truncated, or is corrupt (bad checksum, impossible event size ...). */
 export class BinlogFormatError extends Error {
   override readonly name = 'BinlogFormatError';
@@ -171,13 +173,55 @@ export interface BinlogSummary {
   nextFile?: string;
 }
 
+/** Where a restore stops replaying a binlog file (see findRestoreStop). */
+export type RestoreStop =
+  /** Every transaction committed at or before `atMicros` (microseconds since the epoch), none after. */
+  | { kind: 'time'; atMicros: number }
+  /**
+   * Stop at the first transaction whose GTID is in `gtids` (a GTID set text): right before it (`include` false)
+   * or right after it (`include` true).
+   */
+  | { kind: 'gtid'; gtids: string; include: boolean }
+  /** Everything. */
+  | { kind: 'end' };
+
 export interface TransactionPoint {
+  /** Byte offset of the transaction's first event (its GTID event when it has one). */
+  startPosition: number;
   /** Byte offset just past the transaction's last event (a `--stop-position` for mysqlbinlog). */
   endPosition: number;
-  /** Seconds, the header timestamp of the event that ended the transaction. */
-  timestamp: number;
+  /** Commit time, microseconds since the epoch. */
+  commitMicros: number;
+  /**
+   * `gtid-commit`: from the GTID event (the commit time on the originating source, else on the server that wrote
+   * the binlog). `event-header`: no such timestamp (pre-8.0 binlog, or no GTID event), so the whole second of the
+   * header of the event that ended the transaction, which is when its last statement started.
+   */
+  timeSource: 'gtid-commit' | 'event-header';
   /** The transaction's GTID, when it has one (not anonymous). */
   gtid?: string;
+}
+
+export interface RestoreStopResult {
+  /** The last transaction of this file to replay; undefined when none is (or the file has none). */
+  last?: TransactionPoint;
+  /**
+   * The stop was met in this file, so no later file is replayed: for `time`, a transaction of this file committed
+   * after the target; for `gtid`, a transaction of this file is in the set. Never for `end`.
+   */
+  reached: boolean;
+  /** A transaction after `last` exists in this file (then replay with `--stop-position` = `last.endPosition`). */
+  stoppedEarly: boolean;
+  /** The first transaction of this file that is not replayed, when `stoppedEarly`. */
+  next?: TransactionPoint;
+}
+
+/** The GTIDs of the transactions of one file, split at a position (see transactionGtids). */
+export interface TransactionGtids {
+  /** Transactions that end at or before the position (all the file's transactions without one). */
+  before: GtidSet;
+  /** The others, including one the file ends in the middle of (a truncated tail). */
+  after: GtidSet;
 }
 
 // ---- event type codes (Log_event_type in MySQL's binlog_event.h) ----

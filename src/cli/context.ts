@@ -3,6 +3,7 @@ import { loadConfig, type Config } from '../config/index.ts';
 import { createLogger, type Logger } from '../log/index.ts';
 import { MetadataStore } from '../metadata/index.ts';
 import { pingRedis, Queues, redisConnection } from '../queues/index.ts';
+import { formatInZone, type TimeZone } from '../time/zone.ts';
 
 /** Bad usage: exit code 2, like a bad config. */
 export class UsageError extends Error {
@@ -45,6 +46,11 @@ export class CliContext {
     return this.metadataValue;
   }
 
+  /** The one time zone for what the command reads and prints: [metadata-link] time_zone, else the metadata server's. */
+  async timeZone(): Promise<TimeZone> {
+    return this.config.metadata.timeZone ?? (await this.metadata()).timeZone;
+  }
+
   async queues(): Promise<Queues> {
     if (!this.queuesValue) {
       const redis = redisConnection(this.config, 'client');
@@ -85,16 +91,18 @@ export function parseId(value: string, what = 'instance id'): number {
   return Number(value);
 }
 
-export function printTable(rows: Array<Record<string, unknown>>, columns: string[]): void {
-  const cell = (v: unknown) => (v instanceof Date ? formatDate(v) : v === null || v === undefined ? '' : String(v));
+/** Dates are written in `zone` (the metadata time zone) when given, else in this process's zone. */
+export function printTable(rows: Array<Record<string, unknown>>, columns: string[], zone?: TimeZone): void {
+  const cell = (v: unknown) => (v instanceof Date ? formatDate(v, zone) : v === null || v === undefined ? '' : String(v));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
   console.log(line(columns));
   for (const r of rows) console.log(line(columns.map((c) => cell(r[c]))));
 }
 
-export function formatDate(d: Date | null | undefined): string {
+export function formatDate(d: Date | null | undefined, zone?: TimeZone): string {
   if (!d) return '';
+  if (zone) return Number.isNaN(d.getTime()) ? '' : formatInZone(d, zone);
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }

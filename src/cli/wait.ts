@@ -56,7 +56,7 @@ export async function followBackup(
       if (!job?.finishedOn || job.failedReason) continue;
       reported.add(stage);
       const seconds = job.processedOn ? ((job.finishedOn - job.processedOn) / 1000).toFixed(1) : '?';
-      console.log(`${formatDate(new Date(job.finishedOn))}  ${''.padEnd(10)} ${stage} done in ${seconds} s`);
+      console.log(`${formatDate(new Date(job.finishedOn), metadata.timeZone)}  ${''.padEnd(10)} ${stage} done in ${seconds} s`);
     }
   };
   for (;;) {
@@ -65,7 +65,7 @@ export async function followBackup(
     await reportFinishedStages();
     if (row.state !== lastState) {
       lastState = row.state;
-      console.log(`${formatDate(new Date())}  ${row.state.padEnd(10)} ${row.info ?? ''}`);
+      console.log(`${formatDate(new Date(), metadata.timeZone)}  ${row.state.padEnd(10)} ${row.info ?? ''}`);
     }
     if (row.state === 'Completed') {
       // The cleanup job completes just after it marks the row.
@@ -85,7 +85,7 @@ export async function followBackup(
         const text = `${stage} ${progressPercent(fraction)}%`;
         if (text !== lastProgress) {
           lastProgress = text;
-          console.log(`${formatDate(new Date())}  ${''.padEnd(10)} ${text}`);
+          console.log(`${formatDate(new Date(), metadata.timeZone)}  ${''.padEnd(10)} ${text}`);
         }
       }
     }

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { IniSyntaxError, parseIni, type IniEntry } from './ini.ts';
 import { type CodecName, codecNames } from '../archive/codec.ts';
+import { parseTimeZone, TimeError, type TimeZone } from '../time/zone.ts';
 
 export class ConfigError extends Error {
   readonly exitCode = 2;
@@ -21,6 +22,8 @@ export interface MysqlLinkConfig {
 
 export interface MetadataLinkConfig extends MysqlLinkConfig {
   database: string;
+  /** The zone of every DATETIME in the metadata center; absent: the metadata server's own, found at connect. */
+  timeZone?: TimeZone;
 }
 
 export interface BackupConfig {
@@ -66,7 +69,8 @@ export interface ScheduleConfig {
   expire: string;
   /** The weekly restore test of the newest full backup (the `verify` job). */
   verify: string;
-  timezone?: string;
+  /** The zone the cron patterns run in; absent: the metadata time zone (docs/architecture.md, Time zones). */
+  timezone?: TimeZone;
   syncIntervalSeconds: number;
 }
 
@@ -185,6 +189,17 @@ class SectionReader {
     return this.fail(key, `must be on or off, got "${value}"`);
   }
 
+  timeZone(key: string): TimeZone | undefined {
+    const value = this.optionalString(key);
+    if (value === undefined) return undefined;
+    try {
+      return parseTimeZone(value);
+    } catch (err) {
+      if (err instanceof TimeError) this.fail(key, err.message);
+      throw err;
+    }
+  }
+
   choice<T extends string>(key: string, choices: readonly T[], fallback: T): T {
     const value = this.raw(key)?.toLowerCase();
     if (value === undefined || value === '') return fallback;
@@ -233,9 +248,11 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
 
   const metaSection = reader('metadata-link');
   if (!metaSection.present) throw new ConfigError(`section [metadata-link] is required and missing in ${file}`);
+  const metadataTimeZone = metaSection.timeZone('time_zone');
   const metadata: MetadataLinkConfig = {
     ...readMysqlLink(metaSection, 'MCB_METADATA_PASSWORD'),
     database: metaSection.string('database', 'op_service_db'),
+    ...(metadataTimeZone ? { timeZone: metadataTimeZone } : {}),
   };
   if (!/^[A-Za-z0-9_$]+$/.test(metadata.database)) metaSection.fail('database', 'must be a plain identifier (letters, digits, _ or $)');
   metaSection.rejectUnknownKeys();
@@ -265,7 +282,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     binlog: scheduleSection.string('binlog', '*/30 * * * *'),
     expire: scheduleSection.string('expire', '30 9 * * *'),
     verify: scheduleSection.string('verify', '0 4 * * 0'),
-    timezone: scheduleSection.optionalString('timezone'),
+    timezone: scheduleSection.timeZone('timezone'),
     syncIntervalSeconds: scheduleSection.int('sync_interval_seconds', 60, 1, 86400),
   };
   for (const key of ['full', 'binlog', 'expire', 'verify'] as const) {

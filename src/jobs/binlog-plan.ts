@@ -1,13 +1,16 @@
-// What a binlog run should archive, decided from names only (pure, unit-tested): the binlog index as the server
-// lists it, and the binlog rows the metadata center already has for the instance.
+// What a binlog run should archive (pure, unit-tested): the binlog index as the server lists it, the binlog rows the
+// metadata center already has for the instance, and what the job read of a few files (their first event time and
+// PREVIOUS_GTIDS set) and of the server (its server_uuid).
 //
-// The chain is kept in name order (mysql-bin.000041 follows mysql-bin.000040). The last *done* binlog (Completed,
-// or Expiration: archived once, since expired) is where the chain ends; every closed binlog after it is archived,
-// in order. The active binlog (the last one in the index) is never archived.
+// The chain is kept in name order (mysql-bin.000041 follows mysql-bin.000040) within one *series*: the binlogs one
+// server wrote since its last RESET BINARY LOGS. The last *done* binlog (Completed, or Expiration: archived once,
+// since expired) is where the chain ends; every closed binlog after it is archived, in order. The active binlog (the
+// last one in the index) is never archived.
 //
 // Gap: the binlog that should follow the last done one is no longer in the index (purged before it was archived)
-// → one gap, naming the missing files. Reset: the numbering went backwards (RESET BINARY LOGS, or a new datadir
-// on the same host) → the chain is broken as well, and the new numbering is archived from its start.
+// → one gap, naming the missing files. A new series (the server is another one, or its numbering restarted) breaks
+// the chain as well: one gap saying why, and the new series is archived from its start.
+import { GtidSet } from '../binlog/index.ts';
 import type { BackupState } from '../metadata/states.ts';
 
 export interface ArchivedBinlog {
@@ -15,10 +18,32 @@ export interface ArchivedBinlog {
   state: BackupState;
   startTime: Date | null;
   endTime: Date | null;
+  /**
+   * The server whose binlog this is. null: a row the seed wrote (it recorded no server) that no run could match to
+   * a file of this server yet; its start_time is when the seed uploaded it, not the binlog's first event.
+   */
+  serverUuid?: string | null;
+  /** Its PREVIOUS_GTIDS set, when recorded. */
+  gtidSet?: string | null;
 }
 
+/** What the job read from the first events of a binlog file. */
+export interface BinlogHeadInfo {
+  /** Seconds: the FORMAT_DESCRIPTION event's timestamp, when the server opened the file. */
+  start: number;
+  previousGtids: string;
+}
+
+/** The server the index belongs to, and the heads of the files `filesToInspect` names. */
+export interface SeriesFacts {
+  serverUuid?: string;
+  heads?: ReadonlyMap<string, BinlogHeadInfo>;
+}
+
+export type GapReason = 'purged' | 'reset' | 'server-changed';
+
 export interface BinlogGap {
-  reason: 'purged' | 'reset';
+  reason: GapReason;
   /** The last binlog archived before the gap. */
   afterFile: string;
   /** Its end_time: the last moment the chain covers. */
@@ -27,12 +52,14 @@ export interface BinlogGap {
   firstAvailable: string;
   /** Files known to be lost (purged case, same base name): e.g. mysql-bin.000005, mysql-bin.000006. */
   missing: string[];
+  /** reset / server-changed: what showed that the server's binlogs are a new series. */
+  detail?: string;
 }
 
 export interface BinlogPlan {
   /** The binlog being written: never archived. */
   active: string;
-  /** Closed binlogs to archive, in order. */
+  /** Closed binlogs to archive, in order (the job still skips those archived already, by server, name and start). */
   toArchive: string[];
   /** Closed binlogs in the index already done (Completed or Expiration). */
   alreadyArchived: string[];
@@ -52,59 +79,154 @@ export function parseBinlogName(name: string): { base: string; seq: number; widt
   return { base: m[1]!, seq: Number(m[2]), width: m[2]!.length };
 }
 
-function seqOf(name: string): number {
+function parsed(name: string): { base: string; seq: number } {
   const p = parseBinlogName(name);
   if (!p) throw new Error(`"${name}" is not a binary log file name (<base>.<number>)`);
-  return p.seq;
+  return p;
+}
+
+function seqOf(name: string): number {
+  return parsed(name).seq;
+}
+
+/** A row the seed wrote and no run has matched to a file yet: its server and first-event time are unknown. */
+function isUnmatchedSeedRow(row: ArchivedBinlog): boolean {
+  return row.serverUuid === null;
 }
 
 /**
- * The last done row: the one that started last (a reset numbering starts again at 1, but later in time), by
- * name when two started in the same second.
+ * The last done row. Rows that know their server come after unmatched seed rows (the seed ran before mcb, and its
+ * start_time is an upload time); among each kind the one that started last (a reset numbering starts again at 1,
+ * but later in time), by name when two started in the same second.
  */
 export function lastDone(archived: readonly ArchivedBinlog[]): ArchivedBinlog | undefined {
   let best: ArchivedBinlog | undefined;
   for (const row of archived) {
     if (!isDoneState(row.state) || !parseBinlogName(row.binlogFile)) continue;
-    if (!best) {
-      best = row;
-      continue;
-    }
-    const a = row.startTime?.getTime() ?? -Infinity;
-    const b = best.startTime?.getTime() ?? -Infinity;
-    if (a > b || (a === b && seqOf(row.binlogFile) > seqOf(best.binlogFile))) best = row;
+    if (!best || comesAfter(row, best)) best = row;
   }
   return best;
+}
+
+function comesAfter(row: ArchivedBinlog, other: ArchivedBinlog): boolean {
+  const seedRow = isUnmatchedSeedRow(row);
+  const seedOther = isUnmatchedSeedRow(other);
+  if (seedRow !== seedOther) return seedOther;
+  const a = row.startTime?.getTime() ?? -Infinity;
+  const b = other.startTime?.getTime() ?? -Infinity;
+  return a > b || (a === b && seqOf(row.binlogFile) > seqOf(other.binlogFile));
+}
+
+/** The index files whose heads planBinlogArchive compares with the last done row: it, and the first file after it. */
+export function filesToInspect(index: readonly string[], archived: readonly ArchivedBinlog[]): string[] {
+  const last = lastDone(archived);
+  if (!last) return [];
+  const out: string[] = [];
+  if (index.includes(last.binlogFile)) out.push(last.binlogFile);
+  const next = firstAfter(index, last.binlogFile);
+  if (next) out.push(next);
+  return out;
+}
+
+/** The first index file of the same base numbered after `name`. */
+function firstAfter(index: readonly string[], name: string): string | undefined {
+  const l = parsed(name);
+  return index.find((n) => {
+    const p = parsed(n);
+    return p.base === l.base && p.seq > l.seq;
+  });
+}
+
+/** Whether a binlog whose PREVIOUS_GTIDS is `next` can follow one whose PREVIOUS_GTIDS is `prev` on one server. */
+export function gtidsContinue(prev: string, next: string): boolean {
+  try {
+    return GtidSet.parse(prev).isSubsetOf(GtidSet.parse(next));
+  } catch {
+    return true; // unreadable sets prove nothing
+  }
+}
+
+const when = (d: Date | null) => (d ? d.toISOString() : 'an unknown time');
+const fromSeconds = (s: number) => new Date(s * 1000).toISOString();
+
+/**
+ * Why the server's binlogs are not the series `last` belongs to, or undefined when they continue it. Without facts
+ * (no server_uuid, no heads) only the numbering is compared.
+ */
+export function seriesBreak(
+  last: ArchivedBinlog,
+  index: readonly string[],
+  facts: SeriesFacts = {},
+): { reason: 'reset' | 'server-changed'; detail: string } | undefined {
+  const active = index[index.length - 1]!;
+  const { serverUuid, heads } = facts;
+  if (serverUuid && last.serverUuid && last.serverUuid !== serverUuid) {
+    return { reason: 'server-changed', detail: `the server's server_uuid is ${serverUuid}, ${last.binlogFile} was archived from ${last.serverUuid}` };
+  }
+  const l = parsed(last.binlogFile);
+  const a = parsed(active);
+  if (a.base !== l.base) return { reason: 'reset', detail: `the binlog base name is now ${a.base}, ${last.binlogFile} was archived` };
+  if (a.seq < l.seq) return { reason: 'reset', detail: `numbering went backwards: the active binlog is ${active}, ${last.binlogFile} was archived` };
+
+  if (index.includes(last.binlogFile)) {
+    if (serverUuid && isUnmatchedSeedRow(last)) {
+      return {
+        reason: 'reset',
+        detail: `${last.binlogFile} on the server is not the binlog the seed archived under that name (its object is missing or holds another file)`,
+      };
+    }
+    const head = heads?.get(last.binlogFile);
+    if (head && last.startTime && head.start * 1000 !== last.startTime.getTime()) {
+      return {
+        reason: 'reset',
+        detail: `${last.binlogFile} on the server started at ${fromSeconds(head.start)}, the archived ${last.binlogFile} at ${when(last.startTime)}`,
+      };
+    }
+    return undefined;
+  }
+
+  const next = firstAfter(index, last.binlogFile);
+  const head = next ? heads?.get(next) : undefined;
+  if (next && head && last.gtidSet && !gtidsContinue(last.gtidSet, head.previousGtids)) {
+    return {
+      reason: 'reset',
+      detail: `the GTIDs executed before ${next} (${head.previousGtids || 'none'}) do not include those executed before the archived ${last.binlogFile} (${last.gtidSet})`,
+    };
+  }
+  return undefined;
 }
 
 /**
  * @param index binlog file names (no directory) in index order; the last one is the active binlog.
  * @param archived this instance's binlog rows (any state).
+ * @param facts the server's server_uuid and the heads of the files filesToInspect() names.
  */
-export function planBinlogArchive(index: readonly string[], archived: readonly ArchivedBinlog[]): BinlogPlan {
+export function planBinlogArchive(index: readonly string[], archived: readonly ArchivedBinlog[], facts: SeriesFacts = {}): BinlogPlan {
   if (!index.length) throw new Error('the binlog index is empty: is log_bin on?');
   for (const name of index) seqOf(name);
   const active = index[index.length - 1]!;
   const closed = index.slice(0, -1);
-  const doneNames = new Set(archived.filter((r) => isDoneState(r.state)).map((r) => r.binlogFile));
   const last = lastDone(archived);
 
   if (!last) {
     // First run (or nothing ever completed): the whole index but the active binlog.
+    const doneNames = new Set(archived.filter((r) => isDoneState(r.state)).map((r) => r.binlogFile));
     return { active, toArchive: closed.filter((n) => !doneNames.has(n)), alreadyArchived: closed.filter((n) => doneNames.has(n)) };
   }
 
-  const lastSeq = seqOf(last.binlogFile);
-  if (seqOf(active) < lastSeq) {
-    // Numbering went backwards: a new series. Archive it from the start; the caller checks each file's identity.
+  const broken = seriesBreak(last, index, facts);
+  if (broken) {
+    // A new series: archive it from its start. The job skips files of it that are archived already.
     return {
       active,
       toArchive: [...closed],
       alreadyArchived: [],
-      gap: { reason: 'reset', afterFile: last.binlogFile, afterEnd: last.endTime, firstAvailable: index[0]!, missing: [] },
+      gap: { reason: broken.reason, detail: broken.detail, afterFile: last.binlogFile, afterEnd: last.endTime, firstAvailable: index[0]!, missing: [] },
     };
   }
 
+  const lastSeq = seqOf(last.binlogFile);
+  const doneNames = new Set(archived.filter((r) => isDoneState(r.state)).map((r) => r.binlogFile));
   const after = index.filter((n) => seqOf(n) > lastSeq);
   const toArchive = closed.filter((n) => seqOf(n) > lastSeq);
   const alreadyArchived = closed.filter((n) => seqOf(n) <= lastSeq && doneNames.has(n));

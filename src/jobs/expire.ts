@@ -13,6 +13,7 @@ import {
   getInstanceRetention,
   instancesWithRowsInBucket,
   knownObjectKeys,
+  liveRowSharingObject,
   objectKeyOf,
   rowsForExpiry,
   setOverdueDays,
@@ -37,7 +38,9 @@ export type DecisionOutcome =
   | 'would-delete'
   | 'delete-failed'
   | 'changed-concurrently'
-  | 'other-bucket';
+  | 'other-bucket'
+  /** The row expired, its object stayed: another live row uses the same object. */
+  | 'expired-object-kept';
 
 export interface ExpireDecisionReport {
   id: number;
@@ -278,19 +281,21 @@ async function expireInstance(
       if (ctx.signal.aborted) throw new Error('expire interrupted (worker shutting down)');
       try {
         if (!entry.objectKey) throw new Error('row has neither object_key nor backup_name');
-        const how = await deleteVerified(ctx, entry.objectKey);
+        const sharedWith = await liveRowSharingObject(ctx.metadata, instanceId, bucket, entry.objectKey, entry.id);
+        const how = sharedWith === undefined ? await deleteVerified(ctx, entry.objectKey) : 'kept: shared';
+        const kept = sharedWith === undefined ? '' : `; object kept: row #${sharedWith} uses it too`;
         try {
           await ctx.metadata.transition(entry.backupUuid, ['Completed'], 'Expiration', {
             isDelete: 1,
             overdueDay: 0,
-            info: `expired by mcb ${now.toISOString()}: ${entry.reason}`,
+            info: `expired by mcb ${now.toISOString()}: ${entry.reason}${kept}`,
           });
-          entry.outcome = 'deleted';
+          entry.outcome = sharedWith === undefined ? 'deleted' : 'expired-object-kept';
           entry.state = 'Expiration';
           report.deleted++;
           log.info(
             { event: 'expire.deleted', id: entry.id, key: entry.objectKey, objectWas: how, reason: entry.reason },
-            `deleted ${entry.objectKey} (row #${entry.id}): ${entry.reason}`,
+            `${sharedWith === undefined ? 'deleted' : 'expired, kept'} ${entry.objectKey} (row #${entry.id}): ${entry.reason}${kept}`,
           );
         } catch (err) {
           if (!(err instanceof IllegalTransitionError)) throw err;

@@ -68,7 +68,7 @@ export const fullJob = defineJob<FullPayload, FullResult>({
           backupType: 'full',
           startTime: startedAt,
           backupPath,
-          backupName: fullBackupObjectName(instanceId, startedAt, codec.extension),
+          backupName: fullBackupObjectName(instanceId, startedAt, ctx.metadata.timeZone, codec.extension),
           bucketName: bucket,
           compression: codec.name,
           overdueDay: ctx.config.backup.fullStorageDays,

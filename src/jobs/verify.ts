@@ -17,13 +17,14 @@
 // mysqld is on PATH (none, or MariaDB's), the job completes with state `skipped` and a warning: a worker host
 // without a server does not fail every week. A configured binary that is missing or unusable fails the job
 // (permanently): that is a configuration error to fix.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { findFreePort, startMysqld, type RunningMysqld } from '../mysql/mysqld.ts';
+import type { RunningMysqld } from '../mysql/mysqld.ts';
 import { probeMysqld, resolveRestoreBinaries } from '../restore/binaries.ts';
 import { extractFullVerified, RestoreCorruptError } from '../restore/run.ts';
+import { RestoreServerSetupError, startRestoreServer } from '../restore/server.ts';
 import { defineJob, PermanentJobError, requireInt } from './types.ts';
 
 export interface VerifyPayload {
@@ -81,6 +82,7 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
 
     const base = ctx.config.restore.scratchPath ?? ctx.config.backup.backupPath ?? os.tmpdir();
     const scratch = await mkdtemp(path.join(base, `verify_${instanceId}_`));
+    await chmod(scratch, 0o711); // the temporary server may run as the mysql user: it must reach the datadir inside
     const datadir = path.join(scratch, 'data');
     const tablesChecked: string[] = [];
     let server: RunningMysqld | undefined;
@@ -92,17 +94,14 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
         if (err instanceof RestoreCorruptError) throw new VerifyFinding(err.message);
         throw err; // storage unreachable, a cut download, ENOSPC…: not the backup's fault
       }
-      const port = await findFreePort();
       try {
-        server = await startMysqld(resolved.binaries.mysqld, {
-          datadir,
-          port,
-          runDir: path.join(scratch, 'run'),
-          extraArgs: ['--skip-replica-start', '--server-id=4000000001', '--skip-log-bin'],
-        });
+        // The same clean server as a restore (src/restore/server.ts): no events fire, no replication, no TCP.
+        server = await startRestoreServer(resolved.binaries.mysqld, { datadir, runDir: path.join(scratch, 'run'), extraArgs: ['--skip-log-bin'], signal: ctx.signal });
       } catch (err) {
-        // Could not even run the binary (probed above, so rare): the worker's problem. Otherwise mysqld refused
-        // the data (exited, or never accepted connections).
+        // A scratch path the server's account cannot reach: a configuration error. Could not even run the binary
+        // (probed above, so rare): the worker's problem. Otherwise mysqld refused the data (exited, or never
+        // accepted connections).
+        if (err instanceof RestoreServerSetupError) throw new PermanentJobError(`verify: ${err.message}`);
         if (/^cannot run /.test((err as Error).message)) throw err;
         throw new VerifyFinding(`mysqld does not start on the restored datadir: ${(err as Error).message}`);
       }

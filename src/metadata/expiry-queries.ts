@@ -97,6 +97,23 @@ export async function knownObjectKeys(metadata: MetadataStore, instanceId: numbe
   return keys;
 }
 
+/**
+ * The id of another row of the instance in `bucket`, neither expired nor deleted, whose object is `key`, or
+ * undefined. Such an object must outlive the row being expired: e.g. a binlog the seed archived and a row that
+ * recorded the same object again. A row names its object in object_key; a Completed row without one (the seed's)
+ * in backup_name. Rows not Completed and without object_key (an upload that failed) hold no object.
+ */
+export async function liveRowSharingObject(metadata: MetadataStore, instanceId: number, bucket: string, key: string, exceptId: number): Promise<number | undefined> {
+  const [rows] = await metadata.pool.query<RowDataPacket[]>(
+    `SELECT id FROM full_backup_metadata
+      WHERE tb_instance_id = ? AND bucket_name = ? AND id <> ? AND state <> 'Expiration' AND COALESCE(is_delete, 0) = 0
+        AND (object_key = ? OR (object_key IS NULL AND backup_name = ? AND state = 'Completed'))
+      ORDER BY id LIMIT 1`,
+    [String(instanceId), bucket, exceptId, key, key],
+  );
+  return rows[0] ? Number(rows[0].id) : undefined;
+}
+
 export interface InstanceRetention {
   fullStorageDays: number | null;
   binlogStorageDays: number | null;

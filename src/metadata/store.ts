@@ -1,8 +1,11 @@
 // The metadata center: tb_instance (what to back up) and full_backup_metadata (every backup and where it
-// stands). All SQL is parameterised; column names come only from the fixed maps below.
-import mysql, { type Pool, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
+// stands). All SQL is parameterised; column names come only from the fixed maps below. Every DATETIME is read
+// and written in one time zone, `timeZone` (zoned-pool.ts, docs/architecture.md "Time zones").
+import mysql, { type Connection, type ConnectionOptions, type Pool, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 import type { MetadataLinkConfig } from '../config/index.ts';
+import { offsetString, type TimeZone } from '../time/zone.ts';
 import { BackupState, finalStates, inProgressStates } from './states.ts';
+import { serverTimeZone, zonedPool, zonedReadOptions } from './zoned-pool.ts';
 
 export interface InstanceRow {
   id: number;
@@ -48,6 +51,8 @@ export interface BackupRow {
   /** Full rows: the clone's position in binlogFile (sql/004); NULL on older rows and binlog rows. */
   binlogPosition: number | null;
   gtidSet: string | null;
+  /** Binlog rows: server_uuid of the server whose binlog it is (sql/005); NULL on older rows and rows the seed wrote. */
+  serverUuid: string | null;
   verifiedAt: Date | null;
   verifyState: string | null;
 }
@@ -75,6 +80,7 @@ const backupColumns = {
   binlogFile: 'binlog_file',
   binlogPosition: 'binlog_position',
   gtidSet: 'gtid_set',
+  serverUuid: 'server_uuid',
   verifiedAt: 'verified_at',
   verifyState: 'verify_state',
 } as const satisfies Partial<Record<keyof BackupRow, string>>;
@@ -117,34 +123,52 @@ export interface BackupFilter {
   limit?: number;
 }
 
+/** The metadata time zone and where it came from (for one log line at start-up). */
+export interface MetadataTimeZone {
+  zone: TimeZone;
+  source: string;
+  /** The session time_zone every connection sets, when [metadata-link] time_zone is given. */
+  sessionTimeZone?: string;
+}
+
 export class MetadataStore {
   private constructor(
+    /** Writes Date parameters and reads DATETIMEs in `timeZone` (zoned-pool.ts): use it for every query. */
     readonly pool: Pool,
     readonly link: MetadataLinkConfig,
+    readonly timeZoneInfo: MetadataTimeZone,
   ) {}
 
-  /** Connects and checks the login and the schema, so a wrong password fails here with a clear message. */
+  /** The one time zone of the metadata center's DATETIMEs, object names and printed times. */
+  get timeZone(): TimeZone {
+    return this.timeZoneInfo.zone;
+  }
+
+  /**
+   * Connects and checks the login and the schema, so a wrong password fails here with a clear message. The time
+   * zone is settled here, once: [metadata-link] time_zone, else the server's own.
+   */
   static async connect(link: MetadataLinkConfig): Promise<MetadataStore> {
-    const pool = mysql.createPool({
-      host: link.host,
-      port: link.port,
-      user: link.user,
-      password: link.password,
-      database: link.database,
-      charset: link.charset,
-      connectionLimit: 4,
-      connectTimeout: 10_000,
-      supportBigNumbers: true,
-      dateStrings: false,
-    });
-    const store = new MetadataStore(pool, link);
-    try {
-      await pool.query('SELECT 1 FROM full_backup_metadata LIMIT 0');
-    } catch (err) {
-      await pool.end().catch(() => undefined);
+    let info: MetadataTimeZone;
+    const probe = await mysql.createConnection(connectionOptions(link)).catch((err: unknown) => {
       throw new MetadataError(describeConnectError(err, link));
+    });
+    try {
+      await probe.query('SELECT 1 FROM full_backup_metadata LIMIT 0');
+      info = await settleTimeZone(probe, link.timeZone);
+    } catch (err) {
+      throw new MetadataError(describeConnectError(err, link));
+    } finally {
+      await probe.end().catch(() => undefined);
     }
-    return store;
+    const pool = mysql.createPool({ ...connectionOptions(link), ...zonedReadOptions(info.zone), connectionLimit: 4 });
+    const session = info.sessionTimeZone;
+    if (session !== undefined) {
+      // The session zone makes NOW() and the CURRENT_TIMESTAMP defaults write in the configured zone too. The SET is
+      // queued before any query of the new connection; a failure (already checked above) fails those queries.
+      pool.pool.on('connection', (conn) => conn.query('SET time_zone = ?', [session], () => undefined));
+    }
+    return new MetadataStore(zonedPool(pool, info.zone), link, info);
   }
 
   async close(): Promise<void> {
@@ -305,6 +329,48 @@ export class MetadataStore {
   }
 }
 
+function connectionOptions(link: MetadataLinkConfig): ConnectionOptions {
+  return {
+    host: link.host,
+    port: link.port,
+    user: link.user,
+    password: link.password,
+    database: link.database,
+    charset: link.charset,
+    connectTimeout: 10_000,
+    supportBigNumbers: true,
+  };
+}
+
+/**
+ * The configured zone (and the session time_zone that makes the server's NOW() agree with it: the IANA name when
+ * the server has time zone tables, else today's offset), or the server's own zone.
+ */
+async function settleTimeZone(conn: Connection, configured: TimeZone | undefined): Promise<MetadataTimeZone> {
+  if (!configured) {
+    const [rows] = await conn.query<RowDataPacket[]>(
+      'SELECT @@global.time_zone AS global_tz, @@system_time_zone AS system_tz, TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW()) AS offset_seconds',
+    );
+    const r = rows[0]!;
+    const clock = { globalTimeZone: String(r.global_tz), systemTimeZone: String(r.system_tz), offsetSeconds: Number(r.offset_seconds) };
+    const zone = serverTimeZone(clock);
+    return {
+      zone,
+      source: `metadata server (@@global.time_zone ${clock.globalTimeZone}, @@system_time_zone ${clock.systemTimeZone}, now ${offsetString(new Date(), zone)})`,
+    };
+  }
+  const candidates = configured.kind === 'iana' ? [configured.name, offsetString(new Date(), configured)] : [configured.name];
+  for (const candidate of candidates) {
+    try {
+      await conn.query('SET time_zone = ?', [candidate]);
+      return { zone: configured, source: '[metadata-link] time_zone', sessionTimeZone: candidate };
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ER_UNKNOWN_TIME_ZONE') throw err;
+    }
+  }
+  throw new MetadataError(`the metadata server does not accept time_zone ${candidates.join(' or ')} ([metadata-link] time_zone = ${configured.name})`);
+}
+
 function columnsFor(fields: BackupFields): { columns: string[]; values: unknown[] } {
   const columns: string[] = [];
   const values: unknown[] = [];
@@ -372,6 +438,7 @@ function toBackup(r: RowDataPacket): BackupRow {
     binlogFile: r.binlog_file,
     binlogPosition: r.binlog_position === null || r.binlog_position === undefined ? null : Number(r.binlog_position),
     gtidSet: r.gtid_set,
+    serverUuid: r.server_uuid ?? null,
     verifiedAt: r.verified_at,
     verifyState: r.verify_state,
   };

@@ -4,6 +4,11 @@ import type { MysqlLinkConfig } from '../config/index.ts';
 
 export class DataNodeError extends Error {}
 
+/** ON / 1 / TRUE as a server prints a boolean variable. */
+function isOn(value: string | null): boolean {
+  return value !== null && ['1', 'ON', 'TRUE'].includes(value.toUpperCase());
+}
+
 export interface CloneStatus {
   state: string;
   beginTime: Date | null;
@@ -25,6 +30,18 @@ export interface CloneProgressStage {
 export interface BinaryLogFile {
   name: string;
   size: number;
+}
+
+/** What point-in-time restore needs of a server's binary logging (docs/binlog-backups.md "Preconditions"). */
+export interface BinlogSettings {
+  logBin: boolean;
+  /** null when the server has no binlog_format any more (row-based logging only). */
+  binlogFormat: string | null;
+  gtidMode: string | null;
+  /** log_replica_updates (log_slave_updates before 8.0.26); null when the server has neither. */
+  logReplicaUpdates: boolean | null;
+  /** Replication channels configured on it (rows of SHOW REPLICA STATUS): it is a replica when > 0. */
+  replicaChannels: number;
 }
 
 export class DataNode {
@@ -157,6 +174,41 @@ export class DataNode {
   async binaryLogs(): Promise<BinaryLogFile[]> {
     const rows = await this.rows('SHOW BINARY LOGS');
     return rows.map((r) => ({ name: r.Log_name, size: Number(r.File_size) }));
+  }
+
+  async binlogSettings(): Promise<BinlogSettings> {
+    const logReplicaUpdates = (await this.optionalVariable('log_replica_updates')) ?? (await this.optionalVariable('log_slave_updates'));
+    return {
+      logBin: isOn(await this.variable('log_bin')),
+      binlogFormat: await this.optionalVariable('binlog_format'),
+      gtidMode: await this.optionalVariable('gtid_mode'),
+      logReplicaUpdates: logReplicaUpdates === null ? null : isOn(logReplicaUpdates),
+      replicaChannels: await this.replicaChannelCount(),
+    };
+  }
+
+  /** SHOW REPLICA STATUS (8.0.22+), else SHOW SLAVE STATUS; needs REPLICATION CLIENT. */
+  private async replicaChannelCount(): Promise<number> {
+    try {
+      return (await this.rows('SHOW REPLICA STATUS')).length;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'ER_PARSE_ERROR') return (await this.rows('SHOW SLAVE STATUS')).length;
+      if (code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR' || code === 'ER_ACCESS_DENIED_ERROR') {
+        throw new DataNodeError(`${this.link.user} may not run SHOW REPLICA STATUS on ${this.where}: GRANT REPLICATION CLIENT ON *.* TO it`);
+      }
+      throw err;
+    }
+  }
+
+  /** A global variable, or null when this server version does not have it. */
+  async optionalVariable(name: string): Promise<string | null> {
+    try {
+      return await this.variable(name);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ER_UNKNOWN_SYSTEM_VARIABLE') return null;
+      throw err;
+    }
   }
 
   async variable(name: string): Promise<string | null> {

@@ -2,7 +2,7 @@
 // Node built-ins only. The server is a child of this process; it is asked to shut down (SIGTERM) when this
 // process exits without having called stop().
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, statSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, openSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -37,11 +37,24 @@ export function mysqldFromPath(mysqldPath: string): MysqldBinary {
   return { command: [mysqldPath], baseArgs: ['--no-defaults'] };
 }
 
+/** An OS account mysqld switches to (`--user`) when started by root. */
+export interface MysqldUser {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
 export interface StartMysqldOptions {
   datadir: string;
-  port: number;
+  /** TCP port on 127.0.0.1. Omitted: no TCP at all (`--skip-networking`), the unix socket only. */
+  port?: number;
   /** Where the socket, pid file and log go. Default: a new temporary directory, removed by stop(). */
   runDir?: string;
+  /**
+   * Run as this account (we must be root): it replaces any `--user` of the binary's base arguments, and the run
+   * directory, the socket's directory and the log file are given to it. The datadir is the caller's business.
+   */
+  user?: MysqldUser;
   /** More mysqld options, after the ones this module sets (so they can override them). */
   extraArgs?: string[];
   /** How long to wait for the server to accept connections. Default 120 s. */
@@ -51,7 +64,8 @@ export interface StartMysqldOptions {
 }
 
 export interface RunningMysqld {
-  port: number;
+  /** Undefined when the server has no TCP listener. */
+  port?: number;
   pid: number;
   socket: string;
   logFile: string;
@@ -71,6 +85,17 @@ function isRoot(): boolean {
 function userArgs(bin: MysqldBinary, extra: string[] = []): string[] {
   const given = [...bin.baseArgs, ...extra].some((a) => a === '--user' || a.startsWith('--user=') || a === '-u');
   return !given && isRoot() ? ['--user=root'] : [];
+}
+
+/** The arguments without any `--user=X`, `--user X` or `-u X`: mysqld keeps the first --user it is given and ignores later ones. */
+function withoutUser(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--user' || a === '-u') i++;
+    else if (!a.startsWith('--user=')) out.push(a);
+  }
+  return out;
 }
 
 function tail(text: string, lines = LOG_TAIL_LINES): string {
@@ -147,10 +172,10 @@ async function readFrom(file: string, offset: number): Promise<string> {
   }
 }
 
-/** Resolves true when something on 127.0.0.1:port sends a first packet (a MySQL server greets first). */
-function greets(port: number, timeoutMs = 2000): Promise<boolean> {
+/** Resolves true when something on 127.0.0.1:port (or the unix socket) sends a first packet (a MySQL server greets first). */
+function greets(where: { port: number } | { socket: string }, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
+    const sock = 'port' in where ? net.connect({ host: '127.0.0.1', port: where.port }) : net.connect({ path: where.socket });
     const done = (ok: boolean) => {
       sock.destroy();
       resolve(ok);
@@ -180,8 +205,11 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
-/** Starts mysqld on `datadir`, listening on 127.0.0.1:port only, and waits until it accepts connections.
- * Throws (with the end of the server's log) when it exits first or does not answer in time. */
+/** Starts mysqld on `datadir`, listening on 127.0.0.1:port only (or on its unix socket only, without a port), and
+ * waits until it accepts connections. Throws (with the end of the server's log) when it exits first or does not
+ * answer in time. */
+export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions & { port: number }): Promise<RunningMysqld & { port: number }>;
+export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): Promise<RunningMysqld>;
 export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): Promise<RunningMysqld> {
   const datadir = path.resolve(opts.datadir);
   if (!existsSync(datadir)) throw new Error(`cannot start mysqld: datadir ${datadir} does not exist`);
@@ -195,20 +223,19 @@ export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): 
   const pidFile = path.join(runDir, 'mysqld.pid');
   const timeoutMs = opts.startTimeoutMs ?? 120_000;
 
+  const { user } = opts;
   const [file, prefix] = splitCommand(bin);
   const args = [
     ...prefix,
-    ...bin.baseArgs,
-    ...userArgs(bin, extraArgs),
+    ...(user ? [...withoutUser(bin.baseArgs), `--user=${user.name}`] : [...bin.baseArgs, ...userArgs(bin, extraArgs)]),
     `--datadir=${datadir}`,
-    `--port=${opts.port}`,
-    '--bind-address=127.0.0.1',
+    ...(opts.port === undefined ? ['--skip-networking'] : [`--port=${opts.port}`, '--bind-address=127.0.0.1']),
     `--socket=${socket}`,
     `--pid-file=${pidFile}`,
     `--log-error=${logFile}`,
     '--mysqlx=OFF',
     '--secure-file-priv=',
-    ...extraArgs,
+    ...(user ? withoutUser(extraArgs) : extraArgs),
   ];
 
   // The server's stdout/stderr go to the log too: a loader or option error comes before --log-error is used.
@@ -216,6 +243,7 @@ export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): 
   const startOffset = statSync(logFile).size;
   let child: ChildProcess;
   try {
+    if (user) for (const p of [runDir, ...(extraDir ? [extraDir] : []), logFile]) chownSync(p, user.uid, user.gid);
     child = spawn(file, args, { stdio: ['ignore', logFd, logFd] });
   } finally {
     closeSync(logFd);
@@ -249,10 +277,11 @@ export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): 
     return stopping;
   };
 
+  const where = opts.port === undefined ? `socket ${socket}` : `127.0.0.1:${opts.port}`;
   const fail = async (why: string): Promise<never> => {
     const logTail = tail(await readFrom(logFile, startOffset));
     await stop();
-    throw new Error(`mysqld on 127.0.0.1:${opts.port} (datadir ${datadir}) ${why}; log ${logFile}:\n${logTail}`);
+    throw new Error(`mysqld on ${where} (datadir ${datadir}) ${why}; log ${logFile}:\n${logTail}`);
   };
 
   const deadline = Date.now() + timeoutMs;
@@ -265,13 +294,13 @@ export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): 
     }
     if (opts.signal?.aborted) {
       await stop();
-      throw new Error(`mysqld on 127.0.0.1:${opts.port} (datadir ${datadir}) stopped while starting: ${abortReason(opts.signal)}`);
+      throw new Error(`mysqld on ${where} (datadir ${datadir}) stopped while starting: ${abortReason(opts.signal)}`);
     }
     if (child.exitCode !== null || child.signalCode !== null) {
       return fail(`exited before accepting connections (${child.signalCode ?? `exit code ${child.exitCode}`})`);
     }
     const log = await readFrom(logFile, startOffset);
-    if (READY.test(log) && (await greets(opts.port))) break;
+    if (READY.test(log) && (await greets(opts.port === undefined ? { socket } : { port: opts.port }))) break;
     if (Date.now() > deadline) return fail(`did not accept connections within ${timeoutMs / 1000}s`);
   }
 

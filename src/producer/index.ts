@@ -6,6 +6,7 @@ import { scheduledJobTypes, type ScheduledJobType } from '../jobs/registry.ts';
 import type { Logger } from '../log/index.ts';
 import type { MetadataStore } from '../metadata/index.ts';
 import { instanceIdOfQueue, instanceQueueName, stageJobOptions, type Queues } from '../queues/index.ts';
+import { cronTimeZone } from '../time/zone.ts';
 
 export function schedulerId(type: ScheduledJobType, instanceId: number): string {
   return `${type}-instance-${instanceId}`;
@@ -16,10 +17,16 @@ export interface SyncResult {
   unscheduled: number[];
 }
 
+/** The `tz` of every job scheduler: [schedule] timezone, else the metadata time zone; never the producer's own TZ. */
+export function scheduleTimeZone(config: Config, metadata: Pick<MetadataStore, 'timeZone'>): string {
+  return cronTimeZone(config.schedule.timezone ?? metadata.timeZone);
+}
+
 export async function syncSchedules(config: Config, metadata: MetadataStore, queues: Queues, log: Logger): Promise<SyncResult> {
   const instances = await metadata.listInstances({ cloneOnly: true });
   const wanted = new Set(instances.map((i) => i.id));
   const jobOpts = stageJobOptions(config);
+  const tz = scheduleTimeZone(config, metadata);
 
   for (const instance of instances) {
     const queue = queues.forInstance(instance.id);
@@ -27,7 +34,7 @@ export async function syncSchedules(config: Config, metadata: MetadataStore, que
     for (const type of scheduledJobTypes) {
       await queue.upsertJobScheduler(
         schedulerId(type, instance.id),
-        { pattern: config.schedule[type], ...(config.schedule.timezone ? { tz: config.schedule.timezone } : {}) },
+        { pattern: config.schedule[type], tz },
         { name: type, data: { instanceId: instance.id }, opts: jobOpts },
       );
     }
@@ -47,7 +54,7 @@ export async function syncSchedules(config: Config, metadata: MetadataStore, que
     }
   }
   const result = { scheduled: [...wanted], unscheduled };
-  log.info({ event: 'schedule.synced', ...result, queues: [...wanted].map(instanceQueueName) }, 'schedules in sync with tb_instance');
+  log.info({ event: 'schedule.synced', ...result, tz, queues: [...wanted].map(instanceQueueName) }, 'schedules in sync with tb_instance');
   return result;
 }
 

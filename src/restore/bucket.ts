@@ -17,6 +17,7 @@ import { codecForObjectName } from '../archive/index.ts';
 import { readBinlogStart, summarizeBinlog } from '../binlog/index.ts';
 import { parseObjectName } from '../naming.ts';
 import type { ObjectStore } from '../storage/index.ts';
+import { parseCompact, type TimeZone } from '../time/zone.ts';
 import { binlogSequence, type BinlogCandidate, type FullCandidate } from './plan.ts';
 
 const HEAD_BYTES = 64 * 1024;
@@ -46,13 +47,8 @@ async function fetch(store: ObjectStore, key: string, dest: string, limit?: numb
   await writeFile(dest, Buffer.concat(chunks));
 }
 
-/** `YYYYmmddHHMMSS` (local time, as in object names) → Date. */
-function fromCompact(ts: string): Date {
-  const n = (a: number, b: number) => Number(ts.slice(a, b));
-  return new Date(n(0, 4), n(4, 6) - 1, n(6, 8), n(8, 10), n(10, 12), n(12, 14));
-}
-
-export async function candidatesFromBucket(store: ObjectStore, instanceId: number): Promise<{ fulls: FullCandidate[]; binlogs: BinlogCandidate[]; warnings: string[] }> {
+/** `zone`: the metadata time zone, which object names' timestamps are in. */
+export async function candidatesFromBucket(store: ObjectStore, instanceId: number, zone: TimeZone): Promise<{ fulls: FullCandidate[]; binlogs: BinlogCandidate[]; warnings: string[] }> {
   const warnings: string[] = [];
   const fulls: FullCandidate[] = [];
   for await (const o of store.list(`bak_${instanceId}_`)) {
@@ -65,7 +61,7 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
     fulls.push({
       objectKey: o.key,
       bucket: store.bucket,
-      endTime: exact ? rp : fromCompact(parsed.timestamp),
+      endTime: exact ? rp : parseCompact(parsed.timestamp, zone),
       endTimeExact: exact,
       compression: parsed.compressed ? 'gzip' : 'none',
       bytes: o.size,
@@ -121,6 +117,18 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
       warnings.push(`${unverified.length} binlog object(s) carry no mcb-sha256 metadata (archived before it was recorded) and are not checksum-verified: ${names}`);
     }
     return { fulls, binlogs, warnings };
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** When the binlog stored under `key` was opened (its FORMAT_DESCRIPTION timestamp), from the object's first bytes. */
+export async function binlogStartOfObject(store: ObjectStore, key: string): Promise<Date> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'mcb-binlog-head-'));
+  try {
+    const local = path.join(tmp, 'head');
+    await fetch(store, key, local, HEAD_BYTES);
+    return new Date((await readBinlogStart(local)).firstEventTimestamp * 1000);
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

@@ -2,8 +2,17 @@
 // to a target time, or a clear reason why that cannot be done. Inputs come from metadata rows (restore.ts) or
 // from object names + binlog headers (--from-bucket); this file does no I/O.
 import type { BackupRow } from '../metadata/index.ts';
+import { GtidSet } from '../binlog/gtid-set.ts';
+import { formatInstant, formatInZone, parseInstant, UTC, type TimeZone } from '../time/zone.ts';
 
-export type RestoreTarget = { kind: 'latest' } | { kind: 'time'; at: Date };
+/**
+ * A time target: `at` cut to the millisecond, `atMicros` as typed (epoch microseconds).
+ * A GTID target: stop right before the first transaction of `gtids` (`include` false) or right after it.
+ */
+export type RestoreTarget =
+  | { kind: 'latest' }
+  | { kind: 'time'; at: Date; atMicros: number }
+  | { kind: 'gtid'; gtids: string; include: boolean };
 
 export interface FullCandidate {
   /** Object key in the bucket (bak_<id>_<ts>.tar.gz). */
@@ -71,25 +80,31 @@ export class RestorePlanError extends Error {
   }
 }
 
-/** `YYYY-MM-DD HH:MM:SS` in local time (as the CLI and the metadata center's DATETIME columns show it). */
+/** `YYYY-MM-DD HH:MM:SS` in `zone`, the metadata time zone (docs/architecture.md, Time zones); UTC when none is given. */
+export function formatTime(d: Date, zone: TimeZone = UTC): string {
+  return formatInZone(d, zone);
+}
+
+/** @deprecated The process's own zone, which differs between hosts: use formatTime with the metadata time zone. */
 export function formatLocal(d: Date): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
-/** Parses `latest` or `YYYY-MM-DD HH:MM:SS` (local time; `T` between date and time accepted). */
-export function parseTarget(text: string): RestoreTarget | undefined {
+/**
+ * Parses `latest` or a time, `YYYY-MM-DD HH:MM:SS[.ffffff]` (space or `T`) in `zone`, or with its own `Z`/`±HH:MM`
+ * (parseInstant). Throws TimeError saying what is wrong (no such date, a wall time skipped by DST, …).
+ */
+export function parseTarget(text: string, zone: TimeZone): RestoreTarget {
   if (text.trim().toLowerCase() === 'latest') return { kind: 'latest' };
-  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$/.exec(text.trim());
-  if (!m) return undefined;
-  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  const at = new Date(y, mo - 1, d, h, mi, s);
-  if (at.getFullYear() !== y || at.getMonth() !== mo - 1 || at.getDate() !== d || at.getHours() !== h || at.getMinutes() !== mi) return undefined;
-  return { kind: 'time', at };
+  const { date, micros } = parseInstant(text, zone);
+  return { kind: 'time', at: date, atMicros: micros };
 }
 
-export function describeTarget(t: RestoreTarget): string {
-  return t.kind === 'latest' ? 'latest' : formatLocal(t.at);
+/** `latest`, or the target instant with its offset: `2026-12-01 15:04:05 +08:00 (Asia/Shanghai)`. */
+export function describeTarget(t: RestoreTarget, zone: TimeZone = UTC): string {
+  if (t.kind === 'gtid') return `${t.include ? 'through' : 'just before'} GTID ${t.gtids}`;
+  return t.kind === 'latest' ? 'latest' : formatInstant(t.atMicros, zone);
 }
 
 /** `mysql-bin.000042` → { base: 'mysql-bin', seq: 42 }. */
@@ -175,15 +190,20 @@ function namesFull(f: FullCandidate, name: string): boolean {
  * The full backup to restore from: the one named by `backup`, else the newest one at or before the target whose
  * restore test did not fail (a backup known to be bad is never chosen silently).
  */
-function chooseFull(all: FullCandidate[], target: RestoreTarget, backup: string | undefined): FullCandidate {
+function chooseFull(all: FullCandidate[], target: RestoreTarget, backup: string | undefined, zone?: TimeZone): FullCandidate {
   const fulls = [...all].sort((a, b) => a.endTime.getTime() - b.endTime.getTime());
   if (!fulls.length) throw new RestorePlanError('no-full', 'no Completed full backup is archived for this instance: nothing to restore from');
-  const atOrBefore = (f: FullCandidate) => target.kind !== 'time' || f.endTime.getTime() <= target.at.getTime();
+  const atOrBefore = (f: FullCandidate) => {
+    if (target.kind === 'time') return f.endTime.getTime() <= target.at.getTime();
+    // A clone that already holds the GTID cannot be rolled forward to just before it (unknown sets: the replay proof decides).
+    if (target.kind === 'gtid' && f.gtidSet) return GtidSet.parse(f.gtidSet).intersection(GtidSet.parse(target.gtids)).isEmpty();
+    return true;
+  };
   if (backup !== undefined) {
     const named = fulls.find((f) => namesFull(f, backup));
     if (!named) throw new RestorePlanError('no-full', `no Completed full backup named ${backup} (give its object key, backup_name or backup uuid; see mcb backups list --type full)`);
     if (!atOrBefore(named)) {
-      throw new RestorePlanError('too-early', `target ${describeTarget(target)} is before the recovery point ${formatLocal(named.endTime)} of ${named.objectKey}`);
+      throw new RestorePlanError('too-early', `target ${describeTarget(target, zone)} is before the recovery point ${formatTime(named.endTime, zone)} of ${named.objectKey}`);
     }
     return named;
   }
@@ -196,13 +216,13 @@ function chooseFull(all: FullCandidate[], target: RestoreTarget, backup: string 
     const names = failedEligible.map((f) => f.objectKey).join(', ');
     throw new RestorePlanError(
       'no-full',
-      `every full backup that can reach ${describeTarget(target)} failed its restore test (${names}); to restore from one anyway, name it with --backup NAME`,
+      `every full backup that can reach ${describeTarget(target, zone)} failed its restore test (${names}); to restore from one anyway, name it with --backup NAME`,
     );
   }
   const oldest = (good[0] ?? fulls[0])!;
   throw new RestorePlanError(
     'too-early',
-    `target ${describeTarget(target)} is before the oldest full backup: ${oldest.objectKey} has recovery point ${formatLocal(oldest.endTime)}; choose a time at or after it` +
+    `target ${describeTarget(target, zone)} is before the oldest full backup: ${oldest.objectKey} has recovery point ${formatTime(oldest.endTime, zone)}; choose a time at or after it` +
       (failedNames.length ? ` (full backups that failed their restore test are not counted: ${failedNames.join(', ')})` : ''),
   );
 }
@@ -212,10 +232,18 @@ function chooseFull(all: FullCandidate[], target: RestoreTarget, backup: string 
  * (recovery point, target]; for `latest`, the newest full and every archived binlog after it.
  * Throws RestorePlanError (no-full, too-early, too-late, gap) with a message a DBA can act on.
  */
-export function planRestore(input: { fulls: FullCandidate[]; binlogs: BinlogCandidate[]; target: RestoreTarget; backup?: string }): RestorePlan {
+export function planRestore(input: {
+  fulls: FullCandidate[];
+  binlogs: BinlogCandidate[];
+  target: RestoreTarget;
+  backup?: string;
+  /** The zone times in refusal messages are written in (the metadata time zone); UTC when absent. */
+  zone?: TimeZone;
+}): RestorePlan {
+  const { zone } = input;
   const { target } = input;
   const binlogs = [...input.binlogs].sort(compareBinlogs);
-  const full = chooseFull(input.fulls, target, input.backup);
+  const full = chooseFull(input.fulls, target, input.backup, zone);
   const fullEnd = full.endTime.getTime();
 
   // The clone's consistent point is in full.binlogFile, at or before END_TIME: when the log rotated in between,
@@ -231,7 +259,7 @@ export function planRestore(input: { fulls: FullCandidate[]; binlogs: BinlogCand
     if (target.kind === 'latest') return { target, full, binlogs: [], coveredUntil: full.endTime };
     throw new RestorePlanError(
       'too-late',
-      `target ${formatLocal(target.at)} is after the full backup ${full.objectKey} (recovery point ${formatLocal(full.endTime)}) and no binlog is archived to reach it`,
+      `target ${describeTarget(target, zone)} is after the full backup ${full.objectKey} (recovery point ${formatTime(full.endTime, zone)}) and no binlog is archived to reach it`,
     );
   }
 
@@ -265,7 +293,7 @@ export function planRestore(input: { fulls: FullCandidate[]; binlogs: BinlogCand
     const b = binlogs[0]!;
     throw new RestorePlanError(
       'gap',
-      `gap in the binlog chain: the oldest archived binlog ${b.file} starts at ${formatLocal(b.startTime)}, after the recovery point ${formatLocal(full.endTime)} of ${full.objectKey}; the transactions in between are in no archive`,
+      `gap in the binlog chain: the oldest archived binlog ${b.file} starts at ${formatTime(b.startTime, zone)}, after the recovery point ${formatTime(full.endTime, zone)} of ${full.objectKey}; the transactions in between are in no archive`,
     );
   }
 
@@ -289,7 +317,7 @@ export function planRestore(input: { fulls: FullCandidate[]; binlogs: BinlogCand
     if (prev.endTime && prev.endTime.getTime() !== next.startTime.getTime()) {
       throw new RestorePlanError(
         'gap',
-        `gap in the binlog chain: ${prev.file} ends at ${formatLocal(prev.endTime)} but ${next.file} starts at ${formatLocal(next.startTime)}`,
+        `gap in the binlog chain: ${prev.file} ends at ${formatTime(prev.endTime, zone)} but ${next.file} starts at ${formatTime(next.startTime, zone)}`,
       );
     }
   }
@@ -300,7 +328,7 @@ export function planRestore(input: { fulls: FullCandidate[]; binlogs: BinlogCand
   if (target.kind === 'time' && coveredUntil.getTime() < target.at.getTime()) {
     throw new RestorePlanError(
       'too-late',
-      `target ${formatLocal(target.at)} is after the end of the newest archived binlog ${lastBinlog.file} (${formatLocal(coveredUntil)}); archive newer binlogs first or choose an earlier time`,
+      `target ${describeTarget(target, zone)} is after the end of the newest archived binlog ${lastBinlog.file} (${formatTime(coveredUntil, zone)}); archive newer binlogs first or choose an earlier time`,
     );
   }
   return { target, full, binlogs: chain, coveredUntil };

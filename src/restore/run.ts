@@ -6,7 +6,7 @@
 //    clone already holds is skipped by GTID auto-skip (SET GTID_NEXT of an executed GTID is a no-op). No start
 //    position or clone binlog coordinates are needed. (Requires gtid_mode=ON on the backed-up instance.)
 //  - The stop is exact: the binlog reader finds the end of the last transaction committed at or before the target
-//    in the last file (findLastTransactionAtOrBefore), and mysqlbinlog applies --stop-position to the last file
+//    in the last file (findRestoreStop), and mysqlbinlog applies --stop-position to the last file
 //    named. A transaction is never cut in half, and nothing after the target is replayed (unlike
 //    --stop-datetime, which is evaluated per event).
 //  - It needs no replication channel on the restored server (the relay-log method would leave one configured).
@@ -16,17 +16,18 @@
 // nothing half-restored remains that could be mistaken for a good restore. An abort (opts.signal: the CLI's
 // SIGINT/SIGTERM) is such a failure: the step in progress is interrupted and the same clean-up runs.
 import { spawn } from 'node:child_process';
-import { randomInt } from 'node:crypto';
 import { createWriteStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import mysql from 'mysql2/promise';
 import { codecForObjectName, extractArchive } from '../archive/index.ts';
-import { findLastTransactionAtOrBefore } from '../binlog/index.ts';
-import { findFreePort, mysqldFromPath, mysqldFromSidRoot, startMysqld, type MysqldBinary, type RunningMysqld } from '../mysql/mysqld.ts';
+import { GtidSet, type RestoreStop } from '../binlog/index.ts';
+import { mysqldFromPath, mysqldFromSidRoot, type MysqldBinary, type RunningMysqld } from '../mysql/mysqld.ts';
 import { HashingCounter, type ObjectStore } from '../storage/index.ts';
 import { describeTarget, formatLocal, type BinlogCandidate, type RestorePlan } from './plan.ts';
+import { checkReplayed, decideReplay, firstGtidMissingFromClone, previousGtidsOf } from './replay.ts';
+import { removeReplicationConfiguration, startRestoreServer } from './server.ts';
 
 /** The programs a restore runs. Each is an argv prefix plus arguments that must come first (`--no-defaults`). */
 export interface RestoreBinaries {
@@ -73,7 +74,6 @@ export interface RunRestoreOptions {
   binaries: RestoreBinaries;
   /** The store holding the objects of a bucket (plan entries name their bucket; undefined = the default one). */
   storeFor(bucket: string | undefined): ObjectStore;
-  port?: number;
   /** Account of the restored server (the backed-up instance's accounts). Default root with no password. */
   user?: string;
   password?: string;
@@ -232,6 +232,37 @@ export async function pipeBinlogsIntoServer(
   if (a.code !== 0) throw new RestoreFailedError(`replaying binlogs failed: mysqlbinlog exited with ${a.signal ?? a.code}: ${a.stderr.trim()}`);
 }
 
+/** The binlog reader's stop for a restore target. */
+export function restoreStopOf(target: RestorePlan['target']): RestoreStop {
+  if (target.kind === 'latest') return { kind: 'end' };
+  if (target.kind === 'gtid') return { kind: 'gtid', gtids: target.gtids, include: target.include };
+  return { kind: 'time', atMicros: target.atMicros };
+}
+
+/**
+ * The chain must begin at or before the clone's consistent point: every GTID executed before the first binlog
+ * began must be in the clone (seed-era and --from-bucket backups have no recorded binlog position to trust).
+ */
+async function checkChainReachesClone(socket: string, user: string, password: string, firstBinlog: string, fullKey: string): Promise<void> {
+  const conn = await mysql.createConnection({ socketPath: socket, user, password });
+  let clone: GtidSet;
+  try {
+    const [rows] = await conn.query('SELECT @@GLOBAL.gtid_executed AS g');
+    clone = GtidSet.parse(String((rows as Array<{ g: string }>)[0]!.g));
+  } finally {
+    await conn.end();
+  }
+  if (clone.isEmpty()) {
+    throw new RestoreFailedError(`the clone in ${fullKey} has an empty gtid_executed: point-in-time replay needs gtid_mode=ON on the backed-up server`);
+  }
+  const missing = firstGtidMissingFromClone(await previousGtidsOf(firstBinlog), clone);
+  if (missing) {
+    throw new RestoreFailedError(
+      `gap between ${fullKey} and its first binlog ${path.basename(firstBinlog)}: ${missing} was executed before that binlog began but is not in the clone; an earlier binlog is needed`,
+    );
+  }
+}
+
 export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult> {
   const { plan, binaries, signal } = opts;
   const log = opts.log ?? (() => undefined);
@@ -263,56 +294,33 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
       files.push(dest);
     }
 
-    // Where to stop: everything up to the last transaction at or before the target, in the last file.
-    let stopPosition: number | undefined;
-    let lastTime = full.endTime;
-    let lastGtid: string | undefined;
-    const applied = [...plan.binlogs];
-    if (files.length) {
-      const targetSeconds = plan.target.kind === 'latest' ? Number.MAX_SAFE_INTEGER : Math.floor(plan.target.at.getTime() / 1000);
-      const lastFile = files[files.length - 1]!;
-      const point = await findLastTransactionAtOrBefore(lastFile, targetSeconds);
-      if (point) {
-        if (plan.target.kind === 'time') stopPosition = point.endPosition;
-        lastTime = new Date(point.timestamp * 1000);
-        lastGtid = point.gtid;
-      } else {
-        // Every transaction of the last file is after the target: replay the files before it whole.
-        files.pop();
-        applied.pop();
-        if (files.length) {
-          const prev = await findLastTransactionAtOrBefore(files[files.length - 1]!, Number.MAX_SAFE_INTEGER);
-          if (prev) {
-            lastTime = new Date(prev.timestamp * 1000);
-            lastGtid = prev.gtid;
-          }
-        }
-      }
-      if (lastTime.getTime() < full.endTime.getTime()) lastTime = full.endTime; // everything replayed was already in the clone
+    // Where to stop: the first file holding a transaction past the target is cut before it; later files are not replayed.
+    const replay = await decideReplay(files, restoreStopOf(plan.target));
+    if (plan.target.kind === 'gtid' && !replay.reached) {
+      throw new RestoreFailedError(`no archived binlog after ${full.objectKey} holds a transaction of ${plan.target.gtids}: the GTID is not in this restore's binlogs`);
     }
+    const applied = plan.binlogs.slice(0, replay.files.length);
+    const stopPosition = replay.stopPosition;
+    let lastTime = full.endTime;
+    const lastGtid = replay.last?.gtid;
+    if (replay.last && replay.last.commitMicros / 1000 > lastTime.getTime()) lastTime = new Date(Math.floor(replay.last.commitMicros / 1000));
 
     checkAbort();
-    const port = opts.port ?? (await findFreePort());
-    log(`starting a temporary mysqld on 127.0.0.1:${port}`);
-    server = await startMysqld(binaries.mysqld, {
+    log('starting a temporary mysqld (socket only, event scheduler and replication off)');
+    server = await startRestoreServer(binaries.mysqld, {
       datadir,
-      port,
       runDir: path.join(workDir, 'run'),
-      extraArgs: [
-        '--skip-replica-start',
-        `--server-id=${randomInt(1_000_000_000, 2_000_000_000)}`,
-        '--skip-log-bin',
-        '--gtid-mode=ON',
-        '--enforce-gtid-consistency=ON',
-      ],
+      extraArgs: ['--skip-log-bin', '--gtid-mode=ON', '--enforce-gtid-consistency=ON'],
       signal,
     });
     checkAbort();
-    if (files.length) {
-      log(`replaying ${files.length} binlog(s)${stopPosition ? ` up to position ${stopPosition} of ${path.basename(files[files.length - 1]!)}` : ''}`);
-      await pipeBinlogsIntoServer(binaries, files, { stopPosition, socket: server.socket, user, password, signal });
+    if (replay.files.length) {
+      await checkChainReachesClone(server.socket, user, password, replay.files[0]!, full.objectKey);
+      log(`replaying ${replay.files.length} binlog(s)${stopPosition ? ` up to position ${stopPosition} of ${path.basename(replay.files[replay.files.length - 1]!)}` : ''}`);
+      await pipeBinlogsIntoServer(binaries, replay.files, { stopPosition, socket: server.socket, user, password, signal });
     }
     checkAbort();
+    await removeReplicationConfiguration(server, user, password);
     const conn = await mysql.createConnection({ socketPath: server.socket, user, password });
     let gtidExecuted: string;
     try {
@@ -321,6 +329,9 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     } finally {
       await conn.end();
     }
+    const proof = checkReplayed(GtidSet.parse(gtidExecuted), replay);
+    if (proof.missing) throw new RestoreFailedError(`after replay the restored server lacks ${proof.missing}, a transaction the plan replayed (gtid_executed ${gtidExecuted})`);
+    if (proof.extra) throw new RestoreFailedError(`after replay the restored server holds ${proof.extra}, a transaction committed after the target ${describeTarget(plan.target)}`);
     checkAbort();
     log('stopping the temporary mysqld');
     await server.stop();

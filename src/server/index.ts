@@ -39,6 +39,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const log = opts.log.child({ component: 'server' });
 
   const metadata = await MetadataStore.connect(config.metadata);
+  log.info({ event: 'metadata.time-zone', timeZone: metadata.timeZone.name, source: metadata.timeZoneInfo.source }, `metadata time zone ${metadata.timeZone.name}`);
   // A long-running reader: reconnect forever (default retry strategy), but fail a request fast while Redis is down.
   const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 1, connectTimeout: 5000, lazyConnect: true });
   redis.on('error', () => undefined);
@@ -105,6 +106,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
         refreshSeconds: opts.pageRefreshSeconds ?? 30,
         redisError,
         thresholds: { fullHours: config.server.staleFullHours, binlogMinutes: config.server.staleBinlogMinutes },
+        timeZone: metadata.timeZone,
       }),
     );
   });

@@ -176,6 +176,21 @@ export async function verifyStoredObject(store: ObjectStore, key: string, expect
   }
 }
 
+export type StoredObjectMatch = 'absent' | 'identical' | 'different';
+
+/**
+ * What `key` holds compared with an upload about to be made: nothing; that very upload (same size, same `mcb-sha256`
+ * metadata and, when `owner` is given, the same `mcb-backup-uuid`: an earlier attempt of the same backup); or
+ * anything else, which must not be overwritten. An object without `mcb-sha256` (the seed's) is never identical.
+ */
+export async function compareStoredObject(store: ObjectStore, key: string, expected: Expected & { owner?: string }): Promise<StoredObjectMatch> {
+  const info = await store.stat(key);
+  if (!info) return 'absent';
+  const sameContent = info.size === expected.bytes && info.metadata['mcb-sha256'] === expected.sha256;
+  const sameOwner = expected.owner === undefined || info.metadata['mcb-backup-uuid'] === expected.owner;
+  return sameContent && sameOwner ? 'identical' : 'different';
+}
+
 /** Downloads `key` to a writable, returning the sha256 and byte count of what was read. */
 export async function downloadTo(store: ObjectStore, key: string, sink: NodeJS.WritableStream): Promise<PutResult> {
   const counter = new HashingCounter();

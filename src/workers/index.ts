@@ -37,6 +37,7 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
 
   const metadata = await MetadataStore.connect(config.metadata);
   const cleanup: Array<() => Promise<unknown>> = [() => metadata.close()];
+  log.info({ event: 'metadata.time-zone', timeZone: metadata.timeZone.name, source: metadata.timeZoneInfo.source }, `metadata time zone ${metadata.timeZone.name}`);
   try {
     const instance = await metadata.getInstance(instanceId);
     if (!instance) throw new ConfigError(`[backup-conf] tb_instance_id = ${instanceId} in ${config.file}: no such id in tb_instance`);

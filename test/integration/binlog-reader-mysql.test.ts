@@ -11,10 +11,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import {
-  findLastTransactionAtOrBefore,
+  GtidSet,
+  findRestoreStop,
   readBinlogStart,
   readEvents,
   summarizeBinlog,
+  transactionGtids,
   type BinlogEvent,
 } from '../../src/binlog/index.ts';
 import { servicesEnv } from '../support/env.ts';
@@ -328,16 +330,25 @@ test("binlog_checksum='NONE' files are read without per-event checksums", async 
   assert.deepEqual(events.map((e) => e.header.position), mb.positions);
 });
 
-test('findLastTransactionAtOrBefore finds the end of a transaction by its commit time', async () => {
+/** The server's clock, microseconds since the epoch. */
+async function serverMicros(): Promise<number> {
+  const [rows] = await conn.query<mysql.RowDataPacket[]>("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS UNSIGNED) AS t");
+  return Number(rows[0]!.t);
+}
+
+async function gtidExecuted(): Promise<GtidSet> {
+  const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@GLOBAL.gtid_executed AS g');
+  return GtidSet.parse(String(rows[0]!.g));
+}
+
+test('findRestoreStop by time finds the end of a transaction by its commit time', async () => {
   await flush();
   const file = await activeBinlog();
   await insert('pitr-1');
-  const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT UNIX_TIMESTAMP() AS t');
-  const t1 = Number(rows[0]!.t);
-  await sleep(2100);
+  const t1 = await serverMicros();
+  await sleep(1100);
   await insert('pitr-2');
-  const [rows2] = await conn.query<mysql.RowDataPacket[]>('SELECT UNIX_TIMESTAMP() AS t');
-  const t2 = Number(rows2[0]!.t);
+  const t2 = await serverMicros();
   await flush();
 
   const full = path.join(binlogDir, file);
@@ -345,17 +356,79 @@ test('findLastTransactionAtOrBefore finds the end of a transaction by its commit
   assert.equal(mine.length, 2);
   const [first, second] = mine as [Trx, Trx];
   const firstEnd = first.xid!.header.nextPosition;
-  assert.ok(first.xid!.header.timestamp <= t1);
-  assert.ok(second.xid!.header.timestamp > t1, 'the second commit is at least a second later');
+  assert.ok(first.gtid.immediateCommitMicros! <= t1);
+  assert.ok(second.gtid.immediateCommitMicros! > t1);
 
-  const p1 = await findLastTransactionAtOrBefore(full, t1);
-  assert.ok(p1, 'a transaction at or before t1');
+  const p1 = await findRestoreStop(full, { kind: 'time', atMicros: t1 });
+  assert.ok(p1.last, 'a transaction at or before t1');
+  assert.equal(p1.reached, true);
+  assert.equal(p1.stoppedEarly, true);
   // Another session could have committed between them; with this test alone it is exactly our first one.
-  assert.ok(p1.endPosition >= firstEnd && p1.endPosition <= second.gtid.header.position, `endPosition ${p1.endPosition}`);
-  assert.ok(p1.timestamp <= t1);
-  if (p1.endPosition === firstEnd) assert.equal(p1.gtid, first.gtid.gtid);
+  assert.ok(p1.last.endPosition >= firstEnd && p1.last.endPosition <= second.gtid.header.position, `endPosition ${p1.last.endPosition}`);
+  assert.ok(p1.last.commitMicros <= t1);
+  assert.equal(p1.last.timeSource, 'gtid-commit');
+  if (p1.last.endPosition === firstEnd) assert.equal(p1.last.gtid, first.gtid.gtid);
 
-  const p2 = await findLastTransactionAtOrBefore(full, t2);
-  assert.ok(p2 && p2.endPosition >= second.xid!.header.nextPosition);
-  assert.equal(await findLastTransactionAtOrBefore(full, (await readBinlogStart(full)).firstEventTimestamp - 1), undefined);
+  const p2 = await findRestoreStop(full, { kind: 'time', atMicros: t2 });
+  assert.ok(p2.last && p2.last.endPosition >= second.xid!.header.nextPosition);
+  const before = await findRestoreStop(full, { kind: 'time', atMicros: (await readBinlogStart(full)).firstEventTimestamp * 1e6 - 1 });
+  assert.equal(before.last, undefined);
+  assert.equal(before.stoppedEarly, true);
+});
+
+test('findRestoreStop excludes a statement that started before the target and committed after it', async () => {
+  const gtidsBefore = await gtidExecuted();
+  await flush();
+  const file = await activeBinlog();
+  await insert('committed-before');
+  const target = (await serverMicros()) + 1_000_000;
+  // Starts about a second before the target, commits about two seconds after it.
+  await conn.query(`INSERT INTO ${db}.t (v) SELECT 'long' FROM DUAL WHERE SLEEP(3) = 0`);
+  const { file: nextFile } = await flush();
+  const gtidsAfter = await gtidExecuted();
+
+  const full = path.join(binlogDir, file);
+  const events = await all(file);
+  const mine = transactions(events).filter((t) => t.mine);
+  assert.equal(mine.length, 2);
+  const [early, long] = mine as [Trx, Trx];
+  assert.ok(early.gtid.originalCommitMicros! <= target - 900_000, 'the first one commits about a second before the target');
+  assert.ok(long.xid!.header.timestamp * 1e6 <= target, 'the long statement is stamped with its start time, before the target');
+  assert.ok(long.gtid.originalCommitMicros! > target, 'and it commits after the target');
+
+  const stop = await findRestoreStop(full, { kind: 'time', atMicros: target });
+  assert.ok(stop.last, 'the transaction before the target is found');
+  assert.equal(stop.reached, true);
+  assert.equal(stop.stoppedEarly, true);
+  assert.ok(stop.last.endPosition >= early.xid!.header.nextPosition, 'the earlier statement is included');
+  assert.ok(stop.last.endPosition <= long.gtid.header.position, 'the long statement is excluded');
+  assert.ok(stop.last.commitMicros <= target);
+  assert.equal(stop.last.timeSource, 'gtid-commit');
+  assert.ok(stop.next && stop.next.commitMicros > target && stop.next.startPosition === stop.last.endPosition);
+  if (stop.last.endPosition === early.xid!.header.nextPosition) assert.equal(stop.last.gtid, early.gtid.gtid);
+
+  // By GTID: right before, or right after, the long statement.
+  const beforeLong = await findRestoreStop(full, { kind: 'gtid', gtids: long.gtid.gtid, include: false });
+  assert.equal(beforeLong.last?.endPosition, long.gtid.header.position);
+  assert.equal(beforeLong.next?.gtid, long.gtid.gtid);
+  const withLong = await findRestoreStop(full, { kind: 'gtid', gtids: long.gtid.gtid, include: true });
+  assert.equal(withLong.last?.endPosition, long.xid!.header.nextPosition);
+  assert.equal(withLong.reached, true);
+
+  // The GTIDs of the file against @@gtid_executed: the file's PREVIOUS_GTIDS plus its transactions is what the
+  // server had executed when it rotated (the PREVIOUS_GTIDS of the next file).
+  const split = await transactionGtids(full, { untilPosition: stop.last.endPosition });
+  const whole = await transactionGtids(full);
+  assert.equal(whole.after.isEmpty(), true);
+  assert.equal(split.before.union(split.after).toString(), whole.before.toString());
+  assert.equal(split.before.intersection(split.after).isEmpty(), true);
+  assert.ok(split.before.contains(early.gtid.gtid));
+  assert.ok(split.after.contains(long.gtid.gtid));
+  const previous = GtidSet.parse((await summarizeBinlog(full)).previousGtids);
+  const nextPrevious = GtidSet.parse((await summarizeBinlog(path.join(binlogDir, nextFile))).previousGtids);
+  assert.equal(previous.intersection(whole.before).isEmpty(), true, 'a transaction of the file is not in its PREVIOUS_GTIDS');
+  assert.equal(previous.union(whole.before).toString(), nextPrevious.toString());
+  assert.ok(gtidsBefore.isSubsetOf(previous), `executed before the file opened: ${gtidsBefore.firstNotIn(previous)} missing`);
+  assert.ok(nextPrevious.isSubsetOf(gtidsAfter), `${nextPrevious.firstNotIn(gtidsAfter)} is not in @@gtid_executed`);
+  assert.equal(whole.before.intersection(gtidsBefore).isEmpty(), true);
 });

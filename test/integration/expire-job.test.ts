@@ -57,7 +57,7 @@ async function addRow(
 ): Promise<Seeded> {
   const label = opts.label ?? `${type}@${start.toISOString()}`;
   const key =
-    type === 'full' ? fullBackupObjectName(instanceId, start, '.gz') : binlogObjectName(instanceId, `mysql-bin.${String(start.getTime() / HOUR).padStart(8, '0')}`);
+    type === 'full' ? fullBackupObjectName(instanceId, start, world.metadata.timeZone, '.gz') : binlogObjectName(instanceId, `mysql-bin.${String(start.getTime() / HOUR).padStart(8, '0')}`);
   const uuid = backupUuidFor(`expire-test:${instanceId}:${label}:${randomId()}`);
   await world.metadata.createBackup({
     backupUuid: uuid,

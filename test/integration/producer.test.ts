@@ -6,6 +6,7 @@ import { pingRedis, Queues, redisConnection } from '../../src/queues/index.ts';
 import { schedulerId, syncSchedules } from '../../src/producer/index.ts';
 import { scheduledJobTypes } from '../../src/jobs/registry.ts';
 import { createWorld, type World } from '../support/world.ts';
+import { cronTimeZone } from '../../src/time/zone.ts';
 
 let world: World;
 const opened: Queues[] = [];
@@ -43,6 +44,7 @@ test('two producers syncing at once leave one schedule per instance and type, an
     assert.deepEqual(schedulers.map((s) => s.key).sort(), scheduledJobTypes.map((t) => schedulerId(t, id)).sort());
     const full = schedulers.find((s) => s.key === schedulerId('full', id))!;
     assert.equal(full.pattern, '0 2 * * *', "the seed's crontab time by default");
+    assert.equal(full.tz, cronTimeZone(world.metadata.timeZone), "in the metadata time zone, not the producer's own TZ");
     const delayed = await queue.getJobs(['delayed', 'waiting']);
     assert.equal(delayed.filter((j) => j.name === 'full').length, 1, 'exactly one next full job');
     assert.deepEqual(delayed.find((j) => j.name === 'full')!.data, { instanceId: id });

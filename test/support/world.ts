@@ -1,7 +1,7 @@
 // A private corner of the shared test services for one test: its own metadata database, Redis prefix,
 // bucket and backup directory, a clone.ini pointing at them, and a cleanup that removes all of it.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as Minio from 'minio';
@@ -61,6 +61,7 @@ export async function createWorld(opts: { bucket?: boolean; metadataOn?: 'defaul
   const env = servicesEnv();
   const id = randomId();
   const dir = mkdtempSync(path.join(os.tmpdir(), `mcb-test-${id}-`));
+  chmodSync(dir, 0o711); // restores run their temporary mysqld as the mysql user, which must reach datadirs in here
   const database = `mcb_test_${id}`;
   const prefix = `mcbtest${id}`;
   const bucket = `mcb-test-${id}`;

@@ -1,7 +1,7 @@
 // planBinlogArchive: what a binlog run archives, and which gaps it reports, from index names + archived rows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeMissing, lastDone, missingBetween, parseBinlogName, planBinlogArchive, type ArchivedBinlog } from '../../src/jobs/binlog-plan.ts';
+import { describeMissing, filesToInspect, gtidsContinue, lastDone, missingBetween, parseBinlogName, planBinlogArchive, type ArchivedBinlog } from '../../src/jobs/binlog-plan.ts';
 
 const f = (n: number) => `mysql-bin.${String(n).padStart(6, '0')}`;
 const idx = (...ns: number[]) => ns.map(f);
@@ -100,4 +100,75 @@ test('names: parse, the files between two, and a short description', () => {
   assert.equal(describeMissing(missingBetween(f(1), f(100)), f(1), f(100)), `${f(2)} … ${f(99)} (98 files)`);
   assert.throws(() => planBinlogArchive(['mysql-bin.index'], []), /not a binary log file name/);
   assert.throws(() => planBinlogArchive([], []), /empty/);
+});
+
+// ---- series: which server, which numbering ---------------------------------------------------------------------
+
+const A = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
+const B = '8a94f357-aab4-11df-86ab-c80aa9429563';
+const on = (serverUuid: string | null, r: ArchivedBinlog, gtidSet?: string): ArchivedBinlog => ({ ...r, serverUuid, gtidSet });
+const heads = (entries: Record<number, [start: number, previousGtids?: string]>) =>
+  new Map(Object.entries(entries).map(([n, [start, previousGtids = '']]) => [f(Number(n)), { start, previousGtids }]));
+
+test('another server (server_uuid differs from the last archived row): one server-changed gap, its series from the start', () => {
+  const archived = [on(A, row(1, 'Completed')), on(A, row(2, 'Completed')), on(A, row(3, 'Completed'))];
+  const plan = planBinlogArchive(idx(1, 2, 3, 4, 5), archived, { serverUuid: B, heads: heads({ 3: [9000], 4: [9100] }) });
+  assert.equal(plan.gap?.reason, 'server-changed');
+  assert.match(plan.gap?.detail ?? '', new RegExp(`server_uuid is ${B}, ${f(3)} was archived from ${A}`));
+  assert.equal(plan.gap?.afterFile, f(3));
+  assert.equal(plan.gap?.firstAvailable, f(1));
+  assert.deepEqual(plan.toArchive, idx(1, 2, 3, 4), 'names already archived from A are B\'s files: all of them');
+  assert.deepEqual(plan.alreadyArchived, []);
+});
+
+test('same server, same name, another first-event time: the series was reset (numbering caught up)', () => {
+  const archived = [on(A, row(1, 'Completed')), on(A, row(2, 'Completed'))];
+  const plan = planBinlogArchive(idx(1, 2, 3), archived, { serverUuid: A, heads: heads({ 2: [5000], 3: [5100] }) });
+  assert.equal(plan.gap?.reason, 'reset');
+  assert.match(plan.gap?.detail ?? '', /mysql-bin\.000002 on the server started at .*, the archived mysql-bin\.000002 at /);
+  assert.deepEqual(plan.toArchive, idx(1, 2));
+});
+
+test('same server, the last archived file still there with the same start: the chain simply continues', () => {
+  const archived = [on(A, row(1, 'Completed')), on(A, row(2, 'Completed'))];
+  const plan = planBinlogArchive(idx(1, 2, 3, 4), archived, { serverUuid: A, heads: heads({ 2: [200], 3: [300] }) });
+  assert.equal(plan.gap, undefined);
+  assert.deepEqual(plan.toArchive, idx(3));
+  assert.deepEqual(plan.alreadyArchived, idx(1, 2));
+});
+
+test('the last archived file is gone and the next one does not carry its GTIDs on: a reset, not a purge', () => {
+  const archived = [on(A, row(3, 'Completed'), `${A}:1-50`)];
+  const reset = planBinlogArchive(idx(5, 6), archived, { serverUuid: A, heads: heads({ 5: [900, `${A}:1-3`] }) });
+  assert.equal(reset.gap?.reason, 'reset');
+  assert.match(reset.gap?.detail ?? '', /GTIDs executed before mysql-bin\.000005/);
+  assert.deepEqual(reset.toArchive, idx(5));
+  const purged = planBinlogArchive(idx(5, 6), archived, { serverUuid: A, heads: heads({ 5: [900, `${A}:1-70`] }) });
+  assert.equal(purged.gap?.reason, 'purged');
+  assert.deepEqual(purged.gap?.missing, idx(4));
+});
+
+test('unmatched seed rows (no server): they come before rows that know theirs; one still in the index means another series', () => {
+  const seed = on(null, row(9, 'Completed', 99_999)); // the seed's start_time is its upload time
+  assert.equal(lastDone([seed, on(A, row(4, 'Completed', 400))])?.binlogFile, f(4));
+  assert.equal(lastDone([seed])?.binlogFile, f(9));
+  const plan = planBinlogArchive(idx(8, 9, 10), [seed], { serverUuid: A, heads: heads({ 9: [900], 10: [1000] }) });
+  assert.equal(plan.gap?.reason, 'reset');
+  assert.match(plan.gap?.detail ?? '', /not the binlog the seed archived/);
+  // Its file purged since: nothing to compare, the chain carries on after it.
+  assert.deepEqual(planBinlogArchive(idx(10, 11), [seed], { serverUuid: A }).toArchive, idx(10));
+});
+
+test('filesToInspect: the last archived file when still listed, and the first one after it', () => {
+  const archived = [row(1, 'Completed'), row(2, 'Completed')];
+  assert.deepEqual(filesToInspect(idx(1, 2, 3, 4), archived), idx(2, 3));
+  assert.deepEqual(filesToInspect(idx(4, 5), archived), idx(4));
+  assert.deepEqual(filesToInspect(idx(1, 2), []), []);
+});
+
+test('gtidsContinue: the earlier file\'s PREVIOUS_GTIDS must be a subset of the later one\'s', () => {
+  assert.equal(gtidsContinue(`${A}:1-5`, `${A}:1-9,${B}:1-2`), true);
+  assert.equal(gtidsContinue('', `${A}:1`), true);
+  assert.equal(gtidsContinue(`${A}:1-5`, `${B}:1-5`), false);
+  assert.equal(gtidsContinue('not a set', `${A}:1`), true, 'unreadable: proves nothing');
 });

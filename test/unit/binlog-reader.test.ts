@@ -7,12 +7,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   BinlogFormatError,
-  findLastTransactionAtOrBefore,
+  GtidSetError,
+  findRestoreStop,
   readBinlogStart,
   readEvents,
   summarizeBinlog,
+  transactionGtids,
   type BinlogEvent,
   type ReadEventsOptions,
+  type RestoreStopResult,
+  type TransactionPoint,
 } from '../../src/binlog/index.ts';
 import { crc32 } from '../../src/binlog/crc32.ts';
 
@@ -569,15 +573,60 @@ describe('summaries and point-in-time positions', () => {
     assert.equal(s.nextFile, undefined);
     assert.equal(s.lastEventTimestamp, 1_700_000_005);
   });
+});
 
-  test('findLastTransactionAtOrBefore: XID commits, DDL, COMMIT queries, statements inside BEGIN', async () => {
+// ---- restore stops ------------------------------------------------------------------------------------------
+
+/** Microseconds since the epoch of `seconds` plus `micros`. */
+const us = (seconds: number, micros = 0): number => seconds * 1e6 + micros;
+
+/** The position where the event after the one at `at` starts (i.e. where the event at `at` ends). */
+function endOf(b: BinlogBuilder, at: number): number {
+  return b.positions[b.positions.indexOf(at) + 1] ?? b.size;
+}
+
+function point(
+  b: BinlogBuilder,
+  startAt: number,
+  endAt: number,
+  commitMicros: number,
+  gtid: string | undefined,
+  timeSource: TransactionPoint['timeSource'] = 'gtid-commit',
+): TransactionPoint {
+  const p: TransactionPoint = { startPosition: startAt, endPosition: endOf(b, endAt), commitMicros, timeSource };
+  if (gtid) p.gtid = gtid;
+  return p;
+}
+
+function stopped(last: TransactionPoint | undefined, next: TransactionPoint): RestoreStopResult {
+  const r: RestoreStopResult = { reached: true, stoppedEarly: true, next };
+  if (last) r.last = last;
+  return r;
+}
+
+function ranOut(last: TransactionPoint | undefined, reached = false): RestoreStopResult {
+  const r: RestoreStopResult = { reached, stoppedEarly: false };
+  if (last) r.last = last;
+  return r;
+}
+
+/** BEGIN, rows and XID, all stamped `timestamp` (when the statement started), after a GTID event `gtidAt`. */
+function rowsTransaction(b: BinlogBuilder, xid: number, timestamp: number): number {
+  b.query('BEGIN', { timestamp });
+  b.add(T.TABLE_MAP, Buffer.alloc(30, 1), { timestamp });
+  b.add(T.WRITE_ROWS, Buffer.alloc(40, 2), { timestamp });
+  return b.xid(xid, { timestamp });
+}
+
+describe('findRestoreStop', () => {
+  test('by time: XID commits, DDL, COMMIT queries, statements inside BEGIN', async () => {
     const t0 = 1_700_000_100;
     const b = new BinlogBuilder('crc32', t0 - 100);
     b.previousGtids([[UUID_A, [[1, 10]]]]);
-    const first = b.transaction(UUID_A, 11, 1, t0); // ends at t0
-    b.gtid(UUID_A, 12, { timestamp: t0 + 3 });
+    const first = b.transaction(UUID_A, 11, 1, t0); // GTID commit time t0.000123
+    const ddlGtidAt = b.gtid(UUID_A, 12, { timestamp: t0 + 3 }); // no commit timestamps: header time
     const ddlAt = b.query('CREATE TABLE x (a int)', { timestamp: t0 + 3 }); // DDL: its own transaction
-    b.gtid(UUID_A, 13, { timestamp: t0 + 5 });
+    const commitGtidAt = b.gtid(UUID_A, 13, { timestamp: t0 + 5 });
     b.query('BEGIN', { timestamp: t0 + 5 });
     b.query('INSERT INTO myisam_t VALUES (1)', { timestamp: t0 + 5 }); // statement format, inside the transaction
     b.query('SAVEPOINT `s1`', { timestamp: t0 + 5 });
@@ -586,48 +635,215 @@ describe('summaries and point-in-time positions', () => {
     const last = b.transaction(UUID_A, 14, 2, t0 + 10);
     b.rotate('binlog.000009', { timestamp: t0 + 11 });
     const f = await file(b.build());
-    const end = (at: number): number => {
-      const i = b.positions.indexOf(at);
-      return b.positions[i + 1]!;
-    };
+    const p11 = point(b, first.gtidAt, first.xidAt, us(t0, 123), `${UUID_A}:11`);
+    const p12 = point(b, ddlGtidAt, ddlAt, us(t0 + 3), `${UUID_A}:12`, 'event-header');
+    const p13 = point(b, commitGtidAt, commitAt, us(t0 + 6), `${UUID_A}:13`, 'event-header');
+    const p14 = point(b, last.gtidAt, last.xidAt, us(t0 + 10, 123), `${UUID_A}:14`);
+    const at = (atMicros: number): Promise<RestoreStopResult> => findRestoreStop(f, { kind: 'time', atMicros });
 
-    assert.equal(await findLastTransactionAtOrBefore(f, t0 - 1), undefined);
-    assert.deepEqual(await findLastTransactionAtOrBefore(f, t0), { endPosition: end(first.xidAt), timestamp: t0, gtid: `${UUID_A}:11` });
-    assert.deepEqual(await findLastTransactionAtOrBefore(f, t0 + 2), { endPosition: end(first.xidAt), timestamp: t0, gtid: `${UUID_A}:11` });
-    assert.deepEqual(await findLastTransactionAtOrBefore(f, t0 + 3), { endPosition: end(ddlAt), timestamp: t0 + 3, gtid: `${UUID_A}:12` });
-    assert.deepEqual(await findLastTransactionAtOrBefore(f, t0 + 5), { endPosition: end(ddlAt), timestamp: t0 + 3, gtid: `${UUID_A}:12` });
-    assert.deepEqual(await findLastTransactionAtOrBefore(f, t0 + 6), { endPosition: end(commitAt), timestamp: t0 + 6, gtid: `${UUID_A}:13` });
-    assert.deepEqual(await findLastTransactionAtOrBefore(f, t0 + 1000), { endPosition: end(last.xidAt), timestamp: t0 + 10, gtid: `${UUID_A}:14` });
+    assert.deepEqual(await at(us(t0 - 1)), stopped(undefined, p11));
+    assert.deepEqual(await at(us(t0, 122)), stopped(undefined, p11));
+    assert.deepEqual(await at(us(t0, 123)), stopped(p11, p12));
+    assert.deepEqual(await at(us(t0 + 2, 999_999)), stopped(p11, p12));
+    assert.deepEqual(await at(us(t0 + 3)), stopped(p12, p13));
+    assert.deepEqual(await at(us(t0 + 5)), stopped(p12, p13));
+    assert.deepEqual(await at(us(t0 + 6)), stopped(p13, p14));
+    assert.deepEqual(await at(us(t0 + 1000)), ranOut(p14));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'end' }), ranOut(p14));
   });
 
-  test('findLastTransactionAtOrBefore stops at the first transaction later than the target (a replayable prefix)', async () => {
+  test('a long statement that started before the target but committed after it is excluded', async () => {
+    // INSERT ... SELECT SLEEP(8): every event of it carries the start time t, its GTID event the commit time t+8.
+    const t = 1_700_000_000;
+    const b = new BinlogBuilder('crc32', t - 10);
+    b.previousGtids([]);
+    const earlyGtidAt = b.gtid(UUID_A, 1, { timestamp: t - 1, immediate: us(t - 1, 250_000) });
+    const earlyXid = rowsTransaction(b, 1, t - 1);
+    const longGtidAt = b.gtid(UUID_A, 2, { timestamp: t + 8, immediate: us(t + 8, 5) }); // written at commit
+    const longXid = rowsTransaction(b, 2, t);
+    const f = await file(b.build());
+    const early = point(b, earlyGtidAt, earlyXid, us(t - 1, 250_000), `${UUID_A}:1`);
+    const long = point(b, longGtidAt, longXid, us(t + 8, 5), `${UUID_A}:2`);
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(t + 1) }), stopped(early, long));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(t + 8, 4) }), stopped(early, long));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(t + 8, 5) }), ranOut(long));
+  });
+
+  test('microsecond targets: a commit at t.500000 is after t.499999 and at or before t.500000', async () => {
+    const t = 1_700_000_000;
+    const b = new BinlogBuilder('none', t);
+    b.previousGtids([]);
+    const gtidAt = b.gtid(UUID_A, 1, { timestamp: t, immediate: us(t, 500_000) });
+    const xidAt = rowsTransaction(b, 1, t);
+    const f = await file(b.build());
+    const p = point(b, gtidAt, xidAt, us(t, 500_000), `${UUID_A}:1`);
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(t, 499_999) }), stopped(undefined, p));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(t, 500_000) }), ranOut(p));
+  });
+
+  test('the original commit time (on the source) counts, not the immediate one (on the replica)', async () => {
+    const t = 1_700_000_000;
+    const b = new BinlogBuilder('crc32', t);
+    b.previousGtids([]);
+    // Applied by a replica 10 s after the source committed it.
+    const g1 = b.gtid(UUID_B, 1, { timestamp: t + 10, immediate: us(t + 10), original: us(t, 1) });
+    const x1 = rowsTransaction(b, 1, t + 10);
+    // From a source older than 8.0: the original commit time is 0, so the immediate one counts.
+    const g2 = b.gtid(UUID_B, 2, { timestamp: t + 20, immediate: us(t + 20, 7), original: 0 });
+    const x2 = rowsTransaction(b, 2, t + 20);
+    const f = await file(b.build());
+    const events = await collect(f);
+    assert.equal(as(events.find((e) => e.header.position === g2), 'gtid').originalCommitMicros, 0);
+    const p1 = point(b, g1, x1, us(t, 1), `${UUID_B}:1`);
+    const p2 = point(b, g2, x2, us(t + 20, 7), `${UUID_B}:2`);
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(t) }), stopped(undefined, p1));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(t, 1) }), stopped(p1, p2));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(t + 20, 6) }), stopped(p1, p2));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(t + 20, 7) }), ranOut(p2));
+  });
+
+  test('stops at the first transaction later than the target (a replayable prefix)', async () => {
     const b = new BinlogBuilder('none', 1_700_000_000);
     b.previousGtids([]);
     const a = b.transaction(UUID_A, 1, 1, 1_700_000_010);
-    b.transaction(UUID_A, 2, 2, 1_700_000_030); // later than the target ...
+    const later = b.transaction(UUID_A, 2, 2, 1_700_000_030); // later than the target ...
     b.transaction(UUID_A, 3, 3, 1_700_000_020); // ... even though this one is earlier (clock stepped back)
     const f = await file(b.build());
-    const point = await findLastTransactionAtOrBefore(f, 1_700_000_025);
-    assert.equal(point?.endPosition, b.positions[b.positions.indexOf(a.xidAt) + 1]);
-    assert.equal(point?.gtid, `${UUID_A}:1`);
+    const result = await findRestoreStop(f, { kind: 'time', atMicros: us(1_700_000_025) });
+    assert.deepEqual(
+      result,
+      stopped(point(b, a.gtidAt, a.xidAt, us(1_700_000_010, 123), `${UUID_A}:1`), point(b, later.gtidAt, later.xidAt, us(1_700_000_030, 123), `${UUID_A}:2`)),
+    );
   });
 
-  test('anonymous transactions have no gtid; TRANSACTION_PAYLOAD and XA_PREPARE end transactions', async () => {
+  test('by GTID: right before or right after the first transaction of the set', async () => {
+    const t = 1_700_000_000;
+    const b = new BinlogBuilder('crc32', t);
+    b.previousGtids([[UUID_A, [[1, 10]]]]);
+    const trx = [11, 12, 13, 14].map((gno) => b.transaction(UUID_A, gno, gno, t + gno));
+    b.rotate('binlog.000002');
+    const f = await file(b.build());
+    const p = trx.map((x, i) => point(b, x.gtidAt, x.xidAt, us(t + 11 + i, 123), `${UUID_A}:${11 + i}`));
+    const gtid = (gtids: string, include: boolean): Promise<RestoreStopResult> => findRestoreStop(f, { kind: 'gtid', gtids, include });
+
+    assert.deepEqual(await gtid(`${UUID_A}:12:14`, false), stopped(p[0], p[1]!));
+    assert.deepEqual(await gtid(`${UUID_A}:12:14`, true), stopped(p[1], p[2]!));
+    assert.deepEqual(await gtid(`${UUID_A}:1-11`, false), stopped(undefined, p[0]!));
+    assert.deepEqual(await gtid(`${UUID_A}:14`, false), stopped(p[2], p[3]!));
+    assert.deepEqual(await gtid(`${UUID_A}:14`, true), ranOut(p[3], true), 'the stop is reached, with nothing after it in the file');
+    assert.deepEqual(await gtid(`${UUID_A}:1-10:15-20,${UUID_B}:12`, false), ranOut(p[3]), 'not in this file');
+    assert.deepEqual(await gtid('', true), ranOut(p[3]));
+    await assert.rejects(gtid(`${UUID_A}:1-x`, false), GtidSetError);
+  });
+
+  test('by GTID: a tagged GTID (event bytes captured from MySQL 9.7.4)', async () => {
+    const tagged = Buffer.from(
+      'eaf4066b2a01000000540000001a0100000000027a000000022503bd0385026d03a103790322c503cd02e90204f103000000020404060a6d7974616708000a040c7f6cef9ee61a6106107d041283120bcbe38063',
+      'hex',
+    );
     const b = new BinlogBuilder('crc32');
     b.previousGtids([]);
-    b.gtid('00000000-0000-0000-0000-000000000000', 0, { anonymous: true, timestamp: 1_700_000_001 });
+    const first = b.transaction(UUID_B, 1, 1, 1_700_000_000);
+    const taggedAt = b.add(42, tagged.subarray(19, -4), { timestamp: tagged.readUInt32LE(0) });
+    const xidAt = rowsTransaction(b, 2, tagged.readUInt32LE(0));
+    const f = await file(b.build());
+    const p1 = point(b, first.gtidAt, first.xidAt, us(1_700_000_000, 123), `${UUID_B}:1`);
+    const p2 = point(b, taggedAt, xidAt, 1_795_618_026_483_564, `${UUID_B}:mytag:1`);
+    assert.deepEqual(await findRestoreStop(f, { kind: 'gtid', gtids: `${UUID_B}:MyTag:1`, include: false }), stopped(p1, p2));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'gtid', gtids: `${UUID_B}:1-5`, include: true }), stopped(p1, p2));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'gtid', gtids: `${UUID_B}:2-5`, include: true }), ranOut(p2), 'untagged :1 is not :mytag:1');
+  });
+
+  test('without commit timestamps the header time of the ending event counts (anonymous GTIDs, no GTID events)', async () => {
+    const t = 1_700_000_000;
+    const b = new BinlogBuilder('crc32', t);
+    b.previousGtids([]);
+    // A 5.7 anonymous GTID event: no commit timestamps.
+    const anonAt = b.gtid('00000000-0000-0000-0000-000000000000', 0, { anonymous: true, timestamp: t + 1 });
+    const anonXid = rowsTransaction(b, 1, t + 1);
+    // An 8.0 anonymous GTID event carries them.
+    const anon8At = b.gtid('00000000-0000-0000-0000-000000000000', 0, { anonymous: true, timestamp: t + 2, immediate: us(t + 2, 42) });
+    const anon8Xid = rowsTransaction(b, 2, t + 2);
+    // No GTID event at all (a pre-5.6 server): the transaction starts at its BEGIN.
+    const beginAt = b.query('BEGIN', { timestamp: t + 3 });
+    b.add(T.WRITE_ROWS, Buffer.alloc(10), { timestamp: t + 3 });
+    const plainXid = b.xid(3, { timestamp: t + 4 });
+    const f = await file(b.build());
+    const p1 = point(b, anonAt, anonXid, us(t + 1), undefined, 'event-header');
+    const p2 = point(b, anon8At, anon8Xid, us(t + 2, 42), undefined, 'gtid-commit');
+    const p3 = point(b, beginAt, plainXid, us(t + 4), undefined, 'event-header');
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(t + 1) }), stopped(p1, p2));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(t + 3, 999_999) }), stopped(p2, p3));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(t + 4) }), ranOut(p3));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'gtid', gtids: `${UUID_A}:1-100`, include: false }), ranOut(p3));
+  });
+
+  test('TRANSACTION_PAYLOAD and XA_PREPARE end transactions', async () => {
+    const b = new BinlogBuilder('crc32');
+    b.previousGtids([]);
+    const anonAt = b.gtid('00000000-0000-0000-0000-000000000000', 0, { anonymous: true, timestamp: 1_700_000_001 });
     const payloadAt = b.add(T.TRANSACTION_PAYLOAD, Buffer.alloc(20), { timestamp: 1_700_000_001 });
-    b.gtid(UUID_A, 5, { timestamp: 1_700_000_002 });
-    b.query('XA START X\'01\',X\'\',1', { timestamp: 1_700_000_002 });
+    const xaAt = b.gtid(UUID_A, 5, { timestamp: 1_700_000_002 });
+    b.query("XA START X'01',X'',1", { timestamp: 1_700_000_002 });
     b.add(T.WRITE_ROWS, Buffer.alloc(10), { timestamp: 1_700_000_002 });
-    b.query('XA END X\'01\',X\'\',1', { timestamp: 1_700_000_002 });
+    b.query("XA END X'01',X'',1", { timestamp: 1_700_000_002 });
     const prepareAt = b.add(T.XA_PREPARE, Buffer.alloc(20), { timestamp: 1_700_000_002 });
     const f = await file(b.build());
-    assert.deepEqual(await findLastTransactionAtOrBefore(f, 1_700_000_001), { endPosition: payloadAt + 19 + 20 + 4, timestamp: 1_700_000_001 });
-    assert.deepEqual(await findLastTransactionAtOrBefore(f, 1_700_000_002), {
-      endPosition: prepareAt + 19 + 20 + 4,
-      timestamp: 1_700_000_002,
-      gtid: `${UUID_A}:5`,
-    });
+    const p1 = point(b, anonAt, payloadAt, us(1_700_000_001), undefined, 'event-header');
+    const p2 = point(b, xaAt, prepareAt, us(1_700_000_002), `${UUID_A}:5`, 'event-header');
+    assert.equal(p1.endPosition, payloadAt + 19 + 20 + 4);
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(1_700_000_001) }), stopped(p1, p2));
+    assert.deepEqual(await findRestoreStop(f, { kind: 'time', atMicros: us(1_700_000_002) }), ranOut(p2));
+  });
+
+  test('a file with no transaction', async () => {
+    const b = new BinlogBuilder('crc32');
+    b.previousGtids([[UUID_A, [[1, 3]]]]);
+    b.rotate('binlog.000002');
+    const f = await file(b.build());
+    for (const stop of [{ kind: 'end' }, { kind: 'time', atMicros: 0 }, { kind: 'gtid', gtids: `${UUID_A}:1-3`, include: true }] as const) {
+      assert.deepEqual(await findRestoreStop(f, stop), ranOut(undefined), stop.kind);
+    }
+  });
+});
+
+describe('transactionGtids', () => {
+  test('splits the GTIDs of a file at a position; anonymous transactions have none', async () => {
+    const b = new BinlogBuilder('crc32');
+    b.previousGtids([[UUID_A, [[1, 10]]]]);
+    const x11 = b.transaction(UUID_A, 11, 1, 1_700_000_001);
+    b.gtid('00000000-0000-0000-0000-000000000000', 0, { anonymous: true });
+    const anonEnd = b.query('CREATE TABLE t (a int)');
+    const x12 = b.transaction(UUID_A, 12, 2, 1_700_000_002);
+    b.transaction(UUID_B, 7, 3, 1_700_000_003);
+    b.transaction(UUID_A, 13, 4, 1_700_000_004);
+    b.rotate('binlog.000002');
+    const f = await file(b.build());
+    const split = async (untilPosition?: number): Promise<[string, string]> => {
+      const r = await transactionGtids(f, untilPosition === undefined ? {} : { untilPosition });
+      return [r.before.toString(), r.after.toString()];
+    };
+    assert.deepEqual(await split(), [`${UUID_A}:11-13,${UUID_B}:7`, '']);
+    assert.deepEqual(await split(4), ['', `${UUID_A}:11-13,${UUID_B}:7`]);
+    assert.deepEqual(await split(endOf(b, x11.xidAt)), [`${UUID_A}:11`, `${UUID_A}:12-13,${UUID_B}:7`]);
+    assert.deepEqual(await split(endOf(b, anonEnd)), [`${UUID_A}:11`, `${UUID_A}:12-13,${UUID_B}:7`]);
+    assert.deepEqual(await split(endOf(b, x12.xidAt)), [`${UUID_A}:11-12`, `${UUID_A}:13,${UUID_B}:7`]);
+    // The stop position findRestoreStop gives splits the file the same way.
+    const stop = await findRestoreStop(f, { kind: 'gtid', gtids: `${UUID_B}:7`, include: false });
+    assert.deepEqual(await split(stop.last!.endPosition), [`${UUID_A}:11-12`, `${UUID_A}:13,${UUID_B}:7`]);
+  });
+
+  test('a transaction the file ends in the middle of is not before any position', async () => {
+    const b = new BinlogBuilder('crc32');
+    b.previousGtids([]);
+    b.transaction(UUID_A, 1, 1, 1_700_000_001);
+    b.gtid(UUID_A, 2, { timestamp: 1_700_000_002 });
+    b.query('BEGIN', { timestamp: 1_700_000_002 });
+    const cutAt = b.add(T.WRITE_ROWS, Buffer.alloc(40), { timestamp: 1_700_000_002 });
+    const f = await file(b.build().subarray(0, cutAt + 30));
+    await rejectsFormat(transactionGtids(f), f, cutAt, /truncated or corrupt/);
+    const r = await transactionGtids(f, { allowTruncatedTail: true });
+    assert.equal(r.before.toString(), `${UUID_A}:1`);
+    assert.equal(r.after.toString(), `${UUID_A}:2`);
   });
 });

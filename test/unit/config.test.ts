@@ -203,3 +203,17 @@ test('a bad Redis URL is reported without its password', () => {
   assert.match(err.message, /\[redis\] url .*must start with redis:\/\//);
   assert.ok(!err.message.includes('topsecret'));
 });
+
+test('[metadata-link] time_zone and [schedule] timezone: an IANA name or ±HH:MM, checked at load time', () => {
+  const withZone = (metadataZone: string, scheduleZone?: string) =>
+    seedCloneIni.replace('database = op_service_db\n', `database = op_service_db\ntime_zone = ${metadataZone}\n`) +
+    (scheduleZone === undefined ? '' : `\n[schedule]\ntimezone = ${scheduleZone}\n`);
+  assert.equal(parseConfig(seedCloneIni, 'x.ini', {}).metadata.timeZone, undefined, "absent: the metadata server's zone, found at connect");
+  assert.deepEqual(parseConfig(withZone('Asia/Shanghai'), 'x.ini', {}).metadata.timeZone, { kind: 'iana', name: 'Asia/Shanghai' });
+  assert.deepEqual(parseConfig(withZone('+08:00', 'Europe/Berlin'), 'x.ini', {}).metadata.timeZone, { kind: 'offset', name: '+08:00', offsetSeconds: 28800 });
+  assert.deepEqual(parseConfig(withZone('UTC', 'Europe/Berlin'), 'x.ini', {}).schedule.timezone, { kind: 'iana', name: 'Europe/Berlin' });
+  assert.match(configError(withZone('Asia/Shangai')).message, /\[metadata-link\] time_zone in \/etc\/mcb\/clone\.ini line \d+: unknown time zone "Asia\/Shangai"/);
+  assert.match(configError(withZone('CST')).message, /\[metadata-link\] time_zone in .* line \d+: "CST" is an abbreviation/);
+  assert.match(configError(withZone('+25:00')).message, /\[metadata-link\] time_zone .*out of range/);
+  assert.match(configError(withZone('UTC', 'Mars/Base')).message, /\[schedule\] timezone in \/etc\/mcb\/clone\.ini line \d+: unknown time zone "Mars\/Base"/);
+});

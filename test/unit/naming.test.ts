@@ -4,12 +4,15 @@ import { backupUuidFor, binlogObjectName, compactTimestamp, fullBackupObjectName
 import { fullBackupFiles } from '../../src/jobs/full-files.ts';
 import { canEnterStage, finalStates, inProgressStates, stageTransitions } from '../../src/metadata/states.ts';
 import { splitStatements, loadMigrations } from '../../src/metadata/migrate.ts';
+import { parseTimeZone, UTC } from '../../src/time/zone.ts';
 
 test("object names follow the seed: bak_<id>_<YYYYmmddHHMMSS>.tar.gz and log_<id>_<binlog>", () => {
-  const at = new Date(2023, 9, 26, 10, 25, 57);
-  assert.equal(compactTimestamp(at), '20231026102557');
-  assert.equal(fullBackupObjectName(106, at, '.gz'), 'bak_106_20231026102557.tar.gz');
-  assert.equal(fullBackupObjectName(106, at, ''), 'bak_106_20231026102557.tar');
+  const at = new Date('2023-10-26T02:25:57Z');
+  const shanghai = parseTimeZone('Asia/Shanghai');
+  assert.equal(compactTimestamp(at, shanghai), '20231026102557', 'in the metadata time zone, whatever the process TZ');
+  assert.equal(compactTimestamp(at, UTC), '20231026022557');
+  assert.equal(fullBackupObjectName(106, at, shanghai, '.gz'), 'bak_106_20231026102557.tar.gz');
+  assert.equal(fullBackupObjectName(106, at, shanghai, ''), 'bak_106_20231026102557.tar');
   assert.equal(binlogObjectName(106, 'mysql-bin.000012'), 'log_106_mysql-bin.000012');
   assert.deepEqual(parseObjectName('bak_106_20231026102557.tar.gz'), { type: 'full', instanceId: 106, timestamp: '20231026102557', compressed: true });
   assert.deepEqual(parseObjectName('log_106_mysql-bin.000012'), { type: 'binlog', instanceId: 106, binlogFile: 'mysql-bin.000012', compressed: false });

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   candidatesFromRows,
+  describeTarget,
   parseTarget,
   planRestore,
   RestorePlanError,
@@ -10,9 +11,10 @@ import {
   type RestoreTarget,
 } from '../../src/restore/plan.ts';
 import type { BackupRow } from '../../src/metadata/index.ts';
+import { parseTimeZone, TimeError } from '../../src/time/zone.ts';
 
-const t = (hms: string) => new Date(`2024-05-01T${hms}`); // local time
-const at = (hms: string): RestoreTarget => ({ kind: 'time', at: t(hms) });
+const t = (hms: string) => new Date(`2024-05-01T${hms}Z`); // planRestore writes its messages in UTC unless given a zone
+const at = (hms: string): RestoreTarget => ({ kind: 'time', at: t(hms), atMicros: t(hms).getTime() * 1000 });
 
 function full(end: string, key = `bak_1_${end.replace(/:/g, '')}.tar.gz`): FullCandidate {
   return { objectKey: key, endTime: t(end), endTimeExact: true, compression: 'gzip', bytes: 100, sha256: 'a'.repeat(64), gtidSet: 'u:1-5' };
@@ -34,11 +36,26 @@ function refusal(fn: () => unknown, reason: string, message: RegExp): void {
   });
 }
 
-test('parseTarget accepts latest and local date-times, rejects the rest', () => {
-  assert.deepEqual(parseTarget('latest'), { kind: 'latest' });
-  assert.deepEqual(parseTarget('2024-05-01 10:20:30'), { kind: 'time', at: new Date(2024, 4, 1, 10, 20, 30) });
-  assert.deepEqual(parseTarget('2024-05-01T10:20:30'), { kind: 'time', at: new Date(2024, 4, 1, 10, 20, 30) });
-  for (const bad of ['yesterday', '2024-05-01', '2024-13-01 00:00:00', '2024-02-30 10:00:00', '2024-05-01 25:00:00']) assert.equal(parseTarget(bad), undefined, bad);
+test('parseTarget accepts latest and date-times in the given zone (or with their own offset), rejects the rest', () => {
+  const shanghai = parseTimeZone('Asia/Shanghai');
+  const utc1020 = Date.UTC(2024, 4, 1, 2, 20, 30);
+  assert.deepEqual(parseTarget('latest', shanghai), { kind: 'latest' });
+  assert.deepEqual(parseTarget('2024-05-01 10:20:30', shanghai), { kind: 'time', at: new Date(utc1020), atMicros: utc1020 * 1000 });
+  assert.deepEqual(parseTarget('2024-05-01T10:20:30.000001', shanghai), { kind: 'time', at: new Date(utc1020), atMicros: utc1020 * 1000 + 1 });
+  assert.deepEqual(parseTarget('2024-05-01 02:20:30Z', shanghai), { kind: 'time', at: new Date(utc1020), atMicros: utc1020 * 1000 });
+  for (const bad of ['yesterday', '2024-05-01', '2024-13-01 00:00:00', '2024-02-30 10:00:00', '2024-05-01 25:00:00']) {
+    assert.throws(() => parseTarget(bad, shanghai), TimeError, bad);
+  }
+});
+
+test('describeTarget and the refusals write times in the zone given, the target with its offset', () => {
+  const shanghai = parseTimeZone('Asia/Shanghai');
+  assert.equal(describeTarget(at('09:29:59'), shanghai), '2024-05-01 17:29:59 +08:00 (Asia/Shanghai)');
+  refusal(
+    () => planRestore({ fulls, binlogs: chain, target: at('09:29:59'), zone: shanghai }),
+    'too-early',
+    /target 2024-05-01 17:29:59 \+08:00 \(Asia\/Shanghai\) is before the oldest full backup: .* has recovery point 2024-05-01 17:30:00;/,
+  );
 });
 
 test('picks the newest full at or before the target and the binlogs from its recovery point to the target', () => {

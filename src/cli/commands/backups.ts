@@ -15,14 +15,15 @@ export function registerBackups(program: Command, run: Run): void {
         if (o.type && !['full', 'binlog'].includes(o.type)) throw new UsageError(`--type must be full or binlog, got "${o.type}"`);
         const instanceId = o.instance ? parseId(o.instance) : undefined;
         if (instanceId !== undefined) await ctx.instance(instanceId);
-        const rows = await (await ctx.metadata()).listBackups({ instanceId, type: o.type, limit: parseId(o.limit, '--limit') });
+        const metadata = await ctx.metadata();
+        const rows = await metadata.listBackups({ instanceId, type: o.type, limit: parseId(o.limit, '--limit') });
         if (o.json) {
           console.log(JSON.stringify(rows, null, 2));
           return;
         }
         printTable(rows as unknown as Array<Record<string, unknown>>, [
           'id', 'tbInstanceId', 'backupType', 'state', 'startTime', 'endTime', 'backupSize', 'backupName', 'info',
-        ]);
+        ], metadata.timeZone);
       }),
     );
 }

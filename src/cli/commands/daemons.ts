@@ -21,6 +21,7 @@ export function registerDaemons(program: Command, run: Run): void {
       run(async (ctx) => {
         ctx.daemon = !o.once;
         const metadata = await ctx.metadata();
+        ctx.log.info({ event: 'metadata.time-zone', timeZone: metadata.timeZone.name, source: metadata.timeZoneInfo.source }, `metadata time zone ${metadata.timeZone.name}`);
         const queues = await ctx.queues();
         if (o.once) {
           const r = await syncSchedules(ctx.config, metadata, queues, ctx.log);

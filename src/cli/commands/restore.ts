@@ -1,11 +1,14 @@
 // `mcb restore plan|run`: point-in-time restore (issue 6). Exit codes: 0 done, 1 refused by the plan or the
 // restore failed, 2 bad usage (bad time, non-empty --datadir).
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { MinioObjectStore, type ObjectStore } from '../../storage/index.ts';
 import { candidatesFromBucket } from '../../restore/bucket.ts';
-import { candidatesFromRows, describeTarget, formatLocal, parseTarget, planRestore, type RestorePlan } from '../../restore/plan.ts';
-import { resolveRestoreBinaries } from '../../restore/binaries.ts';
+import { candidatesFromRows, describeTarget, formatTime, parseTarget, planRestore, type RestorePlan, type RestoreTarget } from '../../restore/plan.ts';
+import { checkRestoreTools, resolveRestoreBinaries } from '../../restore/binaries.ts';
+import { checkRestoreServerCanReach } from '../../restore/server.ts';
 import { runRestore, type RestoreBinaries } from '../../restore/run.ts';
+import { MetadataError } from '../../metadata/index.ts';
+import { parseTimeZone, TimeError, UTC, type TimeZone } from '../../time/zone.ts';
 import { parseId, UsageError, type CliContext, type Run } from '../context.ts';
 
 interface PlanOptions {
@@ -29,48 +32,86 @@ function storesOf(ctx: CliContext, defaultBucket?: string): (bucket: string | un
   };
 }
 
-async function buildPlan(ctx: CliContext, o: PlanOptions): Promise<{ plan: RestorePlan; warnings: string[]; storeFor: (b: string | undefined) => ObjectStore }> {
+/** --at in `zone`; a malformed value is bad usage. */
+function parseAt(text: string | undefined, zone: TimeZone): RestoreTarget {
+  try {
+    return parseTarget(text ?? '', zone);
+  } catch (err) {
+    if (!(err instanceof TimeError)) throw err;
+    throw new UsageError(`--at: ${err.message}; give 'YYYY-MM-DD HH:MM:SS' (in the metadata time zone, or ending in Z or ±HH:MM) or latest`);
+  }
+}
+
+/**
+ * The metadata time zone. --from-bucket runs when the metadata center may be lost: without [metadata-link]
+ * time_zone and an answering server, times are read and printed in this host's zone, with a warning.
+ */
+async function restoreTimeZone(ctx: CliContext, fromBucket: boolean | undefined, warnings: string[]): Promise<TimeZone> {
+  if (!fromBucket) return ctx.timeZone();
+  try {
+    return await ctx.timeZone();
+  } catch (err) {
+    if (!(err instanceof MetadataError)) throw err;
+    const zone = parseTimeZone(Intl.DateTimeFormat().resolvedOptions().timeZone);
+    warnings.push(`metadata center unavailable and no [metadata-link] time_zone: times are read and printed in this host's zone, ${zone.name}`);
+    return zone;
+  }
+}
+
+async function buildPlan(
+  ctx: CliContext,
+  o: PlanOptions,
+): Promise<{ plan: RestorePlan; warnings: string[]; storeFor: (b: string | undefined) => ObjectStore; zone: TimeZone }> {
   const instanceId = parseId(o.instance);
-  const target = parseTarget(o.at ?? '');
-  if (!target) throw new UsageError(`--at must be 'YYYY-MM-DD HH:MM:SS' (local time) or latest, got "${o.at}"`);
+  parseAt(o.at, UTC); // syntax first: a typo fails before any connection
   const storeFor = storesOf(ctx, o.bucket);
+  const warnings: string[] = [];
+  const zone = await restoreTimeZone(ctx, o.fromBucket, warnings);
+  const target = parseAt(o.at, zone);
   if (o.fromBucket) {
     const store = storeFor(undefined);
     await store.checkBucket();
-    const { fulls, binlogs, warnings } = await candidatesFromBucket(store, instanceId);
-    const plan = planRestore({ fulls, binlogs, target, backup: o.backup });
+    const found = await candidatesFromBucket(store, instanceId, zone);
+    const plan = planRestore({ fulls: found.fulls, binlogs: found.binlogs, target, backup: o.backup, zone });
+    warnings.push(...found.warnings.filter((w) => !w.includes('mcb-recovery-point') || w.startsWith(plan.full.objectKey)));
     if (!plan.full.endTimeExact) warnings.push(`the recovery point of ${plan.full.objectKey} is an estimate`);
-    return { plan, warnings: warnings.filter((w) => !w.includes('mcb-recovery-point') || w.startsWith(plan.full.objectKey)), storeFor };
+    return { plan, warnings, storeFor, zone };
   }
   await ctx.instance(instanceId);
   const rows = await (await ctx.metadata()).listBackups({ instanceId, limit: 1_000_000 });
-  return { plan: planRestore({ ...candidatesFromRows(rows), target, backup: o.backup }), warnings: [], storeFor };
+  return { plan: planRestore({ ...candidatesFromRows(rows), target, backup: o.backup, zone }), warnings, storeFor, zone };
 }
 
-function planJson(plan: RestorePlan) {
+function planJson(plan: RestorePlan, zone: TimeZone) {
+  const t = (d: Date) => formatTime(d, zone);
   return {
-    target: describeTarget(plan.target),
-    coveredUntil: formatLocal(plan.coveredUntil),
-    full: { ...plan.full, recoveryPoint: formatLocal(plan.full.endTime) },
-    binlogs: plan.binlogs.map((b) => ({ ...b, start: formatLocal(b.startTime), end: b.endTime ? formatLocal(b.endTime) : null })),
+    timeZone: zone.name,
+    target: describeTarget(plan.target, zone),
+    coveredUntil: t(plan.coveredUntil),
+    full: { ...plan.full, recoveryPoint: t(plan.full.endTime) },
+    binlogs: plan.binlogs.map((b) => ({ ...b, start: t(b.startTime), end: b.endTime ? t(b.endTime) : null })),
   };
 }
 
-function printPlan(plan: RestorePlan): void {
+function printPlan(plan: RestorePlan, zone: TimeZone): void {
+  const t = (d: Date) => formatTime(d, zone);
   const f = plan.full;
-  console.log(`target:        ${describeTarget(plan.target)}`);
-  console.log(`full backup:   ${f.objectKey}  recovery point ${formatLocal(f.endTime)}${f.endTimeExact ? '' : ' (estimated)'}  ${f.bytes ?? '?'} bytes  sha256 ${f.sha256 ?? '-'}`);
+  console.log(`target:        ${describeTarget(plan.target, zone)}`);
+  console.log(`full backup:   ${f.objectKey}  recovery point ${t(f.endTime)}${f.endTimeExact ? '' : ' (estimated)'}  ${f.bytes ?? '?'} bytes  sha256 ${f.sha256 ?? '-'}`);
   if (!plan.binlogs.length) console.log('binlogs:       none needed');
   for (const b of plan.binlogs) {
-    console.log(`binlog:        ${b.file}  ${formatLocal(b.startTime)} .. ${b.endTime ? formatLocal(b.endTime) : '?'}  ${b.objectKey}  ${b.bytes ?? '?'} bytes  sha256 ${b.sha256 ?? '-'}`);
+    console.log(`binlog:        ${b.file}  ${t(b.startTime)} .. ${b.endTime ? t(b.endTime) : '?'}  ${b.objectKey}  ${b.bytes ?? '?'} bytes  sha256 ${b.sha256 ?? '-'}`);
   }
-  console.log(`covered until: ${formatLocal(plan.coveredUntil)}`);
+  console.log(`covered until: ${t(plan.coveredUntil)}  (times in ${zone.name})`);
 }
 
-/** Flags, then MCB_SID_ROOT / MCB_MYSQLD, then [restore], then PATH (src/restore/binaries.ts). */
-function binariesOf(ctx: CliContext, o: { mysqld?: string; sidRoot?: string; mysqlbinlog?: string; mysql?: string }): RestoreBinaries {
+/** Flags, then MCB_SID_ROOT / MCB_MYSQLD, then [restore], then PATH (src/restore/binaries.ts); checked by running
+ * their --version (MySQL's, clients at least the server's version) before anything is downloaded. */
+async function binariesOf(ctx: CliContext, o: { mysqld?: string; sidRoot?: string; mysqlbinlog?: string; mysql?: string }): Promise<RestoreBinaries> {
   if (o.mysqld && o.sidRoot) throw new UsageError('give --mysqld or --sid-root, not both');
-  return resolveRestoreBinaries(ctx.config.restore, { sidRoot: o.sidRoot, mysqld: o.mysqld, mysqlbinlog: o.mysqlbinlog, mysql: o.mysql }).binaries;
+  const { binaries } = resolveRestoreBinaries(ctx.config.restore, { sidRoot: o.sidRoot, mysqld: o.mysqld, mysqlbinlog: o.mysqlbinlog, mysql: o.mysql });
+  await checkRestoreTools(binaries);
+  return binaries;
 }
 
 export function registerRestore(program: Command, run: Run): void {
@@ -78,7 +119,7 @@ export function registerRestore(program: Command, run: Run): void {
   const common = (c: Command) =>
     c
       .requiredOption('--instance <id>', 'tb_instance id')
-      .requiredOption('--at <time>', "'YYYY-MM-DD HH:MM:SS' (local time) or latest")
+      .requiredOption('--at <time>', "'YYYY-MM-DD HH:MM:SS[.ffffff]' in the metadata time zone (or ending in Z or ±HH:MM), or latest")
       .option('--from-bucket', 'plan from the objects in the bucket, without the metadata center')
       .option('--bucket <name>', 'bucket to read (default [backup-conf] bucket_name)')
       .option('--backup <name>', 'restore from this full backup (object key, backup_name or uuid), even one whose restore test failed');
@@ -87,10 +128,10 @@ export function registerRestore(program: Command, run: Run): void {
     .option('--json', 'print JSON')
     .action((o) =>
       run(async (ctx) => {
-        const { plan, warnings } = await buildPlan(ctx, o);
+        const { plan, warnings, zone } = await buildPlan(ctx, o);
         for (const w of warnings) console.error(`warning: ${w}`);
-        if (o.json) console.log(JSON.stringify(planJson(plan), null, 2));
-        else printPlan(plan);
+        if (o.json) console.log(JSON.stringify(planJson(plan, zone), null, 2));
+        else printPlan(plan, zone);
       }),
     );
 
@@ -98,18 +139,20 @@ export function registerRestore(program: Command, run: Run): void {
     .requiredOption('--datadir <dir>', 'empty (or new) directory for the restored datadir')
     .option('--mysqld <path>', 'mysqld binary (env MCB_MYSQLD, [restore] mysqld; default mysqld on PATH)')
     .option('--sid-root <dir>', 'a Debian root holding mysqld, mysqlbinlog and mysql (env MCB_SID_ROOT, [restore] sid_root)')
-    .option('--mysqlbinlog <path>', 'with --mysqld: mysqlbinlog binary ([restore] mysqlbinlog; default on PATH)')
-    .option('--mysql <path>', 'with --mysqld: mysql client binary ([restore] mysql; default on PATH)')
-    .option('--port <port>', 'port for the temporary mysqld (default: a free one)')
+    .option('--mysqlbinlog <path>', "with --mysqld: mysqlbinlog binary ([restore] mysqlbinlog; default the one beside mysqld, else PATH)")
+    .option('--mysql <path>', "with --mysqld: mysql client binary ([restore] mysql; default the one beside mysqld, else PATH)")
+    // Deprecated: the temporary mysqld has no TCP listener any more (unix socket only); accepted and ignored.
+    .addOption(new Option('--port <port>').hideHelp())
     .option('--user <user>', 'account of the restored server used to replay binlogs (default [restore] user, root); password: MCB_RESTORE_PASSWORD or [restore] password')
     .option('--json', 'print the result as JSON')
     .action((o) =>
       run(async (ctx) => {
-        const binaries = binariesOf(ctx, o);
-        const port = o.port ? parseId(o.port, '--port') : undefined;
-        const { plan, warnings, storeFor } = await buildPlan(ctx, o);
+        if (o.port !== undefined) console.error('warning: --port is ignored: the temporary mysqld listens on its unix socket only');
+        const binaries = await binariesOf(ctx, o);
+        checkRestoreServerCanReach(o.datadir);
+        const { plan, warnings, storeFor, zone } = await buildPlan(ctx, o);
         for (const w of warnings) console.error(`warning: ${w}`);
-        if (!o.json) printPlan(plan);
+        if (!o.json) printPlan(plan, zone);
         // SIGINT/SIGTERM abort into the restore's failure clean-up (temporary mysqld stopped, datadir emptied or
         // removed); the error then exits 1 with one line. A second signal exits at once, clean-up unfinished.
         const interrupt = new AbortController();
@@ -130,7 +173,6 @@ export function registerRestore(program: Command, run: Run): void {
             datadir: o.datadir,
             binaries,
             storeFor,
-            port,
             user: o.user ?? ctx.config.restore.user,
             password: ctx.config.restore.password,
             log: (m) => console.error(m),
@@ -141,12 +183,12 @@ export function registerRestore(program: Command, run: Run): void {
           process.off('SIGTERM', onSignal);
         }
         if (o.json) {
-          console.log(JSON.stringify({ ...result, lastTransactionTime: formatLocal(result.lastTransactionTime) }, null, 2));
+          console.log(JSON.stringify({ ...result, lastTransactionTime: formatTime(result.lastTransactionTime, zone) }, null, 2));
           return;
         }
         console.log(`restored into:    ${result.datadir}`);
         console.log(`binlogs applied:  ${result.binlogsApplied.join(', ') || 'none'}${result.stopPosition ? ` (last one up to position ${result.stopPosition})` : ''}`);
-        console.log(`last transaction: ${formatLocal(result.lastTransactionTime)}${result.lastTransactionGtid ? ` (${result.lastTransactionGtid})` : ''}`);
+        console.log(`last transaction: ${formatTime(result.lastTransactionTime, zone)}${result.lastTransactionGtid ? ` (${result.lastTransactionGtid})` : ''}`);
         console.log(`gtid_executed:    ${result.gtidExecuted}`);
       }),
     );

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { RedisUnavailableError } from '../../queues/index.ts';
 import { formatAge, instanceStatuses, statusProblems } from '../../ops/status.ts';
+import { formatInZone } from '../../time/zone.ts';
 import { parseId, type Run } from '../context.ts';
 
 export function registerStatus(program: Command, run: Run): void {
@@ -38,6 +39,8 @@ Running full backups show their stage's progress (e.g. "tar 42%") when Redis ans
         if (o.json) {
           console.log(JSON.stringify({ redis: redisError ?? 'ok', instances: rows }, null, 2));
         } else {
+          // The JSON keeps ISO-8601 UTC instants; the text is in the metadata time zone.
+          const time = (iso: string | null | undefined) => (iso ? formatInZone(new Date(iso), metadata.timeZone) : '?');
           if (!rows.length) console.log('no instances in tb_instance (add one with `mcb instance add`)');
           for (const r of rows) {
             const last = (b: typeof r.lastFull, stale: boolean) =>
@@ -47,13 +50,13 @@ Running full backups show their stage's progress (e.g. "tar 42%") when Redis ans
             console.log(`  last binlog  ${last(r.lastBinlog, r.binlogStale)}`);
             for (const x of r.running) {
               const progress = x.progressPercent === null ? '' : ` ${x.stage} ${x.progressPercent}%`;
-              console.log(`  running      ${x.backupType} ${x.backupName} ${x.state}${progress} since ${x.since ?? '?'}  ${x.info ?? ''}`);
+              console.log(`  running      ${x.backupType} ${x.backupName} ${x.state}${progress} since ${time(x.since)}  ${x.info ?? ''}`);
             }
             if (r.schedules === null) console.log('  next runs    unknown (Redis unreachable)');
             else if (!r.schedules.length) console.log('  next runs    none scheduled (is `mcb producer` running?)');
-            else for (const s of r.schedules) console.log(`  next ${s.name.padEnd(7)} ${s.next ?? '?'}  (${s.pattern ?? ''})`);
+            else for (const s of r.schedules) console.log(`  next ${s.name.padEnd(7)} ${time(s.next)}  (${s.pattern ?? ''})`);
             for (const v of r.verifyFailures) console.log(`  VERIFY FAILED ${v.backupName}${v.verifiedAt ? ` at ${v.verifiedAt}` : ''}: ${v.reason ?? ''} (not used for restores)`);
-            console.log(`  failures 24h ${r.failures24h}${r.lastFailure ? `  last: ${r.lastFailure.backupName} at ${r.lastFailure.at}: ${r.lastFailure.info ?? ''}` : ''}`);
+            console.log(`  failures 24h ${r.failures24h}${r.lastFailure ? `  last: ${r.lastFailure.backupName} at ${time(r.lastFailure.at)}: ${r.lastFailure.info ?? ''}` : ''}`);
           }
         }
         if (redisError) {

@@ -1,0 +1,78 @@
+// One visible Error row per break in the point-in-time chain (docs/binlog-backups.md "Gaps").
+import { describeMissing, type BinlogGap, type GapReason } from '../jobs/binlog-plan.ts';
+import type { JobContext } from '../jobs/types.ts';
+import { backupUuidFor } from '../naming.ts';
+
+export interface GapReport {
+  reason: GapReason;
+  /** reset / server-changed: what showed that the server's binlogs are a new series. */
+  detail?: string;
+  from: string | null;
+  to: string | null;
+  missing: string[];
+  /** False when the gap row existed already (an earlier run found the same gap). */
+  recorded: boolean;
+  backupUuid: string;
+}
+
+function whatHappened(gap: BinlogGap): string {
+  switch (gap.reason) {
+    case 'purged':
+      return `binary log(s) ${describeMissing(gap.missing, gap.afterFile, gap.firstAvailable)} were purged from the server before they were archived`;
+    case 'reset':
+      return (
+        `the binlog series restarted (${gap.detail ?? `numbering restarted at ${gap.firstAvailable} after ${gap.afterFile}`}): ` +
+        'RESET BINARY LOGS, or a new data directory; binlogs written before it and not archived are lost, the new series is archived from its start'
+      );
+    case 'server-changed':
+      return (
+        `the worker now reads another server's binlogs (${gap.detail ?? 'server_uuid changed'}): a failover, or the worker moved to ` +
+        'another replica; the new server\'s binlogs are archived from the start of its series'
+      );
+  }
+}
+
+export async function recordGap(
+  instanceId: number,
+  gap: BinlogGap,
+  firstStart: Date,
+  binlogDir: string,
+  serverUuid: string,
+  ctx: JobContext,
+): Promise<GapReport> {
+  const from = gap.afterEnd;
+  const backupUuid = backupUuidFor(`binlog-gap:${instanceId}:${gap.reason}:${gap.afterFile}:${from?.getTime() ?? 'null'}:${gap.firstAvailable}:${firstStart.getTime()}`);
+  const info =
+    `point-in-time chain broken from ${from ? from.toISOString() : 'unknown'} (end of ${gap.afterFile}) to ${firstStart.toISOString()} ` +
+    `(start of ${gap.firstAvailable}): ${whatHappened(gap)}. A restore cannot reach a point inside this interval; a full backup taken after it starts a new chain.`;
+  const existed = await ctx.metadata.getBackup(backupUuid);
+  if (!existed) {
+    await ctx.metadata.createBackup({
+      backupUuid,
+      tbInstanceId: instanceId,
+      state: 'Error',
+      backupType: 'binlog',
+      startTime: from ?? undefined,
+      endTime: firstStart,
+      backupPath: binlogDir,
+      backupName: `gap_${instanceId}_${gap.afterFile}_${gap.firstAvailable}`.slice(0, 100),
+      bucketName: ctx.storage.bucket,
+      overdueDay: ctx.config.backup.binlogStorageDays,
+      serverUuid,
+      workerHost: ctx.workerHost,
+      jobId: ctx.jobId,
+      info,
+      errorDetail: info,
+    });
+    ctx.log.error({ instance: instanceId, gap }, info);
+  }
+  return {
+    reason: gap.reason,
+    ...(gap.detail ? { detail: gap.detail } : {}),
+    from: from ? from.toISOString() : null,
+    to: firstStart.toISOString(),
+    missing: gap.missing,
+    recorded: !existed,
+    backupUuid,
+  };
+}

@@ -1,0 +1,111 @@
+// Checking and storing one closed binlog.
+//
+// Every event's checksum is verified over the whole file before anything is uploaded: a corrupt binlog in the bucket
+// would only fail at restore time. Object metadata is sent before the body, so the stored bytes' sha256
+// (`mcb-sha256`) is computed first, in one local pass through the same codec (gzip with the same level is
+// deterministic); the upload's own digest must then match it, or the object is removed and the file counts as
+// changed while read.
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Codec } from '../archive/codec.ts';
+import { BinlogFormatError, summarizeBinlog } from '../binlog/index.ts';
+import type { JobContext } from '../jobs/types.ts';
+import { HashingCounter, verifyStoredObject } from '../storage/index.ts';
+
+/** What an upload of the file will store. */
+export interface EncodedDigest {
+  sha256: string;
+  /** Bytes stored (compressed when gzip). */
+  bytes: number;
+  /** Bytes of the binlog file. */
+  sourceBytes: number;
+}
+
+export interface StoredBinlog {
+  bytes: number;
+  sha256: string;
+  sourceBytes: number;
+}
+
+/** The binlog failed its checksum (or format) check: it must not be archived. */
+export class CorruptBinlogError extends Error {}
+
+/** Reads every event of the file with its CRC32 checked; throws CorruptBinlogError naming the file and the position. */
+export async function verifyBinlogChecksums(file: string, name: string): Promise<void> {
+  try {
+    await summarizeBinlog(file, { verifyChecksums: true });
+  } catch (err) {
+    if (!(err instanceof BinlogFormatError)) throw err;
+    throw new CorruptBinlogError(`${name} is corrupt at byte offset ${err.offset} (${err.message}); nothing was uploaded`);
+  }
+}
+
+/** sha256 and size of what the upload will store: the file through the codec. */
+export async function encodedDigest(file: string, codec: Codec, level: number): Promise<EncodedDigest> {
+  const raw = new HashingCounter();
+  const stored = new HashingCounter();
+  await pipeline(createReadStream(file), raw, codec.compress(level), stored, new Writable({ write: (_c, _e, done) => done() }));
+  return { sha256: stored.digest(), bytes: stored.bytes, sourceBytes: raw.bytes };
+}
+
+export interface UploadIds {
+  instanceId: number;
+  backupUuid: string;
+  name: string;
+}
+
+/** Streams the file to `objectKey` (a key chosen free: nothing is overwritten) and verifies what was stored. */
+export async function uploadBinlog(
+  file: string,
+  objectKey: string,
+  expected: EncodedDigest,
+  codec: Codec,
+  ids: UploadIds,
+  ctx: JobContext,
+): Promise<StoredBinlog> {
+  const size = (await stat(file)).size;
+  const source = createReadStream(file);
+  const raw = new HashingCounter();
+  const compressed = codec.compress(ctx.config.backup.compressionLevel);
+  source.on('error', (err) => compressed.destroy(err));
+  source.pipe(raw).pipe(compressed);
+  let put;
+  try {
+    put = await ctx.storage.putStream(objectKey, compressed, {
+      size: codec.name === 'none' ? size : undefined,
+      metadata: { 'mcb-instance': String(ids.instanceId), 'mcb-backup-uuid': ids.backupUuid, 'mcb-binlog-file': ids.name, 'mcb-sha256': expected.sha256 },
+    });
+  } finally {
+    source.destroy();
+  }
+  if (raw.bytes !== size) {
+    await ctx.storage.remove(objectKey).catch(() => undefined);
+    throw new Error(`${file} changed while it was read: ${raw.bytes} bytes read, ${size} expected (is it still being written?)`);
+  }
+  if (put.sha256 !== expected.sha256 || expected.sourceBytes !== size) {
+    await ctx.storage.remove(objectKey).catch(() => undefined);
+    throw new Error(`${file} changed while it was read: uploaded sha256 ${put.sha256}, ${expected.sha256} computed before the upload`);
+  }
+  try {
+    await verifyStoredObject(ctx.storage, objectKey, { bytes: put.bytes, sha256: put.sha256 }, ctx.config.backup.verify);
+  } catch (err) {
+    // A corrupt object must not stay where a restore would find it.
+    await ctx.storage.remove(objectKey).catch(() => undefined);
+    throw err;
+  }
+  return { ...put, sourceBytes: size };
+}
+
+/** An earlier attempt of this row stored exactly these bytes already: verify them instead of uploading again. */
+export async function confirmStoredBinlog(objectKey: string, expected: EncodedDigest, ctx: JobContext): Promise<StoredBinlog> {
+  try {
+    await verifyStoredObject(ctx.storage, objectKey, { bytes: expected.bytes, sha256: expected.sha256 }, ctx.config.backup.verify);
+  } catch (err) {
+    // It is this row's own object (its mcb-backup-uuid): removing it lets the next run upload it again.
+    await ctx.storage.remove(objectKey).catch(() => undefined);
+    throw err;
+  }
+  return { bytes: expected.bytes, sha256: expected.sha256, sourceBytes: expected.sourceBytes };
+}

@@ -1,0 +1,163 @@
+// The temporary mysqld that `mcb restore run` replays binlogs into and the verify job checks tables on: one
+// definition of a server that changes nothing by itself and cannot be reached from outside.
+//
+//  - `--event-scheduler=DISABLED`: the source's events would fire during the replay and change the data (a
+//    duplicate key at best, silently wrong rows at worst). It is a start-up option, not a change to the data: the
+//    events stay defined as they were, and run again when the DBA starts the datadir with the scheduler on.
+//  - `--skip-replica-start` (and group replication not started on boot): a clone of a replica carries its
+//    replication channels; none may start. After a restore the configuration itself is removed
+//    (removeReplicationConfiguration).
+//  - `--persisted-globals-load=OFF`: a mysqld-auto.cnf in the datadir (SET PERSIST) would override the above.
+//  - no TCP (`--skip-networking`): clients connect over the unix socket, in a private 0700 run directory.
+//  - `--secure-file-priv` is a private empty directory, so LOAD DATA / SELECT … INTO OUTFILE in a replayed binlog
+//    can reach nothing else.
+//  - as the `mysql` OS account when it exists and we are root (the owner a normally started server expects):
+//    the datadir, the run directory and the secure-file-priv directory are given to it.
+import { execFileSync } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { lstatSync, readdirSync, statSync } from 'node:fs';
+import { chmod, chown, lchown, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import mysql from 'mysql2/promise';
+import { startMysqld, type MysqldBinary, type MysqldUser, type RunningMysqld } from '../mysql/mysqld.ts';
+
+/** The temporary server cannot be set up (an unreachable datadir): a setup problem (exit code 2), not a fault of the backup. */
+export class RestoreServerSetupError extends Error {
+  override readonly name = 'RestoreServerSetupError';
+  readonly exitCode = 2;
+}
+
+export interface RestoreServerOptions {
+  datadir: string;
+  /** Socket, pid file, log and the secure-file-priv directory; created private (0700), given to the server's account. */
+  runDir: string;
+  /** Default: a random one between 1e9 and 2e9, unlikely to be any real server's. */
+  serverId?: number;
+  /** More mysqld options after the clean ones (e.g. `--skip-log-bin`, `--gtid-mode=ON`). */
+  extraArgs?: string[];
+  startTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface MysqldAccount extends MysqldUser {
+  groups: number[];
+}
+
+const SERVER_ACCOUNT = 'mysql';
+
+function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+/** uid, gid and groups of an OS account (through `id`, so NSS accounts count), or undefined when there is none. */
+export function lookupAccount(name: string): MysqldAccount | undefined {
+  const id = (flag: string) => execFileSync('id', [flag, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    return { name, uid: Number(id('-u')), gid: Number(id('-g')), groups: id('-G').split(/\s+/).map(Number) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The account the temporary server runs as: `mysql` when we are root and it exists; otherwise ourselves (undefined). */
+export function restoreServerAccount(): MysqldAccount | undefined {
+  return isRoot() ? lookupAccount(SERVER_ACCOUNT) : undefined;
+}
+
+/** Whether `account` may search (x) a directory, by its mode bits; one not created yet will be (mkdir -p, 0755). */
+function canTraverse(dir: string, account: MysqldAccount): boolean {
+  const st = statSync(dir, { throwIfNoEntry: false });
+  if (!st) return true;
+  if (st.uid === account.uid) return (st.mode & 0o100) !== 0;
+  if (account.groups.includes(st.gid)) return (st.mode & 0o010) !== 0;
+  return (st.mode & 0o001) !== 0;
+}
+
+/** Every directory above `dir` must be searchable by `account`, or mysqld cannot open its datadir. */
+export function checkReachable(dir: string, account: MysqldAccount): void {
+  const target = path.resolve(dir);
+  for (let d = path.dirname(target); ; d = path.dirname(d)) {
+    if (!canTraverse(d, account)) {
+      const mode = (statSync(d).mode & 0o777).toString(8).padStart(4, '0');
+      throw new RestoreServerSetupError(
+        `the temporary mysqld runs as the ${account.name} user, which cannot reach ${target}: ${d} (mode ${mode}) is not searchable by it; use a directory it can reach, or chmod o+x ${d}`,
+      );
+    }
+    if (d === path.dirname(d)) return;
+  }
+}
+
+/** For a restore's first steps: fails, before anything is downloaded, when the server's account could not reach `datadir`. */
+export function checkRestoreServerCanReach(datadir: string): void {
+  const account = restoreServerAccount();
+  if (account) checkReachable(datadir, account);
+}
+
+/** chown -R, without following symbolic links. */
+async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await lchown(dir, uid, gid);
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory() && !lstatSync(p).isSymbolicLink()) await chownTree(p, uid, gid);
+    else await lchown(p, uid, gid);
+  }
+}
+
+async function privateDir(dir: string, account: MysqldAccount | undefined): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await chmod(dir, 0o700);
+  if (account) await chown(dir, account.uid, account.gid);
+}
+
+/** mysqld options of a server that changes nothing by itself (see the top of this file). */
+export function cleanServerArgs(secureFileDir: string, serverId: number): string[] {
+  return [
+    '--event-scheduler=DISABLED',
+    '--skip-replica-start',
+    '--loose-group-replication-start-on-boot=OFF',
+    '--persisted-globals-load=OFF',
+    `--secure-file-priv=${secureFileDir}`,
+    `--server-id=${serverId}`,
+  ];
+}
+
+/** Starts the clean temporary server on a restored datadir, socket only; see the top of this file. */
+export async function startRestoreServer(bin: MysqldBinary, opts: RestoreServerOptions): Promise<RunningMysqld> {
+  const datadir = path.resolve(opts.datadir);
+  const account = restoreServerAccount();
+  if (account) checkReachable(datadir, account);
+  const runDir = path.resolve(opts.runDir);
+  const secureFileDir = path.join(runDir, 'files');
+  await privateDir(runDir, account);
+  await privateDir(secureFileDir, account);
+  if (account) {
+    await chmod(datadir, 0o750);
+    await chownTree(datadir, account.uid, account.gid);
+  }
+  return startMysqld(bin, {
+    datadir,
+    runDir,
+    ...(account ? { user: account } : {}),
+    extraArgs: [...cleanServerArgs(secureFileDir, opts.serverId ?? randomInt(1_000_000_000, 2_000_000_000)), ...(opts.extraArgs ?? [])],
+    ...(opts.startTimeoutMs ? { startTimeoutMs: opts.startTimeoutMs } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+}
+
+const PARSE_ERROR = 1064;
+
+/**
+ * `RESET REPLICA ALL`: the restored datadir keeps no replication channel (a clone of a replica carries its
+ * source's address, user and position). MySQL before 8.0.22 only knows `RESET SLAVE ALL`.
+ */
+export async function removeReplicationConfiguration(server: { socket: string }, user: string, password: string): Promise<void> {
+  const conn = await mysql.createConnection({ socketPath: server.socket, user, password });
+  try {
+    await conn.query('RESET REPLICA ALL').catch(async (err: { errno?: number }) => {
+      if (err.errno !== PARSE_ERROR) throw err;
+      await conn.query('RESET SLAVE ALL');
+    });
+  } finally {
+    await conn.end();
+  }
+}

@@ -1,0 +1,157 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  cronTimeZone,
+  formatCompact,
+  formatInstant,
+  formatInZone,
+  offsetString,
+  parseCompact,
+  parseInstant,
+  parseInZone,
+  parseTimeZone,
+  TimeError,
+  UTC,
+} from '../../src/time/zone.ts';
+import { serverTimeZone, zonedValue } from '../../src/metadata/zoned-pool.ts';
+import { scheduleTimeZone } from '../../src/producer/index.ts';
+import type { Config } from '../../src/config/index.ts';
+
+const shanghai = parseTimeZone('Asia/Shanghai');
+const newYork = parseTimeZone('America/New_York');
+const berlin = parseTimeZone('Europe/Berlin');
+const iso = (d: Date) => d.toISOString();
+
+test('parseTimeZone: IANA names (canonical case), fixed offsets, and clear errors', () => {
+  assert.deepEqual(parseTimeZone('Asia/Shanghai'), { kind: 'iana', name: 'Asia/Shanghai' });
+  assert.deepEqual(parseTimeZone('asia/shanghai'), { kind: 'iana', name: 'Asia/Shanghai' });
+  assert.deepEqual(parseTimeZone('UTC'), { kind: 'iana', name: 'UTC' });
+  assert.deepEqual(parseTimeZone('+08:00'), { kind: 'offset', name: '+08:00', offsetSeconds: 8 * 3600 });
+  assert.deepEqual(parseTimeZone('-0530'), { kind: 'offset', name: '-05:30', offsetSeconds: -(5 * 3600 + 30 * 60) });
+  assert.deepEqual(parseTimeZone('UTC+08:00'), parseTimeZone('+08:00'));
+  assert.deepEqual(parseTimeZone('-00:00'), parseTimeZone('+00:00'));
+  for (const bad of ['', 'Mars/Olympus', 'CST', '+8', '+15:00', '+08:60', '8:00', 'Asia/Shanghai ; DROP']) {
+    assert.throws(() => parseTimeZone(bad), TimeError, bad);
+  }
+});
+
+test('formatInZone and offsetString do not depend on the process TZ', () => {
+  const d = new Date('2026-12-01T07:04:05.123Z');
+  assert.equal(formatInZone(d, shanghai), '2026-12-01 15:04:05');
+  assert.equal(formatInZone(d, shanghai, { fraction: true }), '2026-12-01 15:04:05.123');
+  assert.equal(formatInZone(d, UTC), '2026-12-01 07:04:05');
+  assert.equal(formatInZone(d, parseTimeZone('-03:30')), '2026-12-01 03:34:05');
+  assert.equal(formatInZone(new Date('2026-12-31T16:00:00Z'), shanghai), '2027-01-01 00:00:00', 'midnight is 00, not 24');
+  assert.equal(offsetString(d, shanghai), '+08:00');
+  assert.equal(offsetString(d, UTC), '+00:00');
+  assert.equal(offsetString(new Date('2026-07-01T12:00:00Z'), newYork), '-04:00');
+  assert.equal(offsetString(new Date('2026-01-01T12:00:00Z'), newYork), '-05:00');
+  assert.equal(offsetString(new Date('2026-07-01T12:00:00Z'), berlin), '+02:00');
+  assert.throws(() => formatInZone(new Date(NaN), UTC), TimeError);
+});
+
+test('parseInZone: whole seconds and fractions, in IANA zones and fixed offsets', () => {
+  assert.equal(iso(parseInZone('2026-12-01 15:04:05', shanghai)), '2026-12-01T07:04:05.000Z');
+  assert.equal(iso(parseInZone('2026-12-01T15:04:05', shanghai)), '2026-12-01T07:04:05.000Z');
+  assert.equal(iso(parseInZone('2026-12-01 15:04:05.123456', shanghai)), '2026-12-01T07:04:05.123Z', 'cut to the millisecond');
+  assert.equal(iso(parseInZone('2026-12-01 15:04:05.5', parseTimeZone('+08:00'))), '2026-12-01T07:04:05.500Z');
+  assert.equal(iso(parseInZone('2024-02-29 00:00:00', UTC)), '2024-02-29T00:00:00.000Z');
+  assert.equal(iso(parseInZone('0099-01-01 00:00:00', UTC)), '0099-01-01T00:00:00.000Z', 'no 1900s for two-digit years');
+});
+
+test('parseInZone rejects dates that do not exist and malformed text', () => {
+  for (const bad of ['2026-02-30 00:00:00', '2025-02-29 00:00:00', '2026-13-01 00:00:00', '2026-04-31 12:00:00', '2026-05-01 24:00:00', '2026-05-01 10:60:00', '2026-05-01 10:00:60', '0000-00-00 00:00:00', '2026-05-01', '2026-05-01 10:00:00.1234567', 'x']) {
+    assert.throws(() => parseInZone(bad, UTC), TimeError, bad);
+  }
+});
+
+test('DST fold (a wall time that happens twice): the earlier instant', () => {
+  // New York, 2026-11-01: 02:00 EDT → 01:00 EST, so 01:30 happens at -04:00 and again at -05:00.
+  assert.equal(iso(parseInZone('2026-11-01 01:30:00', newYork)), '2026-11-01T05:30:00.000Z');
+  assert.equal(parseInstant('2026-11-01 01:30:00', newYork).date.toISOString(), '2026-11-01T05:30:00.000Z');
+  assert.equal(iso(parseInstant('2026-11-01 01:30:00-05:00', newYork).date), '2026-11-01T06:30:00.000Z', 'an explicit offset picks the later one');
+  // Berlin, 2026-10-25: 03:00 CEST → 02:00 CET.
+  assert.equal(iso(parseInZone('2026-10-25 02:30:00', berlin)), '2026-10-25T00:30:00.000Z');
+  assert.equal(formatInstant(parseInstant('2026-10-25 02:30:00', berlin).micros, berlin), '2026-10-25 02:30:00 +02:00 (Europe/Berlin)');
+});
+
+test('DST gap (a wall time that never happens): shifted forward when read, refused as a restore target', () => {
+  // New York, 2026-03-08: 02:00 EST → 03:00 EDT; Berlin, 2026-03-29: 02:00 CET → 03:00 CEST.
+  assert.equal(iso(parseInZone('2026-03-08 02:30:00', newYork)), '2026-03-08T07:30:00.000Z');
+  assert.equal(formatInZone(parseInZone('2026-03-08 02:30:00', newYork), newYork), '2026-03-08 03:30:00');
+  assert.equal(formatInZone(parseInZone('2026-03-29 02:15:00', berlin), berlin), '2026-03-29 03:15:00');
+  assert.throws(() => parseInstant('2026-03-08 02:30:00', newYork), /does not exist in America\/New_York.*explicit offset/);
+  assert.throws(() => parseInstant('2026-03-29 02:15:00', berlin), TimeError);
+  assert.equal(iso(parseInstant('2026-03-29 02:15:00+01:00', berlin).date), '2026-03-29T01:15:00.000Z', 'fine with an offset');
+  assert.equal(iso(parseInstant('2026-03-29 01:59:59', berlin).date), '2026-03-29T00:59:59.000Z');
+  assert.equal(iso(parseInstant('2026-03-29 03:00:00', berlin).date), '2026-03-29T01:00:00.000Z');
+});
+
+test('parseInstant: epoch microseconds; Z or ±HH:MM win over the zone', () => {
+  const base = Date.UTC(2026, 11, 1, 7, 4, 5);
+  assert.deepEqual(parseInstant('2026-12-01 15:04:05', shanghai), { micros: base * 1000, date: new Date(base) });
+  assert.deepEqual(parseInstant('2026-12-01T15:04:05.123456', shanghai), { micros: base * 1000 + 123456, date: new Date(base + 123) });
+  assert.equal(parseInstant('2026-12-01 15:04:05.000001', shanghai).micros, base * 1000 + 1);
+  assert.equal(parseInstant('2026-12-01 07:04:05Z', shanghai).micros, base * 1000);
+  assert.equal(parseInstant('2026-12-01T07:04:05.5z', shanghai).micros, base * 1000 + 500000);
+  assert.equal(parseInstant('2026-12-01 02:04:05-05:00', shanghai).micros, base * 1000);
+  assert.equal(parseInstant('2026-12-01 15:04:05 +08:00', UTC).micros, base * 1000, 'a space before the offset is fine');
+  assert.ok(Number.isSafeInteger(parseInstant('2200-12-31 23:59:59.999999', UTC).micros));
+  for (const bad of ['latest', '2026-12-01', '2026-02-30 00:00:00', '2026-12-01 15:04:05+8', '2026-12-01 15:04:05+15:00', '2026-12-01 15:04:05 Asia/Shanghai', '9999-12-31 23:59:59']) {
+    assert.throws(() => parseInstant(bad, shanghai), TimeError, bad);
+  }
+});
+
+test('formatInstant prints the instant with its offset, the fraction only when there is one', () => {
+  const micros = Date.UTC(2026, 11, 1, 7, 4, 5) * 1000 + 123456;
+  assert.equal(formatInstant(micros, shanghai), '2026-12-01 15:04:05.123456 +08:00 (Asia/Shanghai)');
+  assert.equal(formatInstant(new Date(Date.UTC(2026, 11, 1, 7, 4, 5)), UTC), '2026-12-01 07:04:05 +00:00 (UTC)');
+  assert.equal(formatInstant(new Date(Date.UTC(2026, 6, 1, 7, 4, 5)), newYork), '2026-07-01 03:04:05 -04:00 (America/New_York)');
+  assert.equal(formatInstant(micros, parseTimeZone('+08:00')), '2026-12-01 15:04:05.123456 +08:00');
+  assert.equal(parseInstant(formatInstant(micros, shanghai).replace(/ \(.*\)$/, ''), UTC).micros, micros, 'round trip');
+});
+
+test('compact object-name timestamps in a zone', () => {
+  const d = new Date('2023-10-26T02:25:57Z');
+  assert.equal(formatCompact(d, shanghai), '20231026102557');
+  assert.equal(formatCompact(d, UTC), '20231026022557');
+  assert.equal(iso(parseCompact('20231026102557', shanghai)), iso(d));
+  assert.throws(() => parseCompact('20230230102557', UTC), TimeError);
+  assert.throws(() => parseCompact('2023102610255', UTC), TimeError);
+});
+
+test('cronTimeZone: IANA names as they are, fixed offsets as UTC±HH:MM (what BullMQ/luxon takes)', () => {
+  assert.equal(cronTimeZone(shanghai), 'Asia/Shanghai');
+  assert.equal(cronTimeZone(parseTimeZone('+08:00')), 'UTC+08:00');
+  assert.equal(cronTimeZone(parseTimeZone('-05:30')), 'UTC-05:30');
+});
+
+test('the metadata server zone: SYSTEM resolves to @@system_time_zone only when it is a real zone at the measured offset', () => {
+  const now = new Date('2026-12-01T00:00:00Z');
+  const clock = (globalTimeZone: string, systemTimeZone: string, offsetSeconds: number) => serverTimeZone({ globalTimeZone, systemTimeZone, offsetSeconds }, now);
+  assert.deepEqual(clock('SYSTEM', 'UTC', 0), UTC);
+  assert.deepEqual(clock('SYSTEM', 'Asia/Shanghai', 8 * 3600), shanghai);
+  assert.deepEqual(clock('SYSTEM', 'CST', 8 * 3600), parseTimeZone('+08:00'), 'CST is no IANA name: the measured offset');
+  assert.deepEqual(clock('SYSTEM', 'Europe/Berlin', 8 * 3600), parseTimeZone('+08:00'), 'a name at another offset is not trusted');
+  assert.deepEqual(clock('+05:30', 'UTC', 5.5 * 3600), parseTimeZone('+05:30'));
+  assert.deepEqual(clock('Europe/Berlin', 'UTC', 3600), berlin);
+  assert.deepEqual(clock('posix/Europe/Berlin', 'UTC', 3600), parseTimeZone('+01:00'));
+});
+
+test('query parameters: Dates become wall-clock text in the zone, everything else is left alone', () => {
+  const d = new Date('2026-12-01T07:04:05Z');
+  assert.equal(zonedValue(d, shanghai), '2026-12-01 15:04:05');
+  assert.equal(zonedValue(new Date('2026-12-01T07:04:05.250Z'), shanghai), '2026-12-01 15:04:05.250');
+  assert.equal(zonedValue(new Date(NaN), shanghai), null);
+  assert.deepEqual(zonedValue([1, 'a', null, d, [d]], UTC), [1, 'a', null, '2026-12-01 07:04:05', ['2026-12-01 07:04:05']]);
+  assert.deepEqual(zonedValue({ start_time: d, n: 1 }, UTC), { start_time: '2026-12-01 07:04:05', n: 1 });
+  const buf = Buffer.from('x');
+  assert.equal(zonedValue(buf, UTC), buf);
+});
+
+test('job schedulers run in [schedule] timezone when set, else in the metadata time zone', () => {
+  const config = (timezone?: string) => ({ schedule: { timezone: timezone === undefined ? undefined : parseTimeZone(timezone) } }) as unknown as Config;
+  assert.equal(scheduleTimeZone(config(), { timeZone: parseTimeZone('+08:00') }), 'UTC+08:00');
+  assert.equal(scheduleTimeZone(config(), { timeZone: shanghai }), 'Asia/Shanghai');
+  assert.equal(scheduleTimeZone(config('Europe/Berlin'), { timeZone: shanghai }), 'Europe/Berlin');
+});

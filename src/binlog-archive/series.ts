@@ -9,20 +9,16 @@
 //    time (read from the object's first bytes). It is then adopted: server_uuid, start_time, end_time and gtid_set
 //    are set as mcb sets them, so it counts as archived and its binlog is never uploaded again. A seed row that
 //    cannot be matched stays with server_uuid NULL (see isUnmatchedSeedRow in binlog-plan.ts).
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { readBinlogStart } from '../binlog/index.ts';
+import { stat } from 'node:fs/promises';
 import type { ArchivedBinlog } from '../jobs/binlog-plan.ts';
 import type { JobContext } from '../jobs/types.ts';
 import type { ArchivedBinlogRow } from '../metadata/binlog-queries.ts';
 import { backupUuidFor } from '../naming.ts';
+import { binlogStartOfObject } from '../restore/bucket.ts';
 import type { BinlogHead, IndexEntry } from './index-file.ts';
 
 /** server_uuid stand-in for rows mcb wrote before sql/005 on another server. */
 export const UNRECORDED_SERVER = '(a server not recorded)';
-
-const HEAD_BYTES = 64 * 1024;
 
 export interface SeriesContext {
   instanceId: number;
@@ -80,34 +76,12 @@ async function identifySeedRow(row: ArchivedBinlogRow, ctx: JobContext, s: Serie
   return { ...row, ...adopted };
 }
 
-/** The FORMAT_DESCRIPTION timestamp of a stored (uncompressed) binlog, from its first bytes; undefined when unreadable. */
+/** The FORMAT_DESCRIPTION timestamp (seconds) of a stored binlog, from its first bytes; undefined when unreadable. */
 async function objectFirstEventTime(ctx: JobContext, key: string): Promise<number | undefined> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mcb-binlog-head-'));
-  const local = path.join(dir, 'head');
   try {
-    await writeFile(local, await firstBytes(ctx, key, HEAD_BYTES));
-    return (await readBinlogStart(local)).firstEventTimestamp;
+    return (await binlogStartOfObject(ctx.storage, key)).getTime() / 1000;
   } catch (err) {
     ctx.log.warn({ objectKey: key, err: (err as Error).message }, 'cannot read the first event of a stored binlog');
     return undefined;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
-}
-
-/** The first `limit` bytes of an object (the rest of the download is dropped). */
-async function firstBytes(ctx: JobContext, key: string, limit: number): Promise<Buffer> {
-  const source = await ctx.storage.getStream(key);
-  const chunks: Buffer[] = [];
-  let n = 0;
-  try {
-    for await (const chunk of source) {
-      chunks.push(chunk as Buffer);
-      n += (chunk as Buffer).length;
-      if (n >= limit) break;
-    }
-  } finally {
-    source.destroy();
-  }
-  return Buffer.concat(chunks).subarray(0, limit);
 }

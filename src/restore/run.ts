@@ -25,7 +25,8 @@ import { codecForObjectName, extractArchive } from '../archive/index.ts';
 import { GtidSet, type RestoreStop } from '../binlog/index.ts';
 import { mysqldFromPath, mysqldFromSidRoot, type MysqldBinary, type RunningMysqld } from '../mysql/mysqld.ts';
 import { HashingCounter, type ObjectStore } from '../storage/index.ts';
-import { describeTarget, formatLocal, type BinlogCandidate, type RestorePlan } from './plan.ts';
+import { describeTarget, formatTime, type BinlogCandidate, type RestorePlan } from './plan.ts';
+import type { TimeZone } from '../time/zone.ts';
 import { checkReplayed, decideReplay, firstGtidMissingFromClone, previousGtidsOf } from './replay.ts';
 import { removeReplicationConfiguration, startRestoreServer } from './server.ts';
 
@@ -84,6 +85,8 @@ export interface RunRestoreOptions {
    * emptied or removed. The RestoreFailedError then names the abort reason.
    */
   signal?: AbortSignal;
+  /** The metadata time zone, for the times printed (default UTC). */
+  zone?: TimeZone;
 }
 
 export interface RestoreResult {
@@ -147,7 +150,14 @@ async function storedSha256(store: ObjectStore, key: string, signal?: AbortSigna
  * store's own error. An archive that fails to extract for another reason (gzip or tar format errors, possibly a
  * truncated download) is downloaded once more and hashed whole before being called corrupt.
  */
-export async function extractFullVerified(store: ObjectStore, key: string, expectedSha256: string | null, datadir: string, signal?: AbortSignal): Promise<void> {
+export async function extractFullVerified(
+  store: ObjectStore,
+  key: string,
+  expectedSha256: string | null,
+  datadir: string,
+  signal?: AbortSignal,
+  expectedBytes?: number | null,
+): Promise<void> {
   const counter = new HashingCounter();
   const source = await store.getStream(key);
   let sourceError: Error | undefined;
@@ -178,6 +188,10 @@ export async function extractFullVerified(store: ObjectStore, key: string, expec
   const sha256 = counter.digest();
   if (expectedSha256 && sha256 !== expectedSha256) {
     throw new RestoreCorruptError(`${key} in ${store.location}: sha256 is ${sha256}, the archive recorded ${expectedSha256}; the object is corrupt`);
+  }
+  // Without a checksum (seed-era archives) the size and the gzip trailer (CRC32 and length, checked by zlib) are what can be checked.
+  if (expectedBytes != null && counter.bytes !== expectedBytes) {
+    throw new RestoreCorruptError(`${key} in ${store.location}: ${counter.bytes} bytes were read, ${expectedBytes} expected; the object is truncated or changed`);
   }
   if (!existsSync(path.join(datadir, 'mysql.ibd'))) throw new RestoreCorruptError(`${key} does not hold a MySQL datadir (no mysql.ibd after extraction)`);
 }
@@ -282,8 +296,8 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     await mkdir(path.join(workDir, 'binlogs'), { recursive: true });
 
     const full = plan.full;
-    log(`extracting ${full.objectKey} (recovery point ${formatLocal(full.endTime)}) into ${datadir}`);
-    await extractFullVerified(opts.storeFor(full.bucket), full.objectKey, full.sha256, datadir, signal);
+    log(`extracting ${full.objectKey} (recovery point ${formatTime(full.endTime, opts.zone)}) into ${datadir}`);
+    await extractFullVerified(opts.storeFor(full.bucket), full.objectKey, full.sha256, datadir, signal, full.bytes);
 
     const files: string[] = [];
     for (const b of plan.binlogs) {
@@ -331,7 +345,7 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     }
     const proof = checkReplayed(GtidSet.parse(gtidExecuted), replay);
     if (proof.missing) throw new RestoreFailedError(`after replay the restored server lacks ${proof.missing}, a transaction the plan replayed (gtid_executed ${gtidExecuted})`);
-    if (proof.extra) throw new RestoreFailedError(`after replay the restored server holds ${proof.extra}, a transaction committed after the target ${describeTarget(plan.target)}`);
+    if (proof.extra) throw new RestoreFailedError(`after replay the restored server holds ${proof.extra}, a transaction committed after the target ${describeTarget(plan.target, opts.zone)}`);
     checkAbort();
     log('stopping the temporary mysqld');
     await server.stop();
@@ -345,7 +359,7 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
       gtidExecuted,
       lastTransactionTime: lastTime,
       lastTransactionGtid: lastGtid,
-      target: describeTarget(plan.target),
+      target: describeTarget(plan.target, opts.zone),
     };
   } catch (err) {
     if (server) await server.stop().catch(() => undefined);

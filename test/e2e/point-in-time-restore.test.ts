@@ -21,7 +21,7 @@ import { uploadStage } from '../../src/jobs/full-upload.ts';
 import { cleanupStage } from '../../src/jobs/full-cleanup.ts';
 import { verifyJob } from '../../src/jobs/verify.ts';
 import { findFreePort, mysqldFromSidRoot, startMysqld } from '../../src/mysql/mysqld.ts';
-import { formatLocal } from '../../src/restore/plan.ts';
+import { formatInZone, UTC } from '../../src/time/zone.ts';
 import { servicesEnv } from '../support/env.ts';
 import { directContext } from '../support/context.ts';
 import { createWorld, rootConnection, type World } from '../support/world.ts';
@@ -101,7 +101,7 @@ test('set-up: T1 rows, full backup (real CLONE), T2 rows, binlogs archived, T3 r
   // More T2 rows in the binlog that T3 will share: the replay must stop inside that file, not at a file boundary.
   await insert('T2', [5]);
   await sleep(1100);
-  target = formatLocal(new Date()); // after every T2 event's second, before every T3 event's second
+  target = `${formatInZone(new Date(), UTC)}Z`; // after every T2 commit's second, before every T3 commit's second
   await sleep(1100);
   await insert('T3', [6, 7]);
   await archiveBinlogs(`pitr-binlog-2-${world.id}`);
@@ -170,7 +170,7 @@ test('too early: refused with the oldest recovery point, nothing created', async
   const datadir = path.join(world.dir, 'restore-too-early');
   const r = await restore(['run', '--instance', String(world.sourceInstanceId), '--at', '2001-01-01 00:00:00', '--datadir', datadir]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /target 2001-01-01 00:00:00 is before the oldest full backup: bak_\d+_\d{14}\.tar\.gz has recovery point/);
+  assert.match(r.stderr, /target 2001-01-01 00:00:00 [+-]\d\d:\d\d \([^)]+\) is before the oldest full backup: bak_\d+_\d{14}\.tar\.gz has recovery point/);
   assert.ok(!existsSync(datadir), 'no datadir created');
 });
 

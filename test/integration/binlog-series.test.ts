@@ -240,3 +240,23 @@ test('PITR preconditions: gtid_mode OFF, then binlog_format MIXED: one Error row
   const fixed = await run(id, config);
   assert.ok(fixed.archived.length >= 1);
 });
+
+test('rows archived before server_uuid was recorded are recognised by their backup_uuid: this server\'s are filled in, another\'s start a new series', async () => {
+  const id = await addInstance('legacy', a);
+  await writeAndRotate(a.conn, 1);
+  const first = await run(id, configFor(id, a));
+  assert.ok(first.archived.length >= 1);
+  const forget = () => world.metadata.pool.query('UPDATE full_backup_metadata SET server_uuid = NULL WHERE tb_instance_id = ?', [String(id)]);
+  await forget();
+
+  const again = await run(id, configFor(id, a));
+  assert.deepEqual(again.archived, []);
+  assert.equal(again.gap, undefined);
+  for (const r of await rowsOf(id)) assert.equal(r.serverUuid, a.serverUuid, `${r.binlogFile}: server_uuid filled in`);
+
+  await forget();
+  const moved = await run(id, configFor(id, b));
+  assert.equal(moved.gap?.reason, 'server-changed');
+  assert.match(moved.gap?.detail ?? '', /was archived from \(a server not recorded\)/);
+  assert.deepEqual(moved.archived.map((x) => x.file), (await binlogNames(b.conn)).slice(0, -1));
+});

@@ -4,7 +4,7 @@
 // printing MySQL and MariaDB version lines).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { RestoreConfig } from '../../src/config/index.ts';
@@ -79,8 +79,9 @@ const MYSQL_97 = 'mysql  Ver 9.7.4-2 for Linux on x86_64 ((Debian))';
 const MARIADB_MYSQL = 'mysql  Ver 15.1 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64) using  EditLine wrapper';
 const MARIADB_BINLOG = 'mysqlbinlog Ver 3.5 for debian-linux-gnu at x86_64';
 
-test('mysqlbinlog and mysql default to the ones beside mysqld (same directory, or ../bin of sbin/mysqld), before PATH', () => {
+test('mysqlbinlog and mysql default to the ones beside mysqld (same directory, or ../bin of sbin/mysqld), before PATH', (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mcb-beside-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   // An installation like /usr/local/mysql: sbin/mysqld, bin/mysqlbinlog, bin/mysql.
   const mysqld = fakeProgram(path.join(dir, 'inst/sbin/mysqld'), MYSQLD_97);
   fakeProgram(path.join(dir, 'inst/bin/mysqlbinlog'), MYSQLBINLOG_97);
@@ -105,8 +106,9 @@ test('mysqlbinlog and mysql default to the ones beside mysqld (same directory, o
   assert.deepEqual(fromPath.binaries.mysqlbinlog.command, [path.join(dir, 'inst/bin/mysqlbinlog')]);
 });
 
-test('checkRestoreTools: MySQL clients at least the server version pass; MariaDB, older and unknown ones are one-line errors, exit code 2', async () => {
+test('checkRestoreTools: MySQL clients at least the server version pass; MariaDB, older and unknown ones are one-line errors, exit code 2', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mcb-tools-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const f = (name: string, line: string) => fakeProgram(path.join(dir, name), line);
   let n = 0;
   const tools = (mysqld: string, mysqlbinlog: string, mysql: string) => {

@@ -8,12 +8,16 @@ import { checkRestoreTools, resolveRestoreBinaries } from '../../restore/binarie
 import { checkRestoreServerCanReach } from '../../restore/server.ts';
 import { runRestore, type RestoreBinaries } from '../../restore/run.ts';
 import { MetadataError } from '../../metadata/index.ts';
+import { GtidSet } from '../../binlog/index.ts';
+import { resolveSeedEraCandidates } from '../../restore/seed-era.ts';
 import { parseTimeZone, TimeError, UTC, type TimeZone } from '../../time/zone.ts';
 import { parseId, UsageError, type CliContext, type Run } from '../context.ts';
 
 interface PlanOptions {
   instance: string;
-  at: string;
+  at?: string;
+  atGtid?: string;
+  inclusive?: boolean;
   fromBucket?: boolean;
   bucket?: string;
   backup?: string;
@@ -32,8 +36,21 @@ function storesOf(ctx: CliContext, defaultBucket?: string): (bucket: string | un
   };
 }
 
-/** --at in `zone`; a malformed value is bad usage. */
-function parseAt(text: string | undefined, zone: TimeZone): RestoreTarget {
+/** --at in `zone`, or --at-gtid; a malformed value, or neither or both given, is bad usage. */
+function parseAt(o: Pick<PlanOptions, 'at' | 'atGtid' | 'inclusive'>, zone: TimeZone): RestoreTarget {
+  if ((o.at === undefined) === (o.atGtid === undefined)) throw new UsageError('give exactly one of --at TIME|latest and --at-gtid SET');
+  if (o.atGtid !== undefined) {
+    let set: GtidSet;
+    try {
+      set = GtidSet.parse(o.atGtid);
+    } catch (err) {
+      throw new UsageError(`--at-gtid: ${(err as Error).message}`);
+    }
+    if (set.isEmpty()) throw new UsageError('--at-gtid: the GTID set is empty');
+    return { kind: 'gtid', gtids: set.toString(), include: Boolean(o.inclusive) };
+  }
+  if (o.inclusive) throw new UsageError('--inclusive goes with --at-gtid');
+  const text = o.at;
   try {
     return parseTarget(text ?? '', zone);
   } catch (err) {
@@ -63,11 +80,11 @@ async function buildPlan(
   o: PlanOptions,
 ): Promise<{ plan: RestorePlan; warnings: string[]; storeFor: (b: string | undefined) => ObjectStore; zone: TimeZone }> {
   const instanceId = parseId(o.instance);
-  parseAt(o.at, UTC); // syntax first: a typo fails before any connection
+  parseAt(o, UTC); // syntax first: a typo fails before any connection
   const storeFor = storesOf(ctx, o.bucket);
   const warnings: string[] = [];
   const zone = await restoreTimeZone(ctx, o.fromBucket, warnings);
-  const target = parseAt(o.at, zone);
+  const target = parseAt(o, zone);
   if (o.fromBucket) {
     const store = storeFor(undefined);
     await store.checkBucket();
@@ -79,7 +96,10 @@ async function buildPlan(
   }
   await ctx.instance(instanceId);
   const rows = await (await ctx.metadata()).listBackups({ instanceId, limit: 1_000_000 });
-  return { plan: planRestore({ ...candidatesFromRows(rows), target, backup: o.backup, zone }), warnings, storeFor, zone };
+  const fromRows = candidatesFromRows(rows);
+  const resolved = await resolveSeedEraCandidates(fromRows.fulls, fromRows.binlogs, storeFor);
+  warnings.push(...resolved.warnings);
+  return { plan: planRestore({ fulls: resolved.fulls, binlogs: resolved.binlogs, target, backup: o.backup, zone }), warnings, storeFor, zone };
 }
 
 function planJson(plan: RestorePlan, zone: TimeZone) {
@@ -98,6 +118,8 @@ function printPlan(plan: RestorePlan, zone: TimeZone): void {
   const f = plan.full;
   console.log(`target:        ${describeTarget(plan.target, zone)}`);
   console.log(`full backup:   ${f.objectKey}  recovery point ${t(f.endTime)}${f.endTimeExact ? '' : ' (estimated)'}  ${f.bytes ?? '?'} bytes  sha256 ${f.sha256 ?? '-'}`);
+  if (f.seedEra) console.log("               written by the seed's script: no checksum recorded; its size and gzip integrity are checked instead");
+  if (!f.sha256 && !f.seedEra) console.log('               no checksum recorded for this object: its size and compression integrity are checked instead');
   if (!plan.binlogs.length) console.log('binlogs:       none needed');
   for (const b of plan.binlogs) {
     console.log(`binlog:        ${b.file}  ${t(b.startTime)} .. ${b.endTime ? t(b.endTime) : '?'}  ${b.objectKey}  ${b.bytes ?? '?'} bytes  sha256 ${b.sha256 ?? '-'}`);
@@ -119,7 +141,9 @@ export function registerRestore(program: Command, run: Run): void {
   const common = (c: Command) =>
     c
       .requiredOption('--instance <id>', 'tb_instance id')
-      .requiredOption('--at <time>', "'YYYY-MM-DD HH:MM:SS[.ffffff]' in the metadata time zone (or ending in Z or ±HH:MM), or latest")
+      .option('--at <time>', "'YYYY-MM-DD HH:MM:SS[.ffffff]' in the metadata time zone (or ending in Z or ±HH:MM), or latest: every transaction committed at or before it")
+      .option('--at-gtid <set>', 'stop just before the first transaction of this GTID set (undo one bad transaction)')
+      .option('--inclusive', 'with --at-gtid: stop just after that transaction instead')
       .option('--from-bucket', 'plan from the objects in the bucket, without the metadata center')
       .option('--bucket <name>', 'bucket to read (default [backup-conf] bucket_name)')
       .option('--backup <name>', 'restore from this full backup (object key, backup_name or uuid), even one whose restore test failed');
@@ -177,6 +201,7 @@ export function registerRestore(program: Command, run: Run): void {
             password: ctx.config.restore.password,
             log: (m) => console.error(m),
             signal: interrupt.signal,
+            zone,
           });
         } finally {
           process.off('SIGINT', onSignal);

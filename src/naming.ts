@@ -25,6 +25,18 @@ export function binlogObjectName(instanceId: number, binlogFile: string, extensi
   return `log_${instanceId}_${binlogFile}${extension}`;
 }
 
+/**
+ * The archive a seed-era full row names: the seed's script recorded the archive (`bak_<id>_<ts>.tar.gz`) or its
+ * folder (`bak_<id>_<ts>`, archived as `.tar.gz`) in backup_name. Undefined when the name is neither.
+ */
+export function seedFullObjectName(backupName: string | null | undefined): string | undefined {
+  const name = backupName?.trim();
+  if (!name) return undefined;
+  if (/^bak_\d+_\d{14}$/.test(name)) return `${name}.tar.gz`;
+  if (/^bak_\d+_\d{14}\.tar(\.gz)?$/.test(name)) return name;
+  return undefined;
+}
+
 const fullNamePattern = /^bak_(\d+)_(\d{14})\.tar(\.gz)?$/;
 const binlogNamePattern = /^log_(\d+)_(.+?)(\.gz)?$/;
 

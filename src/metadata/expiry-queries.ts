@@ -4,6 +4,7 @@
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { BackupState } from './states.ts';
 import type { MetadataStore } from './store.ts';
+import { seedFullObjectName } from '../naming.ts';
 
 /** What expiry reads of a full_backup_metadata row. */
 export interface ExpiryRow {
@@ -25,9 +26,13 @@ export interface ExpiryRow {
   verifyState: string | null;
 }
 
-/** The key of a row's object: object_key (ours), else backup_name (the seed's rows, and what its cleaner deleted). */
-export function objectKeyOf(row: Pick<ExpiryRow, 'objectKey' | 'backupName'>): string {
-  return row.objectKey || row.backupName;
+/**
+ * The key of a row's object: object_key (ours), else for the seed's rows the archive its full row names, else
+ * backup_name (what the seed's cleaner deleted).
+ */
+export function objectKeyOf(row: Pick<ExpiryRow, 'objectKey' | 'backupName' | 'backupType'>): string {
+  if (row.objectKey) return row.objectKey;
+  return (row.backupType === 'full' ? seedFullObjectName(row.backupName) : undefined) ?? row.backupName;
 }
 
 function toExpiryRow(r: RowDataPacket): ExpiryRow {

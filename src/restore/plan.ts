@@ -2,6 +2,7 @@
 // to a target time, or a clear reason why that cannot be done. Inputs come from metadata rows (restore.ts) or
 // from object names + binlog headers (--from-bucket); this file does no I/O.
 import type { BackupRow } from '../metadata/index.ts';
+import { seedFullObjectName } from '../naming.ts';
 import { GtidSet } from '../binlog/gtid-set.ts';
 import { formatInstant, formatInZone, parseInstant, UTC, type TimeZone } from '../time/zone.ts';
 
@@ -128,12 +129,7 @@ function compareBinlogs(a: BinlogCandidate, b: BinlogCandidate): number {
  * archive (`bak_<id>_<ts>.tar.gz`) or its folder (`bak_<id>_<ts>`) in backup_name.
  */
 export function fullObjectKeyOf(row: Pick<BackupRow, 'objectKey' | 'backupName'>): string | undefined {
-  if (row.objectKey) return row.objectKey;
-  const name = row.backupName?.trim();
-  if (!name) return undefined;
-  if (/^bak_\d+_\d{14}$/.test(name)) return `${name}.tar.gz`;
-  if (/^bak_\d+_\d{14}\.tar(\.gz)?$/.test(name)) return name;
-  return undefined;
+  return row.objectKey || seedFullObjectName(row.backupName);
 }
 
 /** Metadata rows → candidates: Completed, not deleted, with an object (ours, or the seed's by name). */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backupUuidFor, binlogObjectName, compactTimestamp, fullBackupObjectName, humanBytes, parseObjectName } from '../../src/naming.ts';
+import { backupUuidFor, binlogObjectName, compactTimestamp, fullBackupObjectName, humanBytes, parseObjectName, seedFullObjectName } from '../../src/naming.ts';
+import { objectKeyOf } from '../../src/metadata/expiry-queries.ts';
 import { fullBackupFiles } from '../../src/jobs/full-files.ts';
 import { canEnterStage, finalStates, inProgressStates, stageTransitions } from '../../src/metadata/states.ts';
 import { splitStatements, loadMigrations } from '../../src/metadata/migrate.ts';
@@ -64,4 +65,16 @@ test('migrations are numbered and split into single statements', () => {
   assert.deepEqual(migrations.map((m) => m.version), [...migrations.map((m) => m.version)].sort((a, b) => a - b));
   assert.equal(migrations[0]!.statements.length, 2);
   assert.deepEqual(splitStatements('-- c\nSELECT 1;\nSELECT 2;\n'), ['SELECT 1', 'SELECT 2']);
+});
+
+test('seedFullObjectName: the archive a seed-era full row names, in either form the seed wrote', () => {
+  assert.equal(seedFullObjectName('bak_106_20231026102557'), 'bak_106_20231026102557.tar.gz');
+  assert.equal(seedFullObjectName('bak_106_20231026102557.tar.gz'), 'bak_106_20231026102557.tar.gz');
+  assert.equal(seedFullObjectName(' bak_106_20231026102557.tar '), 'bak_106_20231026102557.tar');
+  for (const other of ['', null, undefined, 'log_106_mysql-bin.000001', 'bak_106_2023.tar.gz', '../bak_1_20231026102557']) {
+    assert.equal(seedFullObjectName(other), undefined, String(other));
+  }
+  assert.equal(objectKeyOf({ objectKey: null, backupName: 'bak_106_20231026102557', backupType: 'full' }), 'bak_106_20231026102557.tar.gz');
+  assert.equal(objectKeyOf({ objectKey: null, backupName: 'log_106_mysql-bin.000001', backupType: 'binlog' }), 'log_106_mysql-bin.000001');
+  assert.equal(objectKeyOf({ objectKey: 'k', backupName: 'bak_106_20231026102557', backupType: 'full' }), 'k');
 });

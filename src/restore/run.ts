@@ -1,14 +1,14 @@
 // Point-in-time restore: download (sha256-verified, streamed to disk), extract the full backup as a datadir,
 // start a temporary mysqld on it, replay archived binlogs up to the target and no further, stop cleanly.
 //
-// Replay method: `mysqlbinlog [--stop-position=P] f1 … fn | mysql` into the temporary server.
-//  - The clone's datadir carries gtid_executed, so the first binlog can be given whole: every transaction the
-//    clone already holds is skipped by GTID auto-skip (SET GTID_NEXT of an executed GTID is a no-op). No start
-//    position or clone binlog coordinates are needed. (Requires gtid_mode=ON on the backed-up instance.)
-//  - The stop is exact: the binlog reader finds the end of the last transaction committed at or before the target
-//    in the last file (findRestoreStop), and mysqlbinlog applies --stop-position to the last file
-//    named. A transaction is never cut in half, and nothing after the target is replayed (unlike
-//    --stop-datetime, which is evaluated per event).
+// Replay method: `mysqlbinlog --exclude-gtids=<clone's gtid_executed> [--stop-position=P] f1 … fn | mysql` into
+// the temporary server.
+//  - The clone's datadir carries gtid_executed, so the first binlog can be given whole: mysqlbinlog leaves out
+//    every transaction the clone already holds. No start position is needed; replay.ts checks that the chain
+//    reaches back to the clone. (Requires gtid_mode=ON on the backed-up instance.)
+//  - The stop is exact (replay.ts): the first transaction committed after the target (or the --at-gtid one) ends
+//    the replay at a transaction boundary, via --stop-position on the last file named; nothing after it is
+//    replayed (unlike --stop-datetime, which compares statement start times per event).
 //  - It needs no replication channel on the restored server (the relay-log method would leave one configured).
 //
 // Failure policy: the datadir must be empty (or absent) at the start, so everything in it afterwards is ours.
@@ -211,11 +211,17 @@ interface Exit {
 export async function pipeBinlogsIntoServer(
   binaries: RestoreBinaries,
   files: string[],
-  opts: { stopPosition?: number; socket: string; user: string; password: string; signal?: AbortSignal },
+  opts: { stopPosition?: number; excludeGtids?: string; socket: string; user: string; password: string; signal?: AbortSignal },
 ): Promise<void> {
   const [mbFile, ...mbPrefix] = binaries.mysqlbinlog.command;
   const [myFile, ...myPrefix] = binaries.mysql.command;
-  const mbArgs = [...mbPrefix, ...binaries.mysqlbinlog.baseArgs, ...(opts.stopPosition ? [`--stop-position=${opts.stopPosition}`] : []), ...files];
+  const mbArgs = [
+    ...mbPrefix,
+    ...binaries.mysqlbinlog.baseArgs,
+    ...(opts.stopPosition ? [`--stop-position=${opts.stopPosition}`] : []),
+    ...(opts.excludeGtids ? [`--exclude-gtids=${opts.excludeGtids}`] : []),
+    ...files,
+  ];
   const myArgs = [...myPrefix, ...binaries.mysql.baseArgs, '--binary-mode', '--protocol=SOCKET', `--socket=${opts.socket}`, `--user=${opts.user}`];
   const mb = spawn(mbFile!, mbArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
   const my = spawn(myFile!, myArgs, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, MYSQL_PWD: opts.password } });
@@ -257,7 +263,7 @@ export function restoreStopOf(target: RestorePlan['target']): RestoreStop {
  * The chain must begin at or before the clone's consistent point: every GTID executed before the first binlog
  * began must be in the clone (seed-era and --from-bucket backups have no recorded binlog position to trust).
  */
-async function checkChainReachesClone(socket: string, user: string, password: string, firstBinlog: string, fullKey: string): Promise<void> {
+async function checkChainReachesClone(socket: string, user: string, password: string, firstBinlog: string, fullKey: string): Promise<GtidSet> {
   const conn = await mysql.createConnection({ socketPath: socket, user, password });
   let clone: GtidSet;
   try {
@@ -275,6 +281,7 @@ async function checkChainReachesClone(socket: string, user: string, password: st
       `gap between ${fullKey} and its first binlog ${path.basename(firstBinlog)}: ${missing} was executed before that binlog began but is not in the clone; an earlier binlog is needed`,
     );
   }
+  return clone;
 }
 
 export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult> {
@@ -329,9 +336,11 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     });
     checkAbort();
     if (replay.files.length) {
-      await checkChainReachesClone(server.socket, user, password, replay.files[0]!, full.objectKey);
+      const clone = await checkChainReachesClone(server.socket, user, password, replay.files[0]!, full.objectKey);
       log(`replaying ${replay.files.length} binlog(s)${stopPosition ? ` up to position ${stopPosition} of ${path.basename(replay.files[replay.files.length - 1]!)}` : ''}`);
-      await pipeBinlogsIntoServer(binaries, replay.files, { stopPosition, socket: server.socket, user, password, signal });
+      // Transactions the clone holds are left out by mysqlbinlog itself rather than skipped by GTID on the server:
+      // their `USE db` would fail for a database dropped before the clone.
+      await pipeBinlogsIntoServer(binaries, replay.files, { stopPosition, excludeGtids: clone.toString(), socket: server.socket, user, password, signal });
     }
     checkAbort();
     await removeReplicationConfiguration(server, user, password);

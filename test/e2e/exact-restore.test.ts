@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
-import { findFreePort, mysqldFromSidRoot, startMysqld } from '../../src/mysql/mysqld.ts';
 import { formatInZone, parseTimeZone } from '../../src/time/zone.ts';
 import { servicesEnv } from '../support/env.ts';
 import { runMcb, startMcb, type Daemon } from '../support/spawn.ts';
+import { phaseRowsIn } from '../support/restored.ts';
 import { createWorld, rootConnection, type World } from '../support/world.ts';
 
 const SHANGHAI = parseTimeZone('Asia/Shanghai');
@@ -38,6 +38,11 @@ after(async () => {
   await world?.cleanup();
 });
 
+function connectionOptions(): mysql.ConnectionOptions {
+  const node = servicesEnv().source;
+  return { host: node.host, port: node.port, user: node.rootUser, password: node.rootPassword };
+}
+
 /** Inserts one row in its own transaction on `conn`, returns that transaction's GTID. */
 async function insertRow(conn: mysql.Connection, id: number, phase: string, sql = `INSERT INTO ${db}.t (id, phase) VALUES (?, ?)`): Promise<string> {
   await conn.query(sql, [id, phase]);
@@ -52,23 +57,7 @@ function mcb(args: string[], tz: string) {
   return runMcb(['-f', ini, ...args], { timeoutMs: 300_000, env: { TZ: tz, MCB_SID_ROOT: servicesEnv().sidRoot } });
 }
 
-async function rowsIn(datadir: string): Promise<string[]> {
-  const env = servicesEnv();
-  const server = await startMysqld(mysqldFromSidRoot(env.sidRoot), {
-    datadir,
-    port: await findFreePort(),
-    runDir: `${datadir}-check-run`,
-    extraArgs: ['--skip-replica-start', '--server-id=95', '--skip-log-bin', '--event-scheduler=DISABLED'],
-  });
-  try {
-    const conn = await mysql.createConnection({ socketPath: server.socket, user: 'root', password: env.source.rootPassword });
-    const [rows] = await conn.query(`SELECT id, phase FROM ${db}.t ORDER BY id`);
-    await conn.end();
-    return (rows as Array<{ id: number; phase: string }>).map((r) => `${r.phase}:${r.id}`);
-  } finally {
-    await server.stop();
-  }
-}
+const rowsIn = (datadir: string) => phaseRowsIn(datadir, `${db}.t`);
 
 async function restoreRun(name: string, args: string[]): Promise<{ rows: string[]; result: { gtidExecuted: string } }> {
   const datadir = path.join(world.dir, name);
@@ -81,6 +70,14 @@ test('set-up: full backup and binlogs by a worker in Asia/Shanghai; a long state
   await source.query(`CREATE DATABASE ${db}`);
   await source.query(`CREATE TABLE ${db}.t (id int PRIMARY KEY, phase varchar(10))`);
   await insertRow(source, 1, 'before');
+  // A database used (as a session's default database) and dropped before the clone, in the binlog the replay
+  // starts with: the transactions the clone holds must be left out, not reach the server as `USE gone; …`.
+  await source.query(`CREATE DATABASE ${db}_gone`);
+  const user = await mysql.createConnection({ ...connectionOptions(), database: `${db}_gone` });
+  await user.query('CREATE TABLE x (a int PRIMARY KEY)');
+  await user.query('INSERT INTO x VALUES (1)');
+  await user.end();
+  await source.query(`DROP DATABASE ${db}_gone`);
   const full = await mcb(['enqueue', 'full', '--instance', String(world.sourceInstanceId), '--wait', '--timeout', '280'], 'Asia/Shanghai');
   assert.equal(full.code, 0, `${full.stdout}\n${full.stderr}`);
 

@@ -20,12 +20,12 @@ import { tarStage } from '../../src/jobs/full-tar.ts';
 import { uploadStage } from '../../src/jobs/full-upload.ts';
 import { cleanupStage } from '../../src/jobs/full-cleanup.ts';
 import { verifyJob } from '../../src/jobs/verify.ts';
-import { findFreePort, mysqldFromSidRoot, startMysqld } from '../../src/mysql/mysqld.ts';
 import { formatInZone, UTC } from '../../src/time/zone.ts';
 import { servicesEnv } from '../support/env.ts';
 import { directContext } from '../support/context.ts';
 import { createWorld, rootConnection, type World } from '../support/world.ts';
 import { runMcb, startMcb } from '../support/spawn.ts';
+import { phaseRowsIn } from '../support/restored.ts';
 
 let world: World;
 let config: Config;
@@ -58,24 +58,7 @@ async function archiveBinlogs(jobId: string): Promise<void> {
   assert.ok(r.archived.length > 0, 'the binlog job archived the closed binlog');
 }
 
-/** Starts mysqld on a restored datadir and reads the test table. */
-async function rowsIn(datadir: string): Promise<string[]> {
-  const env = servicesEnv();
-  const server = await startMysqld(mysqldFromSidRoot(env.sidRoot), {
-    datadir,
-    port: await findFreePort(),
-    runDir: `${datadir}-check-run`,
-    extraArgs: ['--skip-replica-start', '--server-id=93', '--skip-log-bin'],
-  });
-  try {
-    const conn = await mysql.createConnection({ socketPath: server.socket, user: 'root', password: env.source.rootPassword });
-    const [rows] = await conn.query(`SELECT id, phase FROM ${db}.t ORDER BY id`);
-    await conn.end();
-    return (rows as Array<{ id: number; phase: string }>).map((r) => `${r.phase}:${r.id}`);
-  } finally {
-    await server.stop();
-  }
-}
+const rowsIn = (datadir: string) => phaseRowsIn(datadir, `${db}.t`);
 
 function restore(args: string[]) {
   return runMcb(['-f', ini, 'restore', ...args], { timeoutMs: 300_000, env: { MCB_SID_ROOT: servicesEnv().sidRoot } });

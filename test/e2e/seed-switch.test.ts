@@ -13,10 +13,10 @@ import mysql from 'mysql2/promise';
 import { loadConfig, type Config } from '../../src/config/index.ts';
 import { binlogJob } from '../../src/jobs/binlog.ts';
 import { loadMigrations, MetadataStore } from '../../src/metadata/index.ts';
-import { findFreePort, mysqldFromSidRoot, startMysqld } from '../../src/mysql/mysqld.ts';
 import { directContext } from '../support/context.ts';
 import { servicesEnv } from '../support/env.ts';
 import { runMcb } from '../support/spawn.ts';
+import { phaseRowsIn } from '../support/restored.ts';
 import { createWorld, rootConnection, type World } from '../support/world.ts';
 
 let world: World;
@@ -164,21 +164,5 @@ test('seed-era full backup and binlogs, mcb migrate and binlog job: nothing arch
     env: { MCB_SID_ROOT: servicesEnv().sidRoot },
   });
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-  const server = await startMysqld(mysqldFromSidRoot(servicesEnv().sidRoot), {
-    datadir,
-    port: await findFreePort(),
-    runDir: `${datadir}-check-run`,
-    extraArgs: ['--skip-replica-start', '--server-id=94', '--skip-log-bin', '--event-scheduler=DISABLED'],
-  });
-  try {
-    const conn = await mysql.createConnection({ socketPath: server.socket, user: 'root', password: servicesEnv().source.rootPassword });
-    const [restored] = await conn.query(`SELECT id, phase FROM ${db}.t ORDER BY id`);
-    await conn.end();
-    assert.deepEqual(
-      (restored as Array<{ id: number; phase: string }>).map((x) => `${x.phase}:${x.id}`),
-      ['before:1', 'before:2', 'seed:3', 'seed:4', 'mcb:5', 'mcb:6'],
-    );
-  } finally {
-    await server.stop();
-  }
+  assert.deepEqual(await phaseRowsIn(datadir, `${db}.t`), ['before:1', 'before:2', 'seed:3', 'seed:4', 'mcb:5', 'mcb:6']);
 });

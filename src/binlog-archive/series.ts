@@ -15,6 +15,7 @@ import type { JobContext } from '../jobs/types.ts';
 import type { ArchivedBinlogRow } from '../metadata/binlog-queries.ts';
 import { backupUuidFor } from '../naming.ts';
 import { binlogStartOfObject } from '../restore/bucket.ts';
+import { instantsAtWallOf, type TimeZone } from '../time/zone.ts';
 import type { BinlogHead, IndexEntry } from './index-file.ts';
 
 /** server_uuid stand-in for rows mcb wrote before sql/005 on another server. */
@@ -47,10 +48,19 @@ export async function identifyRows(rows: ArchivedBinlogRow[], ctx: JobContext, s
 }
 
 async function identifyMcbRow(row: ArchivedBinlogRow, ctx: JobContext, s: SeriesContext): Promise<IdentifiedRow> {
-  const start = row.startTime ? row.startTime.getTime() / 1000 : NaN;
-  if (binlogBackupUuid(s.instanceId, s.serverUuid, row.binlogFile, start) !== row.backupUuid) return { ...row, serverUuid: UNRECORDED_SERVER };
+  const isThisServers = (start: number) => binlogBackupUuid(s.instanceId, s.serverUuid, row.binlogFile, start) === row.backupUuid;
+  if (!possibleStartSeconds(row.startTime, ctx.metadata.timeZone).some(isThisServers)) return { ...row, serverUuid: UNRECORDED_SERVER };
   await ctx.metadata.update(row.backupUuid, { serverUuid: s.serverUuid });
   return { ...row, serverUuid: s.serverUuid };
+}
+
+/**
+ * The first-event times (seconds) a read-back start_time may have been written from: two when its wall time is in
+ * the hour a DST change repeats (it reads back as the earlier one).
+ */
+function possibleStartSeconds(startTime: Date | null, zone: TimeZone): number[] {
+  if (!startTime || Number.isNaN(startTime.getTime())) return [];
+  return instantsAtWallOf(startTime, zone).map((d) => d.getTime() / 1000);
 }
 
 async function identifySeedRow(row: ArchivedBinlogRow, ctx: JobContext, s: SeriesContext): Promise<IdentifiedRow> {

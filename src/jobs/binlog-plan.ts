@@ -12,6 +12,7 @@
 // the chain as well: one gap saying why, and the new series is archived from its start.
 import { GtidSet } from '../binlog/index.ts';
 import type { BackupState } from '../metadata/states.ts';
+import { instantsAtWallOf, sameWallSecond, UTC, type TimeZone } from '../time/zone.ts';
 
 export interface ArchivedBinlog {
   binlogFile: string;
@@ -38,6 +39,11 @@ export interface BinlogHeadInfo {
 export interface SeriesFacts {
   serverUuid?: string;
   heads?: ReadonlyMap<string, BinlogHeadInfo>;
+  /**
+   * The metadata time zone the rows' start times were read back in (UTC when absent). A DATETIME in the hour a DST
+   * change repeats reads back as its earlier instant, so start times are compared as wall times in it.
+   */
+  timeZone?: TimeZone;
 }
 
 export type GapReason = 'purged' | 'reset' | 'server-changed';
@@ -97,29 +103,45 @@ function isUnmatchedSeedRow(row: ArchivedBinlog): boolean {
 /**
  * The last done row. Rows that know their server come after unmatched seed rows (the seed ran before mcb, and its
  * start_time is an upload time); among each kind the one that started last (a reset numbering starts again at 1,
- * but later in time), by name when two started in the same second.
+ * but later in time), by name when two started in the same second or when a DST fold in `zone` leaves their order
+ * unknown.
  */
-export function lastDone(archived: readonly ArchivedBinlog[]): ArchivedBinlog | undefined {
+export function lastDone(archived: readonly ArchivedBinlog[], zone: TimeZone = UTC): ArchivedBinlog | undefined {
   let best: ArchivedBinlog | undefined;
   for (const row of archived) {
     if (!isDoneState(row.state) || !parseBinlogName(row.binlogFile)) continue;
-    if (!best || comesAfter(row, best)) best = row;
+    if (!best || comesAfter(row, best, zone)) best = row;
   }
   return best;
 }
 
-function comesAfter(row: ArchivedBinlog, other: ArchivedBinlog): boolean {
+function comesAfter(row: ArchivedBinlog, other: ArchivedBinlog, zone: TimeZone): boolean {
   const seedRow = isUnmatchedSeedRow(row);
   const seedOther = isUnmatchedSeedRow(other);
   if (seedRow !== seedOther) return seedOther;
-  const a = row.startTime?.getTime() ?? -Infinity;
-  const b = other.startTime?.getTime() ?? -Infinity;
-  return a > b || (a === b && seqOf(row.binlogFile) > seqOf(other.binlogFile));
+  const order = startOrder(row.startTime, other.startTime, zone);
+  return order > 0 || (order === 0 && seqOf(row.binlogFile) > seqOf(other.binlogFile));
+}
+
+/**
+ * 1 when `a` started after `b`, -1 before, 0 when it cannot tell: the same instant, or a read-back wall time in a
+ * DST fold that may be either of two instants, one on each side of the other start.
+ */
+function startOrder(a: Date | null, b: Date | null, zone: TimeZone): number {
+  const as = possibleStarts(a, zone);
+  const bs = possibleStarts(b, zone);
+  if (Math.min(...as) > Math.max(...bs)) return 1;
+  if (Math.max(...as) < Math.min(...bs)) return -1;
+  return 0;
+}
+
+function possibleStarts(start: Date | null, zone: TimeZone): number[] {
+  return start && !Number.isNaN(start.getTime()) ? instantsAtWallOf(start, zone).map((d) => d.getTime()) : [-Infinity];
 }
 
 /** The index files whose heads planBinlogArchive compares with the last done row: it, and the first file after it. */
-export function filesToInspect(index: readonly string[], archived: readonly ArchivedBinlog[]): string[] {
-  const last = lastDone(archived);
+export function filesToInspect(index: readonly string[], archived: readonly ArchivedBinlog[], zone: TimeZone = UTC): string[] {
+  const last = lastDone(archived, zone);
   if (!last) return [];
   const out: string[] = [];
   if (index.includes(last.binlogFile)) out.push(last.binlogFile);
@@ -159,7 +181,7 @@ export function seriesBreak(
   facts: SeriesFacts = {},
 ): { reason: 'reset' | 'server-changed'; detail: string } | undefined {
   const active = index[index.length - 1]!;
-  const { serverUuid, heads } = facts;
+  const { serverUuid, heads, timeZone = UTC } = facts;
   if (serverUuid && last.serverUuid && last.serverUuid !== serverUuid) {
     return { reason: 'server-changed', detail: `the server's server_uuid is ${serverUuid}, ${last.binlogFile} was archived from ${last.serverUuid}` };
   }
@@ -176,7 +198,7 @@ export function seriesBreak(
       };
     }
     const head = heads?.get(last.binlogFile);
-    if (head && last.startTime && head.start * 1000 !== last.startTime.getTime()) {
+    if (head && last.startTime && !sameWallSecond(new Date(head.start * 1000), last.startTime, timeZone)) {
       return {
         reason: 'reset',
         detail: `${last.binlogFile} on the server started at ${fromSeconds(head.start)}, the archived ${last.binlogFile} at ${when(last.startTime)}`,
@@ -206,7 +228,7 @@ export function planBinlogArchive(index: readonly string[], archived: readonly A
   for (const name of index) seqOf(name);
   const active = index[index.length - 1]!;
   const closed = index.slice(0, -1);
-  const last = lastDone(archived);
+  const last = lastDone(archived, facts.timeZone);
 
   if (!last) {
     // First run (or nothing ever completed): the whole index but the active binlog.

@@ -26,6 +26,7 @@ import { backfillSeedBinlogRows, listBinlogRows } from '../metadata/binlog-queri
 import { MetadataError, type BackupRow } from '../metadata/index.ts';
 import type { DataNode } from '../mysql/data-node.ts';
 import { binlogObjectName, humanBytes } from '../naming.ts';
+import { formatInZone, type TimeZone } from '../time/zone.ts';
 import { filesToInspect, isDoneState, planBinlogArchive, type BinlogHeadInfo } from './binlog-plan.ts';
 import { defineJob, PermanentJobError, requireInt, type JobContext } from './types.ts';
 
@@ -130,7 +131,8 @@ async function archiveBinlogs(instanceId: number, ctx: JobContext): Promise<Binl
     await backfillSeedBinlogRows(ctx.metadata, instanceId);
     const rows = await identifyRows(await listBinlogRows(ctx.metadata, instanceId), ctx, run);
     const names = entries.map((e) => e.name);
-    const plan = planBinlogArchive(names, rows, { serverUuid, heads: await headsOf(filesToInspect(names, rows), run) });
+    const timeZone = ctx.metadata.timeZone;
+    const plan = planBinlogArchive(names, rows, { serverUuid, timeZone, heads: await headsOf(filesToInspect(names, rows, timeZone), run) });
     const result: BinlogResult = { archived: [], skipped: plan.alreadyArchived.length, flushed, active: plan.active };
 
     if (plan.gap) {
@@ -138,12 +140,12 @@ async function archiveBinlogs(instanceId: number, ctx: JobContext): Promise<Binl
       result.gap = await recordGap(instanceId, plan.gap, new Date((await head(first)).start * 1000), path.dirname(first.path), serverUuid, ctx);
     }
 
-    const archivedHere = archivedIdentities(rows);
+    const archivedHere = archivedIdentities(rows, timeZone);
     for (const name of plan.toArchive) {
       if (ctx.signal.aborted) throw new BinlogBatchError(`binlog run interrupted (worker shutting down) before ${name}`, result.archived);
       const entry = entryNamed(run, name);
       const h = await head(entry);
-      if (archivedHere.has(identity(serverUuid, name, h.start))) {
+      if (archivedHere.has(identity(serverUuid, name, new Date(h.start * 1000), timeZone))) {
         result.skipped++;
         continue;
       }
@@ -208,15 +210,18 @@ async function headsOf(names: string[], run: RunState): Promise<Map<string, Binl
   return heads;
 }
 
-/** "Already archived": a done row of the same server, file name and first-event time. */
-function identity(serverUuid: string, file: string, startSeconds: number): string {
-  return `${serverUuid}\n${file}\n${startSeconds * 1000}`;
+/**
+ * "Already archived": a done row of the same server, file name and first-event time. The time is the wall second
+ * in the metadata zone: a start_time in the hour a DST change repeats reads back as the earlier of its two instants.
+ */
+function identity(serverUuid: string, file: string, start: Date, zone: TimeZone): string {
+  return `${serverUuid}\n${file}\n${formatInZone(start, zone)}`;
 }
 
-function archivedIdentities(rows: IdentifiedRow[]): Set<string> {
+function archivedIdentities(rows: IdentifiedRow[], zone: TimeZone): Set<string> {
   const out = new Set<string>();
   for (const r of rows) {
-    if (r.serverUuid && r.startTime && isDoneState(r.state)) out.add(identity(r.serverUuid, r.binlogFile, r.startTime.getTime() / 1000));
+    if (r.serverUuid && r.startTime && !Number.isNaN(r.startTime.getTime()) && isDoneState(r.state)) out.add(identity(r.serverUuid, r.binlogFile, r.startTime, zone));
   }
   return out;
 }

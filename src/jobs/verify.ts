@@ -4,10 +4,14 @@
 // in error_detail) on the row, and removes the scratch copy whatever happened.
 //
 // A failed verification is a result, not a job failure: retrying does not repair a corrupt object. Only what
-// says something about the backup is recorded as `failed`: a checksum mismatch or an archive that does not
-// extract (RestoreCorruptError), mysqld refusing to start on the data, CHECK TABLE errors. Storage, network and
-// local disk errors (download failures, ENOSPC, timeouts, the restored server unreachable) and a metadata
-// center that cannot be reached fail the job (retried) and leave the row's verify_state/error_detail as they were.
+// says something about the backup is recorded as `failed` (a full marked so is never restored from nor protected
+// by expiry, so a false verdict costs a good backup): a checksum mismatch or an archive that does not extract
+// (RestoreCorruptError), mysqld refusing the datadir's data (InnoDB or data dictionary errors in its log), CHECK
+// TABLE errors. Everything else fails the job and leaves the row's verify_state/error_detail as they were: a
+// worker shutdown (the job is handed back), storage, network and local disk errors, a mysqld start timeout, the
+// restored server unreachable, a metadata center that cannot be reached (retried); a mysqld that rejects an
+// option or cannot open a datadir of that version (permanent: the configured server must change).
+// classifyVerifyError decides, in one place.
 //
 // Scheduled weekly per instance by the producer ([schedule] verify, default `0 4 * * 0`), run by the instance's
 // worker. The server binary: MCB_SID_ROOT / MCB_MYSQLD, else [restore] sid_root / mysqld, else `mysqld` on PATH
@@ -21,7 +25,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import type { RunningMysqld } from '../mysql/mysqld.ts';
+import { MysqldStartError, type RunningMysqld } from '../mysql/mysqld.ts';
 import { probeMysqld, resolveRestoreBinaries } from '../restore/binaries.ts';
 import { extractFullVerified, RestoreCorruptError } from '../restore/run.ts';
 import { RestoreServerSetupError, startRestoreServer } from '../restore/server.ts';
@@ -47,13 +51,94 @@ export interface VerifyResult {
 
 const SAMPLE_TABLES = 20;
 
-/** A verdict on the backup (recorded as verify_state 'failed'), as opposed to an error of the test itself. */
-class VerifyFinding extends Error {}
+/** CHECK TABLE of one table did not return a result. */
+class CheckTableError extends Error {
+  constructor(
+    readonly table: string,
+    readonly error: unknown,
+  ) {
+    super(`CHECK TABLE ${table}: ${errorOf(error).message}`);
+  }
+}
+
+function errorOf(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
 
 /** An error the server returned for a statement (it has an SQLSTATE), or the server dying under it. */
 function isServerVerdict(err: unknown): boolean {
   const e = err as { sqlState?: string; code?: string };
   return typeof e.sqlState === 'string' || e.code === 'PROTOCOL_CONNECTION_LOST';
+}
+
+/**
+ * What went wrong during a restore test: a `finding` about the backup (recorded as verify_state 'failed'), or a
+ * `jobError`, a failure of the test itself that the job throws (retried unless a PermanentJobError), leaving the
+ * row as it was.
+ */
+export type VerifyOutcome = { finding: string } | { jobError: Error };
+
+type StartFailureCause = 'option' | 'version' | 'host' | 'data';
+
+/**
+ * Why mysqld exited while starting, read from the [ERROR] lines it logged; the first rule that matches decides,
+ * so the data rule (any InnoDB error) comes last: InnoDB also reports a downgrade or a full disk. Warnings are
+ * not read: every start warns about `--loose-` options the server does not know.
+ */
+const START_FAILURE_RULES: ReadonlyArray<{ cause: StartFailureCause; pattern: RegExp }> = [
+  // MySQL 9.7: "[ERROR] [MY-000067] [Server] unknown variable 'x=1'.", "[ERROR] [MY-000068] [Server] unknown option '--x'."
+  { cause: 'option', pattern: /unknown (variable|option)|ambiguous option|Error while setting value/i },
+  // "[ERROR] [MY-014061] [InnoDB] Invalid MySQL server downgrade: Cannot downgrade from 90900 to 90704. …", upgrade refusals
+  { cause: 'version', pattern: /\b(up|down)grade/i },
+  { cause: 'host', pattern: /No space left|Permission denied|must be writable|Too many open files|Cannot allocate memory|Out of memory|Input\/output error|(error number|errno:?|Errcode:?) (5|12|13|24|28)\b|io_setup|Unable to lock|unix socket/i },
+  // Corrupt pages, a missing redo log, a system tablespace of the wrong size, a data dictionary that does not load.
+  { cause: 'data', pattern: /\[InnoDB\]|Data Dictionary|DD Storage Engine|corrupt|Incorrect information in file/i },
+];
+
+/** The cause of an exit while starting and the [ERROR] lines that show it; undefined when no rule matches. */
+export function startFailureCause(errorLines: readonly string[]): { cause: StartFailureCause; lines: string[] } | undefined {
+  for (const { cause, pattern } of START_FAILURE_RULES) {
+    const lines = errorLines.filter((l) => pattern.test(l));
+    if (lines.length) return { cause, lines };
+  }
+  return undefined;
+}
+
+/** The message of an [ERROR] line without its timestamp and thread id. */
+function errorMessage(line: string): string {
+  return line.slice(Math.max(0, line.indexOf('[ERROR]'))).trim();
+}
+
+function describeLines(lines: readonly string[]): string {
+  return lines.slice(0, 5).map(errorMessage).join(' | ');
+}
+
+/** A temporary mysqld that did not start: only its refusing the data is a finding. */
+function classifyStartFailure(err: MysqldStartError): VerifyOutcome {
+  if (err.failure !== 'exited') return { jobError: err }; // aborted, timed out, or the binary could not be run
+  const found = startFailureCause(err.errorLines);
+  switch (found?.cause) {
+    case 'data':
+      return { finding: `mysqld does not start on the restored datadir: ${describeLines(found.lines)}` };
+    case 'option':
+      return { jobError: new PermanentJobError(`verify: the configured mysqld rejects an option of the temporary server: ${describeLines(found.lines)}`) };
+    case 'version':
+      return { jobError: new PermanentJobError(`verify: the configured mysqld cannot open a datadir of the backup's version: ${describeLines(found.lines)}`) };
+    default:
+      return { jobError: err }; // the host (disk, memory, permissions), or an exit that does not point at the data
+  }
+}
+
+/** Sorts an error of a restore test into a finding about the backup or a failure of the job; see the top of this file. */
+export function classifyVerifyError(err: unknown, signal: AbortSignal): VerifyOutcome {
+  // Shutting down: whatever failed (mysqld stopped while starting, a connection cut) says nothing about the backup.
+  if (signal.aborted) return { jobError: errorOf(err) };
+  if (err instanceof RestoreCorruptError) return { finding: err.message };
+  if (err instanceof CheckTableError) return isServerVerdict(err.error) ? { finding: err.message } : { jobError: errorOf(err.error) };
+  // A scratch path the server's account cannot reach: a configuration error.
+  if (err instanceof RestoreServerSetupError) return { jobError: new PermanentJobError(`verify: ${err.message}`) };
+  if (err instanceof MysqldStartError) return classifyStartFailure(err);
+  return { jobError: errorOf(err) }; // storage unreachable, a cut download, ENOSPC, a login refused…
 }
 
 export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
@@ -88,23 +173,9 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
     let server: RunningMysqld | undefined;
     let reason: string | undefined;
     try {
-      try {
-        await extractFullVerified(ctx.storage, row.objectKey!, row.sha256, datadir, ctx.signal);
-      } catch (err) {
-        if (err instanceof RestoreCorruptError) throw new VerifyFinding(err.message);
-        throw err; // storage unreachable, a cut download, ENOSPC…: not the backup's fault
-      }
-      try {
-        // The same clean server as a restore (src/restore/server.ts): no events fire, no replication, no TCP.
-        server = await startRestoreServer(resolved.binaries.mysqld, { datadir, runDir: path.join(scratch, 'run'), extraArgs: ['--skip-log-bin'], signal: ctx.signal });
-      } catch (err) {
-        // A scratch path the server's account cannot reach: a configuration error. Could not even run the binary
-        // (probed above, so rare): the worker's problem. Otherwise mysqld refused the data (exited, or never
-        // accepted connections).
-        if (err instanceof RestoreServerSetupError) throw new PermanentJobError(`verify: ${err.message}`);
-        if (/^cannot run /.test((err as Error).message)) throw err;
-        throw new VerifyFinding(`mysqld does not start on the restored datadir: ${(err as Error).message}`);
-      }
+      await extractFullVerified(ctx.storage, row.objectKey!, row.sha256, datadir, ctx.signal);
+      // The same clean server as a restore (src/restore/server.ts): no events fire, no replication, no TCP.
+      server = await startRestoreServer(resolved.binaries.mysqld, { datadir, runDir: path.join(scratch, 'run'), extraArgs: ['--skip-log-bin'], signal: ctx.signal });
       // An account of the restored server (the backed-up instance's own accounts): [restore] user / password.
       // Failing to log in is a configuration problem (or the server went away): the job fails.
       const conn = await mysql.createConnection({ socketPath: server.socket, user: ctx.config.restore.user, password: ctx.config.restore.password });
@@ -122,8 +193,7 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
           try {
             [res] = await conn.query(`CHECK TABLE ${name}`);
           } catch (err) {
-            if (isServerVerdict(err)) throw new VerifyFinding(`CHECK TABLE ${name}: ${(err as Error).message}`);
-            throw err;
+            throw new CheckTableError(name, err);
           }
           const bad = (res as Array<{ Msg_type: string; Msg_text: string }>).filter((m) => m.Msg_type.toLowerCase() === 'error' || (m.Msg_type.toLowerCase() === 'status' && m.Msg_text !== 'OK'));
           tablesChecked.push(name);
@@ -136,11 +206,13 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
         await conn.end().catch(() => undefined);
       }
     } catch (err) {
-      if (!(err instanceof VerifyFinding)) {
-        ctx.log.warn({ instance: instanceId, backupUuid: row.backupUuid, err: (err as Error).message }, 'restore test could not run; nothing recorded, the job fails');
-        throw err;
+      const outcome = classifyVerifyError(err, ctx.signal);
+      if ('jobError' in outcome) {
+        const what = ctx.signal.aborted ? 'restore test interrupted' : 'restore test could not run';
+        ctx.log.warn({ instance: instanceId, backupUuid: row.backupUuid, err: outcome.jobError.message }, `${what}; nothing recorded, the job fails`);
+        throw outcome.jobError;
       }
-      reason = err.message;
+      reason = outcome.finding;
     } finally {
       if (server) await server.stop().catch(() => undefined);
       await rm(scratch, { recursive: true, force: true });

@@ -3,9 +3,9 @@
 // and written in one time zone, `timeZone` (zoned-pool.ts, docs/architecture.md "Time zones").
 import mysql, { type Connection, type ConnectionOptions, type Pool, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 import type { MetadataLinkConfig } from '../config/index.ts';
-import { offsetString, type TimeZone } from '../time/zone.ts';
+import { observesDst, offsetString, processTimeZone, seasonalOffsets, seasonalWallTimes, type TimeZone } from '../time/zone.ts';
 import { BackupState, finalStates, inProgressStates } from './states.ts';
-import { serverTimeZone, zonedPool, zonedReadOptions } from './zoned-pool.ts';
+import { serverKeepsZone, serverSeasons, serverTimeZone, serverZoneLabel, zonedPool, zonedReadOptions, type ServerClock } from './zoned-pool.ts';
 
 export interface InstanceRow {
   id: number;
@@ -343,32 +343,65 @@ function connectionOptions(link: MetadataLinkConfig): ConnectionOptions {
 }
 
 /**
- * The configured zone (and the session time_zone that makes the server's NOW() agree with it: the IANA name when
- * the server has time zone tables, else today's offset), or the server's own zone.
+ * The configured zone (and the session time_zone that makes the server's NOW() agree with it), or the server's own
+ * zone (serverTimeZone). The server's clock is read first, in its own zone, before any SET.
  */
 async function settleTimeZone(conn: Connection, configured: TimeZone | undefined): Promise<MetadataTimeZone> {
-  if (!configured) {
-    const [rows] = await conn.query<RowDataPacket[]>(
-      'SELECT @@global.time_zone AS global_tz, @@system_time_zone AS system_tz, TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW()) AS offset_seconds',
-    );
-    const r = rows[0]!;
-    const clock = { globalTimeZone: String(r.global_tz), systemTimeZone: String(r.system_tz), offsetSeconds: Number(r.offset_seconds) };
-    const zone = serverTimeZone(clock);
-    return {
-      zone,
-      source: `metadata server (@@global.time_zone ${clock.globalTimeZone}, @@system_time_zone ${clock.systemTimeZone}, now ${offsetString(new Date(), zone)})`,
-    };
+  const now = new Date();
+  const clock = await readServerClock(conn, now.getUTCFullYear());
+  if (configured) return configuredTimeZone(conn, configured, clock, now);
+  const zone = serverTimeZone(clock, { processZone: processTimeZone(), now });
+  return { zone, source: `metadata server (${serverZoneLabel(clock)}, now ${offsetString(now, zone)})` };
+}
+
+async function readServerClock(conn: Connection, year: number): Promise<ServerClock> {
+  const walls = seasonalWallTimes(year);
+  const [rows] = await conn.query<RowDataPacket[]>(
+    `SELECT @@global.time_zone AS global_tz, @@system_time_zone AS system_tz, TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW()) AS offset_seconds,
+       UNIX_TIMESTAMP(?) AS unix_january, UNIX_TIMESTAMP(?) AS unix_july`,
+    [walls.january, walls.july],
+  );
+  const r = rows[0]!;
+  return {
+    globalTimeZone: String(r.global_tz),
+    systemTimeZone: String(r.system_tz),
+    offsetSeconds: Number(r.offset_seconds),
+    year,
+    seasons: serverSeasons(year, Number(r.unix_january), Number(r.unix_july)),
+  };
+}
+
+/**
+ * The session time_zone is the configured name when the server has time zone tables. Without them it can only be
+ * an offset, which stays at today's offset after a DST change: fine for a zone without DST; for one with DST the
+ * session keeps the server's own zone, which must then be at the configured zone's offsets.
+ */
+async function configuredTimeZone(conn: Connection, configured: TimeZone, clock: ServerClock, now: Date): Promise<MetadataTimeZone> {
+  const source = '[metadata-link] time_zone';
+  if (await acceptsTimeZone(conn, configured.name)) return { zone: configured, source, sessionTimeZone: configured.name };
+  if (configured.kind === 'offset') throw new MetadataError(`the metadata server does not accept time_zone ${configured.name} (${source})`);
+  if (!observesDst(seasonalOffsets(configured, clock.year))) {
+    const offset = offsetString(now, configured);
+    if (await acceptsTimeZone(conn, offset)) return { zone: configured, source, sessionTimeZone: offset };
+    throw new MetadataError(`the metadata server does not accept time_zone ${configured.name} or ${offset} (${source} = ${configured.name})`);
   }
-  const candidates = configured.kind === 'iana' ? [configured.name, offsetString(new Date(), configured)] : [configured.name];
-  for (const candidate of candidates) {
-    try {
-      await conn.query('SET time_zone = ?', [candidate]);
-      return { zone: configured, source: '[metadata-link] time_zone', sessionTimeZone: candidate };
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'ER_UNKNOWN_TIME_ZONE') throw err;
-    }
+  if (serverKeepsZone(clock, configured, now)) {
+    return { zone: configured, source: `${source} (the server's own zone, ${serverZoneLabel(clock)}, keeps its offsets)` };
   }
-  throw new MetadataError(`the metadata server does not accept time_zone ${candidates.join(' or ')} ([metadata-link] time_zone = ${configured.name})`);
+  throw new MetadataError(
+    `${source} = ${configured.name} observes daylight saving time, and the metadata server has no time zone tables and its own time zone (${serverZoneLabel(clock)}) is at other offsets, so NOW() would drift from it after a DST change: load the tables (mysql_tzinfo_to_sql /usr/share/zoneinfo | mysql mysql) or set ${source} to a zone without DST (e.g. UTC)`,
+  );
+}
+
+/** SET time_zone on this connection; false when the server does not know the zone. */
+async function acceptsTimeZone(conn: Connection, timeZone: string): Promise<boolean> {
+  try {
+    await conn.query('SET time_zone = ?', [timeZone]);
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ER_UNKNOWN_TIME_ZONE') return false;
+    throw err;
+  }
 }
 
 function columnsFor(fields: BackupFields): { columns: string[]; values: unknown[] } {

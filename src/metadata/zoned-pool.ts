@@ -3,7 +3,22 @@
 // `YYYY-MM-DD HH:MM:SS[.mmm]` in that zone before mysql2 sees them, and DATETIME/TIMESTAMP values come back as
 // text (dateStrings) that is parsed in that zone. Callers keep using `store.pool.query(sql, [date])`.
 import type { Pool, PoolConnection, TypeCast } from 'mysql2/promise';
-import { formatInZone, offsetSecondsAt, offsetZone, parseInZone, parseTimeZone, type TimeZone } from '../time/zone.ts';
+import {
+  exampleZoneAt,
+  formatInZone,
+  observesDst,
+  offsetSecondsAt,
+  offsetZone,
+  parseInZone,
+  parseTimeZone,
+  sameSeasons,
+  seasonalOffsets,
+  seasonalWallTimes,
+  TimeError,
+  UTC,
+  type SeasonalOffsets,
+  type TimeZone,
+} from '../time/zone.ts';
 
 /** The pool options that make mysql2 hand DATETIME/TIMESTAMP values over as text, parsed in `zone`. */
 export function zonedReadOptions(zone: TimeZone): { dateStrings: Array<'DATETIME' | 'TIMESTAMP'>; typeCast: TypeCast } {
@@ -82,25 +97,65 @@ export function zonedPool(pool: Pool, zone: TimeZone): Pool {
   });
 }
 
-/** What the metadata server says about its clock: `SELECT @@global.time_zone, @@system_time_zone, TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW())`. */
+/**
+ * What the metadata server says about its clock: `SELECT @@global.time_zone, @@system_time_zone,
+ * TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW())`, and its offsets in January and July of `year` (serverSeasons).
+ */
 export interface ServerClock {
   globalTimeZone: string;
   systemTimeZone: string;
   offsetSeconds: number;
+  year: number;
+  seasons: SeasonalOffsets;
 }
 
 /**
- * The zone the server's DATETIMEs (and NOW()) are in: its named zone when that is a real IANA name at the offset
- * the server measures now (`SYSTEM` → @@system_time_zone), else that measured offset, fixed.
+ * The server's offsets from `UNIX_TIMESTAMP(wall)` of seasonalWallTimes(year): the server reads those wall times in
+ * its session zone, so each offset is the wall time taken as UTC minus what it returns.
  */
-export function serverTimeZone(clock: ServerClock, now = new Date()): TimeZone {
-  const measured = offsetZone(clock.offsetSeconds);
-  const named = clock.globalTimeZone.toUpperCase() === 'SYSTEM' ? clock.systemTimeZone : clock.globalTimeZone;
-  let zone: TimeZone;
+export function serverSeasons(year: number, unixJanuary: number, unixJuly: number): SeasonalOffsets {
+  const walls = seasonalWallTimes(year);
+  const asUtcSeconds = (text: string) => parseInZone(text, UTC).getTime() / 1000;
+  return { january: asUtcSeconds(walls.january) - unixJanuary, july: asUtcSeconds(walls.july) - unixJuly };
+}
+
+/** The server's zone name as it states it: `SYSTEM = CET`, or @@global.time_zone. */
+export function serverZoneLabel(clock: ServerClock): string {
+  return isSystem(clock) ? `SYSTEM = ${clock.systemTimeZone}` : clock.globalTimeZone;
+}
+
+function isSystem(clock: ServerClock): boolean {
+  return clock.globalTimeZone.toUpperCase() === 'SYSTEM';
+}
+
+/** Whether `zone` is at the server's offset now and in January and July: then it keeps agreeing across DST changes. */
+export function serverKeepsZone(clock: ServerClock, zone: TimeZone, now = new Date()): boolean {
+  return offsetSecondsAt(now.getTime(), zone) === clock.offsetSeconds && sameSeasons(seasonalOffsets(zone, clock.year), clock.seasons);
+}
+
+/**
+ * The zone the server's DATETIMEs (and NOW()) are in: its named zone (`SYSTEM` → @@system_time_zone) when that is
+ * an IANA name at the server's offsets; else, when the server observes no DST, the offset it measures now, fixed;
+ * else `processZone` when it is at the server's offsets (the usual case: the same host configuration). A server
+ * with DST and no usable name otherwise has no zone that would read the other half of the year's rows right after
+ * a restart: TimeError, asking for [metadata-link] time_zone.
+ */
+export function serverTimeZone(clock: ServerClock, opts: { processZone?: TimeZone; now?: Date } = {}): TimeZone {
+  const now = opts.now ?? new Date();
+  const named = namedZone(clock);
+  if (named && serverKeepsZone(clock, named, now)) return named;
+  if (!observesDst(clock.seasons)) return offsetZone(clock.offsetSeconds);
+  if (opts.processZone?.kind === 'iana' && serverKeepsZone(clock, opts.processZone, now)) return opts.processZone;
+  const example = exampleZoneAt(clock.seasons, clock.year, clock.offsetSeconds, now);
+  throw new TimeError(
+    `the metadata server's time zone (${serverZoneLabel(clock)}) observes daylight saving time and ${named ? `is not at the offsets of ${named.name}` : 'is not an IANA name'}: set [metadata-link] time_zone${example ? `, e.g. ${example}` : ' to its IANA name'}`,
+  );
+}
+
+function namedZone(clock: ServerClock): TimeZone | undefined {
   try {
-    zone = parseTimeZone(named);
+    return parseTimeZone(isSystem(clock) ? clock.systemTimeZone : clock.globalTimeZone);
   } catch {
-    return measured; // e.g. CST, which is no IANA name (and means different zones on different hosts)
+    return undefined; // e.g. CST, which is no IANA name (and means different zones on different hosts)
   }
-  return offsetSecondsAt(now.getTime(), zone) === offsetSecondsAt(now.getTime(), measured) ? zone : measured;
 }

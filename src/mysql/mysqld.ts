@@ -63,6 +63,23 @@ export interface StartMysqldOptions {
   signal?: AbortSignal;
 }
 
+/** Why a start gave up: the server exited first, did not accept connections in time, the start was aborted
+ * (opts.signal), or the binary could not be run at all. */
+export type MysqldStartFailure = 'exited' | 'timeout' | 'aborted' | 'spawn';
+
+/** startMysqld failed. `errorLines`: the `[ERROR]` lines the server logged during this start, so that a caller can
+ * tell why it exited (the message only carries the end of the log, which may be a stack trace or a page dump). */
+export class MysqldStartError extends Error {
+  override readonly name = 'MysqldStartError';
+  constructor(
+    message: string,
+    readonly failure: MysqldStartFailure,
+    readonly errorLines: readonly string[] = [],
+  ) {
+    super(message);
+  }
+}
+
 export interface RunningMysqld {
   /** Undefined when the server has no TCP listener. */
   port?: number;
@@ -100,6 +117,24 @@ function withoutUser(args: string[]): string[] {
 
 function tail(text: string, lines = LOG_TAIL_LINES): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+const MAX_ERROR_LINES = 100;
+
+/** The `[ERROR]` lines of a log, each message once (InnoDB repeats a failed page read a hundred times). */
+export function errorLinesOf(log: string): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const line of log.split('\n')) {
+    const at = line.indexOf('[ERROR]');
+    if (at < 0) continue;
+    const message = line.slice(at);
+    if (seen.has(message)) continue;
+    seen.add(message);
+    out.push(line);
+    if (out.length === MAX_ERROR_LINES) break;
+  }
+  return out;
 }
 
 function splitCommand(bin: MysqldBinary): [string, string[]] {
@@ -233,7 +268,7 @@ export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): 
     `--socket=${socket}`,
     `--pid-file=${pidFile}`,
     `--log-error=${logFile}`,
-    '--mysqlx=OFF',
+    '--loose-mysqlx=OFF', // loose: a server built without the X Plugin has no such option
     '--secure-file-priv=',
     ...(user ? withoutUser(extraArgs) : extraArgs),
   ];
@@ -278,10 +313,10 @@ export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): 
   };
 
   const where = opts.port === undefined ? `socket ${socket}` : `127.0.0.1:${opts.port}`;
-  const fail = async (why: string): Promise<never> => {
-    const logTail = tail(await readFrom(logFile, startOffset));
+  const fail = async (why: string, failure: MysqldStartFailure): Promise<never> => {
+    const log = await readFrom(logFile, startOffset);
     await stop();
-    throw new Error(`mysqld on ${where} (datadir ${datadir}) ${why}; log ${logFile}:\n${logTail}`);
+    throw new MysqldStartError(`mysqld on ${where} (datadir ${datadir}) ${why}; log ${logFile}:\n${tail(log)}`, failure, errorLinesOf(log));
   };
 
   const deadline = Date.now() + timeoutMs;
@@ -290,22 +325,22 @@ export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): 
     if (spawnFailed) {
       process.off('exit', onProcessExit);
       await cleanupDirs();
-      throw new Error(`cannot run ${file}: ${spawnFailed.message}`);
+      throw new MysqldStartError(`cannot run ${file}: ${spawnFailed.message}`, 'spawn');
     }
     if (opts.signal?.aborted) {
       await stop();
-      throw new Error(`mysqld on ${where} (datadir ${datadir}) stopped while starting: ${abortReason(opts.signal)}`);
+      throw new MysqldStartError(`mysqld on ${where} (datadir ${datadir}) stopped while starting: ${abortReason(opts.signal)}`, 'aborted');
     }
     if (child.exitCode !== null || child.signalCode !== null) {
-      return fail(`exited before accepting connections (${child.signalCode ?? `exit code ${child.exitCode}`})`);
+      return fail(`exited before accepting connections (${child.signalCode ?? `exit code ${child.exitCode}`})`, 'exited');
     }
     const log = await readFrom(logFile, startOffset);
     if (READY.test(log) && (await greets(opts.port === undefined ? { socket } : { port: opts.port }))) break;
-    if (Date.now() > deadline) return fail(`did not accept connections within ${timeoutMs / 1000}s`);
+    if (Date.now() > deadline) return fail(`did not accept connections within ${timeoutMs / 1000}s`, 'timeout');
   }
 
   const pid = child.pid;
-  if (pid === undefined) return fail('has no pid');
+  if (pid === undefined) return fail('has no pid', 'spawn');
   return { port: opts.port, pid, socket, logFile, stop };
 }
 

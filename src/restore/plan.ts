@@ -66,6 +66,13 @@ export interface RestorePlan {
   binlogs: BinlogCandidate[];
   /** The latest time the chosen objects can restore to (end of the last binlog, or the full's recovery point). */
   coveredUntil: Date;
+  /**
+   * Time targets: the archived binlogs that follow the chain, in order. The chain ends with the newest file the
+   * server opened at or before the target, by the server's clock; a replica's binlog may still hold, in the next
+   * file, transactions its source committed before the target. The restore reads them only when the target is not
+   * reached in the chain.
+   */
+  following?: BinlogCandidate[];
 }
 
 export type PlanRefusal = 'no-full' | 'too-early' | 'too-late' | 'gap';
@@ -248,7 +255,9 @@ export function planRestore(input: {
   // exactly END_TIME replays from there: those transactions are not in the clone).
   const anchored = Boolean(full.binlogFile);
   const anchorArchived = anchored && binlogs.some((b) => b.file === full.binlogFile && b.startTime.getTime() <= fullEnd);
-  if (target.kind === 'time' && target.at.getTime() === fullEnd && !anchorArchived) {
+  // A target exactly at the recovery point needs no binlog only when that point is exact (the clone's own file is
+  // known); seed-era and --from-bucket end times may be later than the clone's consistent point.
+  if (target.kind === 'time' && target.at.getTime() === fullEnd && anchored && !anchorArchived) {
     return { target, full, binlogs: [], coveredUntil: full.endTime };
   }
   if (!binlogs.length) {
@@ -302,20 +311,12 @@ export function planRestore(input: {
 
   const chain = binlogs.slice(first, last + 1);
   for (let i = 1; i < chain.length; i++) {
-    const prev = chain[i - 1]!;
-    const next = chain[i]!;
-    const a = binlogSequence(prev.file);
-    const b = binlogSequence(next.file);
-    if (!a || !b || a.base !== b.base || b.seq !== a.seq + 1) {
-      const missing = a && b && a.base === b.base && b.seq > a.seq + 1 ? `${b.seq - a.seq - 1} binlog file(s) between them are not archived` : 'they are not consecutive files';
-      throw new RestorePlanError('gap', `gap in the binlog chain between ${prev.file} and ${next.file}: ${missing}`);
-    }
-    if (prev.endTime && prev.endTime.getTime() !== next.startTime.getTime()) {
-      throw new RestorePlanError(
-        'gap',
-        `gap in the binlog chain: ${prev.file} ends at ${formatTime(prev.endTime, zone)} but ${next.file} starts at ${formatTime(next.startTime, zone)}`,
-      );
-    }
+    const gap = chainGap(chain[i - 1]!, chain[i]!, zone);
+    if (gap) throw new RestorePlanError('gap', gap);
+  }
+  const following: BinlogCandidate[] = [];
+  if (target.kind === 'time') {
+    for (let i = last + 1, prev = chain[chain.length - 1]!; i < binlogs.length && !chainGap(prev, binlogs[i]!, zone); prev = binlogs[i]!, i++) following.push(binlogs[i]!);
   }
 
   const lastBinlog = chain[chain.length - 1]!;
@@ -327,5 +328,19 @@ export function planRestore(input: {
       `target ${describeTarget(target, zone)} is after the end of the newest archived binlog ${lastBinlog.file} (${formatTime(coveredUntil, zone)}); archive newer binlogs first or choose an earlier time`,
     );
   }
-  return { target, full, binlogs: chain, coveredUntil };
+  return { target, full, binlogs: chain, coveredUntil, following };
+}
+
+/** Why `next` does not follow `prev` in one binlog series, or undefined when it does. */
+function chainGap(prev: BinlogCandidate, next: BinlogCandidate, zone?: TimeZone): string | undefined {
+  const a = binlogSequence(prev.file);
+  const b = binlogSequence(next.file);
+  if (!a || !b || a.base !== b.base || b.seq !== a.seq + 1) {
+    const missing = a && b && a.base === b.base && b.seq > a.seq + 1 ? `${b.seq - a.seq - 1} binlog file(s) between them are not archived` : 'they are not consecutive files';
+    return `gap in the binlog chain between ${prev.file} and ${next.file}: ${missing}`;
+  }
+  if (prev.endTime && prev.endTime.getTime() !== next.startTime.getTime()) {
+    return `gap in the binlog chain: ${prev.file} ends at ${formatTime(prev.endTime, zone)} but ${next.file} starts at ${formatTime(next.startTime, zone)}`;
+  }
+  return undefined;
 }

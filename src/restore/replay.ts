@@ -5,6 +5,7 @@
 // transaction past the stop exists is cut at the end of the last transaction before it (mysqlbinlog
 // --stop-position on the last file named), and later files are not replayed. Every GTID before the cut must
 // end up in the restored server's gtid_executed, and none after it.
+import path from 'node:path';
 import { findRestoreStop, GtidSet, readEvents, transactionGtids, type RestoreStop, type TransactionPoint } from '../binlog/index.ts';
 
 export interface ReplayDecision {
@@ -28,31 +29,53 @@ export async function decideReplay(files: readonly string[], stop: RestoreStop):
   let last: TransactionPoint | undefined;
   let stopPosition: number | undefined;
   let reached = false;
+  let before: { file: string; executedAtEnd: GtidSet } | undefined;
   for (const file of files) {
     if (reached) {
       excluded = excluded.union((await transactionGtids(file)).before);
       continue;
     }
+    const previous = await previousGtidsOf(file);
+    if (before) checkContinues(before.file, before.executedAtEnd, file, previous);
     const r = await findRestoreStop(file, stop);
     if (r.last) last = r.last;
+    const split = await transactionGtids(file, r.reached && r.last ? { untilPosition: r.last.endPosition } : {});
+    before = { file, executedAtEnd: previous.union(split.before).union(split.after) };
     if (!r.reached) {
       chosen.push(file);
-      expected = expected.union((await transactionGtids(file)).before);
+      expected = expected.union(split.before);
       continue;
     }
     reached = true;
     if (!r.last) {
       // The first transaction of this file is already past the stop: nothing of it is replayed.
-      excluded = excluded.union((await transactionGtids(file)).before);
+      excluded = excluded.union(split.before);
       continue;
     }
     chosen.push(file);
     if (r.stoppedEarly) stopPosition = r.last.endPosition;
-    const split = await transactionGtids(file, { untilPosition: r.last.endPosition });
     expected = expected.union(split.before);
     excluded = excluded.union(split.after);
   }
   return { files: chosen, stopPosition, last, expected, excluded, reached };
+}
+
+/** A gap between two binlogs of a chain: transactions executed before `next` began that are in neither `prev` nor before it. */
+export class BinlogChainGapError extends Error {
+  override readonly name = 'BinlogChainGapError';
+}
+
+/**
+ * `next` must continue `prev`: every GTID executed before `next` began (its PREVIOUS_GTIDS) was executed by the end
+ * of `prev`. Otherwise files of another server or series were chained, or one is missing.
+ */
+function checkContinues(prevFile: string, executedAtEnd: GtidSet, nextFile: string, nextPrevious: GtidSet): void {
+  const missing = nextPrevious.firstNotIn(executedAtEnd);
+  if (missing) {
+    throw new BinlogChainGapError(
+      `gap in the binlog chain between ${path.basename(prevFile)} and ${path.basename(nextFile)}: ${missing} was executed before the second began but is in neither (files of another server or series, or a missing file)`,
+    );
+  }
 }
 
 /** The PREVIOUS_GTIDS of a binlog: every GTID the server had executed before this file began. */

@@ -307,20 +307,31 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     await extractFullVerified(opts.storeFor(full.bucket), full.objectKey, full.sha256, datadir, signal, full.bytes);
 
     const files: string[] = [];
-    for (const b of plan.binlogs) {
+    const downloaded: BinlogCandidate[] = [];
+    const download = async (b: BinlogCandidate) => {
       const dest = path.join(workDir, 'binlogs', b.file);
       log(`downloading ${b.objectKey}`);
       checkAbort();
       await downloadVerified(opts.storeFor(b.bucket), b.objectKey, b.sha256, dest, signal);
       files.push(dest);
-    }
+      downloaded.push(b);
+    };
+    for (const b of plan.binlogs) await download(b);
 
     // Where to stop: the first file holding a transaction past the target is cut before it; later files are not replayed.
-    const replay = await decideReplay(files, restoreStopOf(plan.target));
+    const stop = restoreStopOf(plan.target);
+    let replay = await decideReplay(files, stop);
+    for (const next of plan.following ?? []) {
+      if (replay.reached) break;
+      // The target was not passed in the chain: the next file may still hold transactions committed before it
+      // (a replica writes its source's transactions after they committed there).
+      await download(next);
+      replay = await decideReplay(files, stop);
+    }
     if (plan.target.kind === 'gtid' && !replay.reached) {
       throw new RestoreFailedError(`no archived binlog after ${full.objectKey} holds a transaction of ${plan.target.gtids}: the GTID is not in this restore's binlogs`);
     }
-    const applied = plan.binlogs.slice(0, replay.files.length);
+    const applied = downloaded.slice(0, replay.files.length);
     const stopPosition = replay.stopPosition;
     let lastTime = full.endTime;
     const lastGtid = replay.last?.gtid;
@@ -359,7 +370,8 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     log('stopping the temporary mysqld');
     await server.stop();
     server = undefined;
-    await rm(workDir, { recursive: true, force: true });
+    // The restore is done: a work directory that cannot be removed is worth a warning, not the restored datadir.
+    await rm(workDir, { recursive: true, force: true }).catch((err: Error) => log(`warning: could not remove ${workDir}: ${err.message}`));
     return {
       datadir,
       fullObject: full.objectKey,

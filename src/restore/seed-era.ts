@@ -48,9 +48,18 @@ export async function resolveSeedEraCandidates(
       warnings.push(`seed-era binlog ${b.objectKey} cannot be read (${(err as Error).message}): left out of the plan`);
     }
   }
-  // A seed-era binlog ends where the next file of its series starts.
-  const byName = new Map(resolved.map((b) => [b.file, b]));
+  // The same binlog recorded by the seed and again by an earlier mcb: once its real start is known, one candidate,
+  // the one with a checksum.
+  const unique = new Map<string, BinlogCandidate>();
   for (const b of resolved) {
+    const key = `${b.file}@${b.startTime.getTime()}`;
+    const seen = unique.get(key);
+    if (!seen || (!seen.sha256 && b.sha256)) unique.set(key, b);
+  }
+  const deduplicated = [...unique.values()];
+  // A seed-era binlog ends where the next file of its series starts.
+  const byName = new Map(deduplicated.map((b) => [b.file, b]));
+  for (const b of deduplicated) {
     if (b.endTime || !isSeedEraBinlog(b)) continue;
     const s = binlogSequence(b.file);
     if (!s) continue;
@@ -58,5 +67,5 @@ export async function resolveSeedEraCandidates(
     const next = byName.get(`${s.base}.${String(s.seq + 1).padStart(width, '0')}`);
     if (next && next.startTime.getTime() >= b.startTime.getTime()) b.endTime = next.startTime;
   }
-  return { fulls: keptFulls, binlogs: resolved, warnings };
+  return { fulls: keptFulls, binlogs: deduplicated, warnings };
 }

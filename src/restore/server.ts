@@ -4,8 +4,8 @@
 //  - `--event-scheduler=DISABLED`: the source's events would fire during the replay and change the data (a
 //    duplicate key at best, silently wrong rows at worst). It is a start-up option, not a change to the data: the
 //    events stay defined as they were, and run again when the DBA starts the datadir with the scheduler on.
-//  - `--skip-replica-start` (and group replication not started on boot): a clone of a replica carries its
-//    replication channels; none may start. After a restore the configuration itself is removed
+//  - `--loose-skip-replica-start --loose-skip-slave-start` (and group replication not started on boot): a clone
+//    of a replica carries its replication channels; none may start. After a restore the configuration itself is removed
 //    (removeReplicationConfiguration).
 //  - `--persisted-globals-load=OFF`: a mysqld-auto.cnf in the datadir (SET PERSIST) would override the above.
 //  - no TCP (`--skip-networking`): clients connect over the unix socket, in a private 0700 run directory.
@@ -13,6 +13,13 @@
 //    can reach nothing else.
 //  - as the `mysql` OS account when it exists and we are root (the owner a normally started server expects):
 //    the datadir, the run directory and the secure-file-priv directory are given to it.
+//
+// Every server from 8.0.17 (the oldest that opens a CLONE datadir, src/restore/binaries.ts) must accept these
+// options: an unknown one stops mysqld. `skip_replica_start` exists from 8.0.26 only, `skip_slave_start` is its
+// older name (deprecated since), so both are given `--loose-`: a server that lacks one warns and ignores it, and
+// 8.0.26+ warns that the old name is deprecated. The group replication option belongs to a plugin that may not be
+// loaded, hence loose too. `--persisted-globals-load` (8.0.0), `--event-scheduler`, `--secure-file-priv` and
+// `--server-id` exist in every such version.
 import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { lstatSync, readdirSync, statSync } from 'node:fs';
@@ -113,7 +120,8 @@ async function privateDir(dir: string, account: MysqldAccount | undefined): Prom
 export function cleanServerArgs(secureFileDir: string, serverId: number): string[] {
   return [
     '--event-scheduler=DISABLED',
-    '--skip-replica-start',
+    '--loose-skip-replica-start',
+    '--loose-skip-slave-start',
     '--loose-group-replication-start-on-boot=OFF',
     '--persisted-globals-load=OFF',
     `--secure-file-priv=${secureFileDir}`,

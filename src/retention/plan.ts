@@ -158,7 +158,8 @@ function atOrAfterAnchorFile(binlog: RetentionRow, anchor: RetentionRow): boolea
  *     unknown types and rows with invalid timestamps.
  *  2. A row expires when now >= startTime + days (fullDays for full, binlogDays for binlog).
  *  3. The newest `minFullBackups` Completed full backups of an instance are kept even when expired; a full
- *     whose restore test failed (verifyFailed) is never one of them, and never the anchor of rule 4.
+ *     whose restore test failed (verifyFailed) does not count as one of them (an older good one is kept in its
+ *     place), but is itself kept while fewer than `minFullBackups` good fulls are newer than it.
  *  4. With keepBinlogsForOldestFull, an expired Completed binlog whose span reaches past the recovery
  *     point of the oldest kept full (binlog.endTime > full.endTime) is kept: it is needed to roll forward.
  *     When that full records the binlog file of its consistent point, a binlog of the same series numbered
@@ -186,9 +187,21 @@ export function planExpiry(rows: RetentionRow[], policy: RetentionPolicy, now: D
     else fullsByInstance.set(row.instanceId, [row]);
   }
   for (const [instanceId, fulls] of fullsByInstance) {
-    // A full whose restore test failed cannot be restored from: it must not take the place of a good one.
-    const sorted = fulls.filter((f) => !f.verifyFailed).sort(newestFirst);
-    sorted.slice(0, policy.minFullBackups).forEach((f) => protectedFulls.add(f));
+    // A full whose restore test failed cannot be restored from: it must not take the place of a good one. The
+    // newest minFullBackups such fulls are still kept while fewer than minFullBackups good (verified or untested)
+    // fulls are newer, so that when good backups stop coming the last ones and their binlogs are not all deleted.
+    const sorted = [...fulls].sort(newestFirst);
+    let goodNewer = 0;
+    let failedKept = 0;
+    for (const f of sorted) {
+      if (!f.verifyFailed) {
+        if (goodNewer < policy.minFullBackups) protectedFulls.add(f);
+        goodNewer++;
+      } else if (goodNewer < policy.minFullBackups && failedKept < policy.minFullBackups) {
+        protectedFulls.add(f);
+        failedKept++;
+      }
+    }
     const kept = sorted.filter((f) => protectedFulls.has(f) || !isExpired(f));
     const oldestKept = kept[kept.length - 1];
     // No kept Completed full (none exists, or minFullBackups = 0 and all expired): there is nothing to
@@ -223,6 +236,12 @@ export function planExpiry(rows: RetentionRow[], policy: RetentionPolicy, now: D
     }
 
     if (row.type === 'full') {
+      if (protectedFulls.has(row) && row.verifyFailed) {
+        return keep(
+          `kept: its restore test failed, but fewer than min_full_backups=${policy.minFullBackups} verified full backups are newer; expired ${expiry}`,
+          left,
+        );
+      }
       if (protectedFulls.has(row)) {
         return keep(
           `kept: newest completed full backup (min_full_backups=${policy.minFullBackups}), expired ${expiry}`,

@@ -1,5 +1,6 @@
 // The one time zone every DATETIME, object name, restore target and printed time is read and written in
-// (docs/architecture.md, "Time zones"). Pure: offsets come from Intl.DateTimeFormat, never from the process's TZ.
+// (docs/architecture.md, "Time zones"). Pure: offsets come from Intl.DateTimeFormat, never from the process's TZ
+// (processTimeZone alone reports what that is).
 //
 // Wall times that a DST change makes ambiguous:
 //  - a wall time that occurs twice (clocks go back, a fold) is the EARLIER instant, everywhere;
@@ -162,19 +163,26 @@ function isLeapYear(y: number): boolean {
 
 type Resolution = { epochMs: number; gap: false } | { epochMs: number; gap: true; gapSeconds: number };
 
-/** The instant a wall time names in `zone`: the earlier one in a fold; shifted forward past a gap (flagged). */
-function resolveWall(w: WallTime, zone: TimeZone): Resolution {
+const DAY_MS = 86_400_000;
+
+/** Every instant (ms) whose wall time in `zone` is `w`, earliest first: two in a fold, none in a gap. */
+function instantsOfWall(w: WallTime, zone: TimeZone): number[] {
   const local = wallAsUtcMs(w);
-  if (zone.kind === 'offset') return { epochMs: local - zone.offsetSeconds * 1000, gap: false };
+  if (zone.kind === 'offset') return [local - zone.offsetSeconds * 1000];
   // A transition near this wall time has the offsets of the day before and the day after on its two sides.
-  const DAY = 86_400_000;
-  const before = offsetSecondsAt(local - DAY, zone);
-  const after = offsetSecondsAt(local + DAY, zone);
-  const matches = [...new Set([before, after, offsetSecondsAt(local, zone)])]
+  return [...new Set([offsetSecondsAt(local - DAY_MS, zone), offsetSecondsAt(local + DAY_MS, zone), offsetSecondsAt(local, zone)])]
     .map((o) => local - o * 1000)
     .filter((t) => local - offsetSecondsAt(t, zone) * 1000 === t)
     .sort((a, b) => a - b);
+}
+
+/** The instant a wall time names in `zone`: the earlier one in a fold; shifted forward past a gap (flagged). */
+function resolveWall(w: WallTime, zone: TimeZone): Resolution {
+  const matches = instantsOfWall(w, zone);
   if (matches.length) return { epochMs: matches[0]!, gap: false };
+  const local = wallAsUtcMs(w);
+  const before = offsetSecondsAt(local - DAY_MS, zone);
+  const after = offsetSecondsAt(local + DAY_MS, zone);
   return { epochMs: local - before * 1000, gap: true, gapSeconds: after - before };
 }
 
@@ -263,6 +271,82 @@ export function formatInstant(instant: number | Date, zone: TimeZone): string {
   const date = new Date(ms);
   const text = `${formatInZone(date, zone)}${fraction ? `.${pad(fraction, 6)}` : ''} ${offsetString(date, zone)}`;
   return zone.kind === 'iana' ? `${text} (${zone.name})` : text;
+}
+
+/**
+ * Whether two instants show the same wall-clock second in `zone`. A DATETIME read back from the metadata center is
+ * the earlier instant of a wall time that occurs twice, so it equals the instant that was written only as a wall
+ * time: compare it with another instant this way, not with getTime().
+ */
+export function sameWallSecond(a: Date, b: Date, zone: TimeZone): boolean {
+  if (Number.isNaN(a.getTime()) || Number.isNaN(b.getTime())) return false; // as NaN !== NaN
+  return formatInZone(a, zone) === formatInZone(b, zone);
+}
+
+/**
+ * Every instant that shows the same wall time as `date` in `zone` (milliseconds kept), earliest first: one, or two
+ * when a DST change repeats that wall time. The instants a DATETIME read back as `date` may have been written from.
+ */
+export function instantsAtWallOf(date: Date, zone: TimeZone): Date[] {
+  const t = validTime(date);
+  const ms = ((t % 1000) + 1000) % 1000;
+  return instantsOfWall(wallOf(t, zone), zone).map((epochMs) => new Date(epochMs + ms));
+}
+
+/** A zone's offsets (seconds east of UTC) at noon on 15 January and on 15 July: they differ where DST is observed. */
+export interface SeasonalOffsets {
+  january: number;
+  july: number;
+}
+
+/** The two wall times SeasonalOffsets are taken at, `YYYY-MM-DD HH:MM:SS` (never in a DST gap or fold). */
+export function seasonalWallTimes(year: number): { january: string; july: string } {
+  return { january: `${pad(year, 4)}-01-15 12:00:00`, july: `${pad(year, 4)}-07-15 12:00:00` };
+}
+
+export function seasonalOffsets(zone: TimeZone, year: number): SeasonalOffsets {
+  const walls = seasonalWallTimes(year);
+  const at = (text: string) => offsetSecondsAt(parseInZone(text, zone).getTime(), zone);
+  return { january: at(walls.january), july: at(walls.july) };
+}
+
+export function observesDst(offsets: SeasonalOffsets): boolean {
+  return offsets.january !== offsets.july;
+}
+
+export function sameSeasons(a: SeasonalOffsets, b: SeasonalOffsets): boolean {
+  return a.january === b.january && a.july === b.july;
+}
+
+/** The process's own zone (its TZ, else the host's), when Intl names it as an IANA zone. */
+export function processTimeZone(): TimeZone | undefined {
+  try {
+    return parseTimeZone(new Intl.DateTimeFormat().resolvedOptions().timeZone);
+  } catch {
+    return undefined;
+  }
+}
+
+// Shown first when an error message suggests a zone at given offsets (any other zone at them comes after).
+const wellKnownDstZones = [
+  'Europe/London',
+  'Europe/Berlin',
+  'Europe/Athens',
+  'America/New_York',
+  'America/Chicago',
+  'America/Denver',
+  'America/Los_Angeles',
+  'Australia/Sydney',
+  'Pacific/Auckland',
+];
+
+/** An IANA zone at these offsets in `year` and at `nowOffsetSeconds` at `now`, to name as an example; undefined if none. */
+export function exampleZoneAt(offsets: SeasonalOffsets, year: number, nowOffsetSeconds: number, now = new Date()): string | undefined {
+  const fits = (name: string) => {
+    const zone: TimeZone = { kind: 'iana', name };
+    return sameSeasons(seasonalOffsets(zone, year), offsets) && offsetSecondsAt(now.getTime(), zone) === nowOffsetSeconds;
+  };
+  return [...wellKnownDstZones, ...Intl.supportedValuesOf('timeZone')].find(fits);
 }
 
 /** What BullMQ's cron parser (luxon) takes as `tz`: the IANA name, or `UTC±HH:MM` for a fixed offset. */

@@ -8,6 +8,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
+import { loadConfig } from '../../src/config/index.ts';
+import { MetadataStore } from '../../src/metadata/index.ts';
 import { parseObjectName } from '../../src/naming.ts';
 import { formatInZone, parseCompact, parseTimeZone } from '../../src/time/zone.ts';
 import { repoRoot } from '../support/env.ts';
@@ -147,4 +149,41 @@ test('[metadata-link] time_zone: DATETIMEs are written in that zone, and the ser
   const stage = Date.parse(row.stageStartedAt!);
   assert.ok(Math.abs(stage - before) < 60_000, `stage_started_at ${row.stageStartedAt} is now, not hours off`);
   assert.deepEqual(parseTimeZone(row.zone), parseTimeZone('Asia/Shanghai'));
+});
+
+/** Whether the metadata server has time zone tables (SET time_zone = 'Europe/Berlin' works). */
+async function hasTimeZoneTables(): Promise<boolean> {
+  const m = world.config.metadata;
+  const conn = await mysql.createConnection({ host: m.host, port: m.port, user: m.user, password: m.password, database: m.database });
+  try {
+    const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM mysql.time_zone_name');
+    return Number(rows[0]!.n) > 0;
+  } finally {
+    await conn.end();
+  }
+}
+
+test('[metadata-link] time_zone with DST: the session zone is its name with time zone tables; without them, the server must keep its offsets', async () => {
+  const m = world.config.metadata;
+  const ini = world.writeConfig({
+    sections: {
+      'metadata-link': { host: m.host, port: String(m.port), user: m.user, password: m.password, database: m.database, charset: m.charset, time_zone: 'Europe/Berlin' },
+    },
+  });
+  const link = loadConfig(ini).metadata;
+  if (await hasTimeZoneTables()) {
+    const store = await MetadataStore.connect(link);
+    await store.close();
+    assert.equal(store.timeZoneInfo.sessionTimeZone, 'Europe/Berlin');
+    return;
+  }
+  // A fixed session offset would make NOW() drift an hour from Europe/Berlin after a DST change.
+  const serverZone = world.metadata.timeZone;
+  if (serverZone.name === 'Europe/Berlin') return; // the server's own zone keeps the offsets: accepted without a SET
+  await assert.rejects(MetadataStore.connect(link), (err: Error) => {
+    assert.match(err.message, /Europe\/Berlin observes daylight saving time, and the metadata server has no time zone tables/);
+    assert.match(err.message, /mysql_tzinfo_to_sql/);
+    assert.doesNotMatch(err.message, /\n/, 'one line');
+    return true;
+  });
 });

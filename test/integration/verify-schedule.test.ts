@@ -2,10 +2,12 @@
 // producer, and on demand with `mcb enqueue verify --instance ID --wait` through a real worker whose [restore]
 // section names the server binaries; against a real CLONE full backup of the replica. Also: a worker with no
 // usable mysqld skips (no failure every week), a configured but broken one fails, --wait exits 1 on a failed job,
-// and object storage being unreachable fails the job (retried) without touching the row's verify result.
+// and object storage being unreachable or a worker shutdown while the temporary mysqld starts fails the job
+// without touching the row's verify result.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { loadConfig, type Config } from '../../src/config/index.ts';
 import { fullJob } from '../../src/jobs/full.ts';
@@ -155,4 +157,57 @@ test('S3 unreachable: the job fails (retryable), the row keeps its verify_state,
   assert.deepEqual(after.verifiedAt, before.verifiedAt);
   assert.equal(after.errorDetail, before.errorDetail);
   assert.deepEqual(readdirSync(scratch), [], 'the scratch copy is removed after a failed job too');
+});
+
+/** The log of the verify job's temporary mysqld once InnoDB is starting (the server runs, and is not ready yet). */
+async function mysqldStarting(timeoutMs: number, jobEnded: () => boolean): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !jobEnded()) {
+    for (const d of readdirSync(scratch).filter((f) => f.startsWith('verify_'))) {
+      const log = path.join(scratch, d, 'run', 'mysqld.log');
+      if (existsSync(log) && readFileSync(log, 'utf8').includes('InnoDB initialization has started')) return log;
+    }
+    await sleep(20);
+  }
+  throw new Error(`no temporary mysqld started under ${scratch} ${jobEnded() ? 'before the job ended' : `within ${timeoutMs / 1000}s`}`);
+}
+
+/** Processes whose command line mentions `text` (the temporary server names its datadir). */
+function processesMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc').filter((f) => /^\d+$/.test(f))) {
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(text)) pids.push(Number(p));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+test('a worker shutdown while the temporary mysqld starts: the job fails, not a finding; the row keeps its verify result', async () => {
+  const before = (await world.metadata.getBackup(backupUuid))!;
+  assert.equal(before.verifyState, 'ok', 'verified ok by the test above');
+  const shutdown = new AbortController();
+  const ctx = { ...directContext(config, world.metadata), signal: shutdown.signal };
+  const job = verifyJob.handle({ instanceId: world.replicaInstanceId }, ctx);
+  let ended = false;
+  void job.then(
+    () => (ended = true),
+    () => (ended = true),
+  );
+  const log = await mysqldStarting(240_000, () => ended);
+  shutdown.abort(new Error('worker shutting down'));
+  await assert.rejects(job, (e: unknown) => {
+    assert.ok(!(e instanceof PermanentJobError), `handed back, not a permanent failure: ${String(e)}`);
+    assert.match((e as Error).message, /stopped while starting: worker shutting down/);
+    return true;
+  });
+  assert.ok(!existsSync(log), 'the server log went with the scratch copy');
+  const after = (await world.metadata.getBackup(backupUuid))!;
+  assert.equal(after.verifyState, 'ok', 'a good backup is not marked failed by an interrupted test');
+  assert.deepEqual(after.verifiedAt, before.verifiedAt);
+  assert.equal(after.errorDetail, before.errorDetail);
+  assert.deepEqual(readdirSync(scratch), [], 'the scratch copy is removed');
+  assert.deepEqual(processesMentioning(scratch), [], 'the temporary mysqld was stopped');
 });

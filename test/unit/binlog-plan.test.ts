@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describeMissing, filesToInspect, gtidsContinue, lastDone, missingBetween, parseBinlogName, planBinlogArchive, type ArchivedBinlog } from '../../src/jobs/binlog-plan.ts';
+import { formatInZone, parseInZone, parseTimeZone } from '../../src/time/zone.ts';
 
 const f = (n: number) => `mysql-bin.${String(n).padStart(6, '0')}`;
 const idx = (...ns: number[]) => ns.map(f);
@@ -164,6 +165,37 @@ test('filesToInspect: the last archived file when still listed, and the first on
   assert.deepEqual(filesToInspect(idx(1, 2, 3, 4), archived), idx(2, 3));
   assert.deepEqual(filesToInspect(idx(4, 5), archived), idx(4));
   assert.deepEqual(filesToInspect(idx(1, 2), []), []);
+});
+
+// New York, 2026-11-01: 02:00 EDT → 01:00 EST, so 01:00-01:59 happens twice; a start_time written in the second
+// 01:xx hour (EST) reads back as the first (EDT), one hour early.
+const newYork = parseTimeZone('America/New_York');
+const readBack = (seconds: number) => parseInZone(formatInZone(new Date(seconds * 1000), newYork), newYork);
+const estSeconds = (iso: string) => Date.parse(iso) / 1000;
+
+test('DST fall-back: a binlog opened in the repeated hour is the same file, not a reset', () => {
+  const start = estSeconds('2026-11-01T06:20:00Z'); // 01:20 EST
+  const last = { ...on(A, row(2, 'Completed')), startTime: readBack(start) };
+  assert.equal(last.startTime.getTime(), (start - 3600) * 1000, 'read back one hour early');
+  const plan = planBinlogArchive(idx(1, 2, 3, 4), [on(A, row(1, 'Completed')), last], { serverUuid: A, timeZone: newYork, heads: heads({ 2: [start], 3: [start + 600] }) });
+  assert.equal(plan.gap, undefined);
+  assert.deepEqual(plan.toArchive, idx(3));
+  // Another first-event time is still a reset.
+  const reset = planBinlogArchive(idx(1, 2, 3), [last], { serverUuid: A, timeZone: newYork, heads: heads({ 2: [start + 1] }) });
+  assert.equal(reset.gap?.reason, 'reset');
+});
+
+test('DST fall-back: the order of rows whose read-back starts the fold makes ambiguous goes by name', () => {
+  // 000010 opened at 01:45 EDT, 000011 at 01:10 EST (25 minutes later), read back at 01:10 EDT: before 000010.
+  const r10 = { ...on(A, row(10, 'Completed')), startTime: readBack(estSeconds('2026-11-01T05:45:00Z')) };
+  const r11 = { ...on(A, row(11, 'Completed')), startTime: readBack(estSeconds('2026-11-01T06:10:00Z')) };
+  assert.ok(r11.startTime.getTime() < r10.startTime.getTime());
+  assert.equal(lastDone([r10, r11], newYork)?.binlogFile, f(11));
+  assert.equal(lastDone([r11, r10], newYork)?.binlogFile, f(11));
+  assert.deepEqual(planBinlogArchive(idx(12, 13), [r10, r11], { serverUuid: A, timeZone: newYork }).gap, undefined, 'no purged gap for 000011');
+  // Outside the fold the start times decide, as before (a reset numbering starts again at 1).
+  const r1 = { ...on(A, row(1, 'Completed')), startTime: readBack(estSeconds('2026-11-01T08:00:00Z')) };
+  assert.equal(lastDone([r10, r11, r1], newYork)?.binlogFile, f(1));
 });
 
 test('gtidsContinue: the earlier file\'s PREVIOUS_GTIDS must be a subset of the later one\'s', () => {

@@ -472,7 +472,21 @@ describe('planExpiry: a full whose restore test failed', () => {
     assert.equal(decisionFor(decisions, good.id).action, 'keep');
     assert.match(decisionFor(decisions, good.id).reason, /newest completed full/);
     assert.equal(decisionFor(decisions, between.id).action, 'keep', 'binlogs after the good full stay: it is the anchor');
-    assert.equal(decisionFor(decisions, bad.id).action, 'delete', 'the failed one follows its own retention, unprotected');
+    assert.equal(decisionFor(decisions, bad.id).action, 'keep', 'no verified full is newer than the failed one: it stays too');
+    assert.match(decisionFor(decisions, bad.id).reason, /restore test failed/);
+  });
+  it('once a verified full is newer, the failed one follows its own retention', () => {
+    const bad = row({ startTime: t('2026-03-01T00:00:00Z'), verifyFailed: true });
+    const good = row({ startTime: t('2026-03-10T00:00:00Z') });
+    const decisions = planExpiry([bad, good], policy(), now);
+    assert.deepEqual(actions(decisions), { [bad.id]: 'delete', [good.id]: 'keep' });
+  });
+  it('when every full failed its test, the newest ones and their binlogs are still kept', () => {
+    const bad1 = row({ startTime: t('2026-03-01T00:00:00Z'), endTime: t('2026-03-01T00:10:00Z'), verifyFailed: true });
+    const bad2 = row({ startTime: t('2026-03-05T00:00:00Z'), endTime: t('2026-03-05T00:10:00Z'), verifyFailed: true });
+    const log = row({ type: 'binlog', startTime: t('2026-03-05T00:00:00Z'), endTime: t('2026-03-06T00:00:00Z'), binlogFile: 'b.000003' });
+    const decisions = planExpiry([bad1, bad2, log], policy(), now);
+    assert.deepEqual(actions(decisions), { [bad1.id]: 'delete', [bad2.id]: 'keep', [log.id]: 'keep' });
   });
   it('a failed full still within retention is kept, but protects nothing', () => {
     const good = row({ startTime: t('2026-03-01T00:00:00Z') });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   cronTimeZone,
   formatCompact,
+  instantsAtWallOf,
   formatInstant,
   formatInZone,
   offsetString,
@@ -10,10 +11,14 @@ import {
   parseInstant,
   parseInZone,
   parseTimeZone,
+  sameWallSecond,
+  seasonalOffsets,
+  seasonalWallTimes,
   TimeError,
   UTC,
+  type TimeZone,
 } from '../../src/time/zone.ts';
-import { serverTimeZone, zonedValue } from '../../src/metadata/zoned-pool.ts';
+import { serverSeasons, serverTimeZone, zonedValue, type ServerClock } from '../../src/metadata/zoned-pool.ts';
 import { scheduleTimeZone } from '../../src/producer/index.ts';
 import type { Config } from '../../src/config/index.ts';
 
@@ -126,16 +131,67 @@ test('cronTimeZone: IANA names as they are, fixed offsets as UTC±HH:MM (what Bu
   assert.equal(cronTimeZone(parseTimeZone('-05:30')), 'UTC-05:30');
 });
 
-test('the metadata server zone: SYSTEM resolves to @@system_time_zone only when it is a real zone at the measured offset', () => {
+/** A server clock in `year` 2026 at `now`, its January/July offsets in hours. */
+function clockAt(globalTimeZone: string, systemTimeZone: string, hours: { now: number; january: number; july: number }): ServerClock {
+  return { globalTimeZone, systemTimeZone, offsetSeconds: hours.now * 3600, year: 2026, seasons: { january: hours.january * 3600, july: hours.july * 3600 } };
+}
+const steady = (h: number) => ({ now: h, january: h, july: h });
+
+test('the metadata server zone: SYSTEM resolves to @@system_time_zone only when it is a real zone at the server offsets', () => {
   const now = new Date('2026-12-01T00:00:00Z');
-  const clock = (globalTimeZone: string, systemTimeZone: string, offsetSeconds: number) => serverTimeZone({ globalTimeZone, systemTimeZone, offsetSeconds }, now);
-  assert.deepEqual(clock('SYSTEM', 'UTC', 0), UTC);
-  assert.deepEqual(clock('SYSTEM', 'Asia/Shanghai', 8 * 3600), shanghai);
-  assert.deepEqual(clock('SYSTEM', 'CST', 8 * 3600), parseTimeZone('+08:00'), 'CST is no IANA name: the measured offset');
-  assert.deepEqual(clock('SYSTEM', 'Europe/Berlin', 8 * 3600), parseTimeZone('+08:00'), 'a name at another offset is not trusted');
-  assert.deepEqual(clock('+05:30', 'UTC', 5.5 * 3600), parseTimeZone('+05:30'));
-  assert.deepEqual(clock('Europe/Berlin', 'UTC', 3600), berlin);
-  assert.deepEqual(clock('posix/Europe/Berlin', 'UTC', 3600), parseTimeZone('+01:00'));
+  const zoneOf = (g: string, s: string, hours: { now: number; january: number; july: number }) => serverTimeZone(clockAt(g, s, hours), { now });
+  assert.deepEqual(zoneOf('SYSTEM', 'UTC', steady(0)), UTC);
+  assert.deepEqual(zoneOf('SYSTEM', 'Asia/Shanghai', steady(8)), shanghai);
+  assert.deepEqual(zoneOf('SYSTEM', 'CST', steady(8)), parseTimeZone('+08:00'), 'CST without DST is no IANA name: the measured offset, fixed');
+  assert.deepEqual(zoneOf('SYSTEM', 'Europe/Berlin', steady(8)), parseTimeZone('+08:00'), 'a name at other offsets is not trusted');
+  assert.deepEqual(zoneOf('+05:30', 'UTC', steady(5.5)), parseTimeZone('+05:30'));
+  assert.deepEqual(zoneOf('Europe/Berlin', 'UTC', { now: 1, january: 1, july: 2 }), berlin);
+  assert.deepEqual(zoneOf('posix/Europe/Berlin', 'UTC', steady(1)), parseTimeZone('+01:00'));
+});
+
+test('the metadata server zone with DST and no IANA name: the process zone when it keeps the same offsets, else an error', () => {
+  const winter = new Date('2026-12-01T00:00:00Z');
+  const cet = clockAt('SYSTEM', 'CET', { now: 1, january: 1, july: 2 });
+  assert.deepEqual(serverTimeZone(cet, { processZone: berlin, now: winter }), berlin);
+  assert.throws(
+    () => serverTimeZone(cet, { processZone: UTC, now: winter }),
+    (err: Error) =>
+      err instanceof TimeError &&
+      err.message ===
+        "the metadata server's time zone (SYSTEM = CET) observes daylight saving time and is not an IANA name: set [metadata-link] time_zone, e.g. Europe/Berlin",
+  );
+  assert.throws(() => serverTimeZone(cet, { now: winter }), /observes daylight saving time/, 'no process zone');
+  // New York (-05:00/-04:00, DST from March) is at other offsets than a Berlin-configured server.
+  assert.throws(() => serverTimeZone(cet, { processZone: newYork, now: winter }), /SYSTEM = CET/);
+  const est = clockAt('SYSTEM', 'EST', { now: -5, january: -5, july: -4 });
+  assert.deepEqual(serverTimeZone(est, { processZone: newYork, now: winter }), newYork);
+  assert.throws(() => serverTimeZone(est, { processZone: shanghai, now: winter }), /e\.g\. America\/New_York/);
+  // The process zone must also be at the server's offset now (DST rules of the same offsets differ in their dates).
+  const summerTimeNow = clockAt('SYSTEM', 'CET', { now: 2, january: 1, july: 2 });
+  assert.throws(() => serverTimeZone(summerTimeNow, { processZone: berlin, now: winter }), TimeError);
+});
+
+test('serverSeasons: the server offsets from UNIX_TIMESTAMP of the January and July wall times', () => {
+  const walls = seasonalWallTimes(2026);
+  assert.deepEqual(walls, { january: '2026-01-15 12:00:00', july: '2026-07-15 12:00:00' });
+  const unix = (text: string, zone: TimeZone) => parseInZone(text, zone).getTime() / 1000;
+  assert.deepEqual(serverSeasons(2026, unix(walls.january, berlin), unix(walls.july, berlin)), { january: 3600, july: 7200 });
+  assert.deepEqual(serverSeasons(2026, unix(walls.january, UTC), unix(walls.july, UTC)), { january: 0, july: 0 });
+  assert.deepEqual(seasonalOffsets(newYork, 2026), { january: -5 * 3600, july: -4 * 3600 });
+  assert.deepEqual(seasonalOffsets(parseTimeZone('Australia/Sydney'), 2026), { january: 11 * 3600, july: 10 * 3600 });
+});
+
+test('sameWallSecond and instantsAtWallOf: a DATETIME read back in the repeated hour of a fall-back', () => {
+  // New York, 2026-11-01: 01:30 EST (06:30Z) is stored as "01:30:00" and read back as 01:30 EDT (05:30Z).
+  const written = new Date('2026-11-01T06:30:00Z');
+  const readBack = parseInZone(formatInZone(written, newYork), newYork);
+  assert.equal(iso(readBack), '2026-11-01T05:30:00.000Z');
+  assert.ok(sameWallSecond(readBack, written, newYork));
+  assert.ok(!sameWallSecond(readBack, written, UTC));
+  assert.ok(!sameWallSecond(readBack, new Date('2026-11-01T06:30:01Z'), newYork), 'another second');
+  assert.deepEqual(instantsAtWallOf(readBack, newYork).map(iso), ['2026-11-01T05:30:00.000Z', '2026-11-01T06:30:00.000Z']);
+  assert.deepEqual(instantsAtWallOf(new Date('2026-11-01T07:30:00.250Z'), newYork).map(iso), ['2026-11-01T07:30:00.250Z']);
+  assert.deepEqual(instantsAtWallOf(written, parseTimeZone('-05:00')).map(iso), [iso(written)]);
 });
 
 test('query parameters: Dates become wall-clock text in the zone, everything else is left alone', () => {

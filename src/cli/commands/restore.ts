@@ -124,6 +124,10 @@ function printPlan(plan: RestorePlan, zone: TimeZone): void {
   for (const b of plan.binlogs) {
     console.log(`binlog:        ${b.file}  ${t(b.startTime)} .. ${b.endTime ? t(b.endTime) : '?'}  ${b.objectKey}  ${b.bytes ?? '?'} bytes  sha256 ${b.sha256 ?? '-'}`);
   }
+  if (plan.following?.length) {
+    const names = plan.following.slice(0, 3).map((b) => b.file).join(', ') + (plan.following.length > 3 ? ', …' : '');
+    console.log(`then, only if the target is not passed in them: ${names} (a replica's binlog may hold earlier commits of its source)`);
+  }
   console.log(`covered until: ${t(plan.coveredUntil)}  (times in ${zone.name})`);
 }
 

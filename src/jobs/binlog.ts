@@ -131,6 +131,7 @@ async function archiveBinlogs(instanceId: number, ctx: JobContext): Promise<Binl
     await backfillSeedBinlogRows(ctx.metadata, instanceId);
     const rows = await identifyRows(await listBinlogRows(ctx.metadata, instanceId), ctx, run);
     const names = entries.map((e) => e.name);
+    await abandonUploadsOfPurgedFiles(rows, names, ctx);
     const timeZone = ctx.metadata.timeZone;
     const plan = planBinlogArchive(names, rows, { serverUuid, timeZone, heads: await headsOf(filesToInspect(names, rows, timeZone), run) });
     const result: BinlogResult = { archived: [], skipped: plan.alreadyArchived.length, flushed, active: plan.active };
@@ -169,6 +170,21 @@ async function archiveBinlogs(instanceId: number, ctx: JobContext): Promise<Binl
     return result;
   } finally {
     await node.close();
+  }
+}
+
+/**
+ * A run that died between its upload and Completed leaves its row Uploading; the next run retries it, unless the
+ * file left the server meanwhile. Such a row can never finish: say so (Error) rather than show it running forever.
+ * Runs of an instance hold its lock, so no row here is being uploaded right now.
+ */
+async function abandonUploadsOfPurgedFiles(rows: readonly { backupUuid: string; binlogFile: string; state: string }[], index: readonly string[], ctx: JobContext): Promise<void> {
+  const onServer = new Set(index);
+  for (const row of rows) {
+    if (row.state !== 'Uploading' || onServer.has(row.binlogFile)) continue;
+    const reason = `abandoned: ${row.binlogFile} left the server's binlog index (purged) before its upload finished; it is not archived`;
+    await ctx.metadata.markError(row.backupUuid, reason, reason);
+    ctx.log.error({ binlog: row.binlogFile, backupUuid: row.backupUuid }, reason);
   }
 }
 

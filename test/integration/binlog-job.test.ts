@@ -352,3 +352,31 @@ test('private mysqld: purged before archived → one gap Error row, the rest arc
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a row left Uploading (worker died mid-upload) whose file was purged since is marked Error, not left running', async () => {
+  const w = await createWorld();
+  try {
+    const config = sourceConfig(w);
+    const uuid = `00000000-0000-4000-8000-${randomBytes(6).toString('hex')}`;
+    await w.metadata.createBackup({
+      backupUuid: uuid,
+      tbInstanceId: w.sourceInstanceId,
+      state: 'Uploading',
+      backupType: 'binlog',
+      startTime: new Date(Date.now() - 3600_000),
+      endTime: new Date(Date.now() - 1800_000),
+      binlogFile: 'purged-bin.000007',
+      backupPath: '/var/lib/mysql',
+      backupName: `log_${w.sourceInstanceId}_purged-bin.000007`,
+      bucketName: w.bucket,
+      info: 'uploading',
+    });
+    await writeAndRotate(source, 1);
+    await binlogJob.handle({ instanceId: w.sourceInstanceId }, directContext(config, w.metadata, { jobId: `abandoned-${w.id}` }));
+    const row = (await w.metadata.getBackup(uuid))!;
+    assert.equal(row.state, 'Error');
+    assert.match(row.info ?? '', /abandoned: purged-bin\.000007 left the server's binlog index/);
+  } finally {
+    await w.cleanup();
+  }
+});

@@ -201,9 +201,8 @@ export async function checkRestoreTools(binaries: RestoreBinaries, env: NodeJS.P
   const probe = await probeMysqld(binaries.mysqld, timeoutMs);
   if (!probe.ok) throw new RestoreToolError(`mysqld: ${probe.reason}`);
   const server = parseVersion(`Ver ${probe.version}`)!;
-  const [mysqlbinlog, mysql] = await Promise.all([
-    checkClient(binaries.mysqlbinlog, 'mysqlbinlog', server, env, timeoutMs),
-    checkClient(binaries.mysql, 'mysql', server, env, timeoutMs),
-  ]);
+  // One after the other: with both wrong, the error names the same one every time.
+  const mysqlbinlog = await checkClient(binaries.mysqlbinlog, 'mysqlbinlog', server, env, timeoutMs);
+  const mysql = await checkClient(binaries.mysql, 'mysql', server, env, timeoutMs);
   return { mysqld: probe.version, mysqlbinlog, mysql };
 }

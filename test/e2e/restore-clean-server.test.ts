@@ -7,7 +7,7 @@
 //  2. A restore of the shared replica's full backup leaves no replication channel, although the backup has one.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
@@ -26,6 +26,7 @@ import { makeCompletedFullBackup } from '../support/backup.ts';
 import { directContext } from '../support/context.ts';
 import { servicesEnv } from '../support/env.ts';
 import { runMcb, startMcb } from '../support/spawn.ts';
+import { listensOnTcp, processUid } from '../support/proc.ts';
 import { createWorld, type World } from '../support/world.ts';
 
 const BACKUP_USER = 'backup_clone';
@@ -120,30 +121,7 @@ async function ticks(conn: mysql.Connection, upTo?: string): Promise<Tick[]> {
   return rows.map((r) => ({ id: Number(r.id), at: String(r.at) }));
 }
 
-function processUid(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('Uid:'))!;
-  return Number(line.split(/\s+/)[1]);
-}
 
-/** Whether the process holds a TCP socket in LISTEN state (IPv4 or IPv6). */
-function listensOnTcp(pid: number): boolean {
-  const listening = new Set<string>();
-  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    if (!existsSync(f)) continue;
-    for (const line of readFileSync(f, 'utf8').split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[3] === '0A') listening.add(cols[9]!);
-    }
-  }
-  return readdirSync(`/proc/${pid}/fd`).some((fd) => {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      return m !== null && listening.has(m[1]!);
-    } catch {
-      return false;
-    }
-  });
-}
 
 test('an event inserting a row every second: the restore to T has exactly the rows of T, and keeps the event', async () => {
   await ownRoot.query(

@@ -6,7 +6,7 @@
 // its redo log is a finding about the backup, an unknown option or a start timeout an error of the job.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
@@ -15,6 +15,7 @@ import { PermanentJobError } from '../../src/jobs/types.ts';
 import { initializeDatadir, MysqldStartError, mysqldFromSidRoot, type RunningMysqld } from '../../src/mysql/mysqld.ts';
 import { checkReachable, removeReplicationConfiguration, restoreServerAccount, RestoreServerSetupError, startRestoreServer } from '../../src/restore/server.ts';
 import { servicesEnv } from '../support/env.ts';
+import { listensOnTcp, processUid } from '../support/proc.ts';
 
 const bin = () => mysqldFromSidRoot(servicesEnv().sidRoot);
 let dir: string;
@@ -38,38 +39,8 @@ async function start(runName: string): Promise<RunningMysqld> {
   return server;
 }
 
-function processUid(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('Uid:'))!;
-  return Number(line.split(/\s+/)[1]); // real uid
-}
 
-/** Inodes of the TCP sockets (v4 and v6) in LISTEN state on this host. */
-function listeningTcpInodes(): Set<string> {
-  const inodes = new Set<string>();
-  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    if (!existsSync(f)) continue;
-    for (const line of readFileSync(f, 'utf8').split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[3] === '0A') inodes.add(cols[9]!);
-    }
-  }
-  return inodes;
-}
 
-function socketInodesOf(pid: number): string[] {
-  const out: string[] = [];
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    const m = /^socket:\[(\d+)\]$/.exec((() => {
-      try {
-        return readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        return '';
-      }
-    })());
-    if (m) out.push(m[1]!);
-  }
-  return out;
-}
 
 test('the restore server: socket only, as the mysql user when root, scheduler off, private secure-file-priv', async () => {
   const server = await start('run');
@@ -80,8 +51,7 @@ test('the restore server: socket only, as the mysql user when root, scheduler of
   assert.equal(processUid(server.pid), expectedUid, `mysqld ${server.pid} runs as uid ${expectedUid}`);
   assert.equal(server.port, undefined);
 
-  const listening = listeningTcpInodes();
-  assert.deepEqual(socketInodesOf(server.pid).filter((i) => listening.has(i)), [], 'mysqld has no listening TCP socket');
+  assert.equal(listensOnTcp(server.pid), false, 'mysqld has no listening TCP socket');
 
   const runDir = path.join(dir, 'run');
   for (const d of [runDir, path.join(runDir, 'files')]) {

@@ -148,27 +148,41 @@ export async function summarizeBinlog(
 export async function findRestoreStop(
   file: string,
   stop: RestoreStop,
-  opts: Pick<ReadEventsOptions, 'verifyChecksums' | 'allowTruncatedTail'> = {},
+  opts: Pick<ReadEventsOptions, 'verifyChecksums' | 'allowTruncatedTail'> & { listGtids?: boolean } = {},
 ): Promise<RestoreStopResult> {
   const isPast = stopTest(stop);
   const includeMatch = stop.kind === 'gtid' && stop.include;
   const s = await BinlogSession.open(file, { ...opts, fromPosition: undefined }, WINDOW);
   try {
     const result: RestoreStopResult = { reached: false, stoppedEarly: false };
+    // With listGtids the rest of the file is read too, for the GTIDs after the stop: one pass instead of two.
+    const gtids: TransactionGtids | undefined = opts.listGtids ? { before: new GtidSet(), after: new GtidSet() } : undefined;
     const tracker = new TransactionTracker();
     for (let ev = s.nextBuffered() ?? (await s.next()); ev; ev = s.nextBuffered() ?? (await s.next())) {
       const trx = tracker.push(ev);
       if (!trx) continue;
+      if (result.stoppedEarly) {
+        if (trx.gtid) gtids!.after.add(trx.gtid);
+        continue;
+      }
       if (result.reached || isPast(trx)) {
         const firstMatch = !result.reached;
         result.reached = true;
         if (!(includeMatch && firstMatch)) {
           result.stoppedEarly = true;
           result.next = trx;
-          break;
+          if (!gtids) break;
+          if (trx.gtid) gtids.after.add(trx.gtid);
+          continue;
         }
       }
       result.last = trx;
+      if (trx.gtid) gtids?.before.add(trx.gtid);
+    }
+    if (gtids) {
+      const unfinished = tracker.pendingGtid();
+      if (unfinished) gtids.after.add(unfinished);
+      result.gtids = gtids;
     }
     return result;
   } finally {

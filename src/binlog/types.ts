@@ -214,6 +214,8 @@ export interface RestoreStopResult {
   stoppedEarly: boolean;
   /** The first transaction of this file that is not replayed, when `stoppedEarly`. */
   next?: TransactionPoint;
+  /** With `listGtids`: the GTIDs of the transactions replayed from this file, and of those after the stop. */
+  gtids?: TransactionGtids;
 }
 
 /** The GTIDs of the transactions of one file, split at a position (see transactionGtids). */

@@ -29,33 +29,30 @@ export async function decideReplay(files: readonly string[], stop: RestoreStop):
   let last: TransactionPoint | undefined;
   let stopPosition: number | undefined;
   let reached = false;
-  let before: { file: string; executedAtEnd: GtidSet } | undefined;
+  let previousFile: { file: string; executedAtEnd: GtidSet } | undefined;
   for (const file of files) {
     if (reached) {
       excluded = excluded.union((await transactionGtids(file)).before);
       continue;
     }
     const previous = await previousGtidsOf(file);
-    if (before) checkContinues(before.file, before.executedAtEnd, file, previous);
-    const r = await findRestoreStop(file, stop);
+    if (previousFile) checkContinues(previousFile.file, previousFile.executedAtEnd, file, previous);
+    const r = await findRestoreStop(file, stop, { listGtids: true });
+    const { before: upToStop, after: pastStop } = r.gtids!;
     if (r.last) last = r.last;
-    const split = await transactionGtids(file, r.reached && r.last ? { untilPosition: r.last.endPosition } : {});
-    before = { file, executedAtEnd: previous.union(split.before).union(split.after) };
+    previousFile = { file, executedAtEnd: previous.union(upToStop).union(pastStop) };
     if (!r.reached) {
       chosen.push(file);
-      expected = expected.union(split.before);
+      expected = expected.union(upToStop);
       continue;
     }
     reached = true;
-    if (!r.last) {
-      // The first transaction of this file is already past the stop: nothing of it is replayed.
-      excluded = excluded.union(split.before);
-      continue;
-    }
+    excluded = excluded.union(pastStop);
+    // When the first transaction of this file is already past the stop, nothing of it is replayed.
+    if (!r.last) continue;
     chosen.push(file);
     if (r.stoppedEarly) stopPosition = r.last.endPosition;
-    expected = expected.union(split.before);
-    excluded = excluded.union(split.after);
+    expected = expected.union(upToStop);
   }
   return { files: chosen, stopPosition, last, expected, excluded, reached };
 }

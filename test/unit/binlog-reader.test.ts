@@ -682,3 +682,24 @@ describe('transactionGtids', () => {
     assert.equal(r.after.toString(), `${UUID_A}:2`);
   });
 });
+
+test('findRestoreStop with listGtids gives the same GTID split as transactionGtids, in the same pass', async () => {
+  const t0 = 1_700_000_500;
+  const b = new BinlogBuilder('crc32', t0 - 10);
+  b.previousGtids([[UUID_A, [[1, 4]]]]);
+  for (let gno = 5; gno <= 9; gno++) b.transaction(UUID_A, gno, gno, t0 + gno);
+  const f = await file(b.build());
+  for (const stop of [
+    { kind: 'time', atMicros: (t0 + 7) * 1e6 + 123 },
+    { kind: 'time', atMicros: (t0 + 1) * 1e6 },
+    { kind: 'gtid', gtids: `${UUID_A}:8`, include: true },
+    { kind: 'end' },
+  ] as const) {
+    const r = await findRestoreStop(f, stop, { listGtids: true });
+    const split = await transactionGtids(f, r.last ? { untilPosition: r.last.endPosition } : { untilPosition: 0 });
+    assert.equal(r.gtids!.before.toString(), split.before.toString(), JSON.stringify(stop));
+    assert.equal(r.gtids!.after.toString(), split.after.toString(), JSON.stringify(stop));
+    const { gtids: _, ...withoutGtids } = r;
+    assert.deepEqual(withoutGtids, await findRestoreStop(f, stop), 'the stop itself is the same');
+  }
+});

@@ -93,12 +93,6 @@ export function formatTime(d: Date, zone: TimeZone = UTC): string {
   return formatInZone(d, zone);
 }
 
-/** @deprecated The process's own zone, which differs between hosts: use formatTime with the metadata time zone. */
-export function formatLocal(d: Date): string {
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
-
 /**
  * Parses `latest` or a time, `YYYY-MM-DD HH:MM:SS[.ffffff]` (space or `T`) in `zone`, or with its own `Z`/`±HH:MM`
  * (parseInstant). Throws TimeError saying what is wrong (no such date, a wall time skipped by DST, …).

@@ -1,9 +1,9 @@
 // What every subcommand needs, created on first use and closed once at the end.
 import { loadConfig, type Config } from '../config/index.ts';
 import { createLogger, type Logger } from '../log/index.ts';
-import { MetadataStore } from '../metadata/index.ts';
+import { MetadataError, MetadataStore } from '../metadata/index.ts';
 import { pingRedis, Queues, redisConnection } from '../queues/index.ts';
-import { formatInZone, type TimeZone } from '../time/zone.ts';
+import { formatInZone, processTimeZone, UTC, type TimeZone } from '../time/zone.ts';
 
 /** Bad usage: exit code 2, like a bad config. */
 export class UsageError extends Error {
@@ -49,6 +49,21 @@ export class CliContext {
   /** The one time zone for what the command reads and prints: [metadata-link] time_zone, else the metadata server's. */
   async timeZone(): Promise<TimeZone> {
     return this.config.metadata.timeZone ?? (await this.metadata()).timeZone;
+  }
+
+  /**
+   * timeZone(), for commands that also work without the metadata center (`--from-bucket`, `storage ls`): when it
+   * cannot be reached and no time_zone is configured, this host's zone, said in a warning.
+   */
+  async timeZoneOrHost(warn: (message: string) => void): Promise<TimeZone> {
+    try {
+      return await this.timeZone();
+    } catch (err) {
+      if (!(err instanceof MetadataError)) throw err;
+      const zone = processTimeZone() ?? UTC;
+      warn(`metadata center unavailable and no [metadata-link] time_zone: times are read and printed in this host's zone, ${zone.name}`);
+      return zone;
+    }
   }
 
   async queues(): Promise<Queues> {

@@ -7,10 +7,9 @@ import { candidatesFromRows, describeTarget, formatTime, parseTarget, planRestor
 import { checkRestoreTools, resolveRestoreBinaries } from '../../restore/binaries.ts';
 import { checkRestoreServerCanReach } from '../../restore/server.ts';
 import { runRestore, type RestoreBinaries } from '../../restore/run.ts';
-import { MetadataError } from '../../metadata/index.ts';
 import { GtidSet } from '../../binlog/index.ts';
 import { resolveSeedEraCandidates } from '../../restore/seed-era.ts';
-import { parseTimeZone, TimeError, UTC, type TimeZone } from '../../time/zone.ts';
+import { TimeError, UTC, type TimeZone } from '../../time/zone.ts';
 import { parseId, UsageError, type CliContext, type Run } from '../context.ts';
 
 interface PlanOptions {
@@ -59,22 +58,7 @@ function parseAt(o: Pick<PlanOptions, 'at' | 'atGtid' | 'inclusive'>, zone: Time
   }
 }
 
-/**
- * The metadata time zone. --from-bucket runs when the metadata center may be lost: without [metadata-link]
- * time_zone and an answering server, times are read and printed in this host's zone, with a warning.
- */
-async function restoreTimeZone(ctx: CliContext, fromBucket: boolean | undefined, warnings: string[]): Promise<TimeZone> {
-  if (!fromBucket) return ctx.timeZone();
-  try {
-    return await ctx.timeZone();
-  } catch (err) {
-    if (!(err instanceof MetadataError)) throw err;
-    const zone = parseTimeZone(Intl.DateTimeFormat().resolvedOptions().timeZone);
-    warnings.push(`metadata center unavailable and no [metadata-link] time_zone: times are read and printed in this host's zone, ${zone.name}`);
-    return zone;
-  }
-}
-
+/** --from-bucket runs when the metadata center may be lost: then times are in this host's zone, with a warning. */
 async function buildPlan(
   ctx: CliContext,
   o: PlanOptions,
@@ -83,7 +67,7 @@ async function buildPlan(
   parseAt(o, UTC); // syntax first: a typo fails before any connection
   const storeFor = storesOf(ctx, o.bucket);
   const warnings: string[] = [];
-  const zone = await restoreTimeZone(ctx, o.fromBucket, warnings);
+  const zone = o.fromBucket ? await ctx.timeZoneOrHost((w) => warnings.push(w)) : await ctx.timeZone();
   const target = parseAt(o, zone);
   if (o.fromBucket) {
     const store = storeFor(undefined);

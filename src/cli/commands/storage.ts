@@ -13,6 +13,7 @@ export function registerStorage(program: Command, run: Run): void {
     .action((o) =>
       run(async (ctx) => {
         const oss = requireOss(ctx.config);
+        const zone = o.json ? undefined : await ctx.timeZoneOrHost((w) => console.error(`warning: ${w}`));
         const store = new MinioObjectStore(oss, oss.bucket);
         await store.checkBucket();
         const rows: Array<Record<string, unknown>> = [];
@@ -23,7 +24,7 @@ export function registerStorage(program: Command, run: Run): void {
         if (o.json) console.log(JSON.stringify(rows, null, 2));
         else {
           console.log(`${store.location}:`);
-          printTable(rows, ['key', 'size', 'lastModified', 'sha256']);
+          printTable(rows, ['key', 'size', 'lastModified', 'sha256'], zone);
         }
       }),
     );

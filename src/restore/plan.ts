@@ -277,13 +277,14 @@ export function planRestore(input: {
     }
   } else {
     // Rows without the clone's binlog file (seed era, --from-bucket): the consistent point lies between the
-    // clone's start and its recorded end, so the chain starts at the newest binlog that started at or before the
-    // clone's start (transactions the clone already holds are skipped on replay by GTID, and the restore checks
-    // that the first binlog's previous GTIDs are in the clone). Without a start time: the newest binlog that
-    // started before the recovery point, same-second boundaries taken inclusively.
+    // clone's start and its recorded end, so the chain starts at the newest binlog that surely started before the
+    // clone did (what the clone already holds is left out of the replay by GTID, and the restore checks that the
+    // first binlog's previous GTIDs are in the clone). Both times are whole seconds (a binlog's truncated, a
+    // DATETIME possibly rounded up), so "surely before" is two seconds before. Without a start time: the newest
+    // binlog that started before the recovery point, same-second boundaries taken inclusively.
     const cloneStart = full.startTime?.getTime();
     if (cloneStart !== undefined && !Number.isNaN(cloneStart)) {
-      for (let i = 0; i < binlogs.length; i++) if (binlogs[i]!.startTime.getTime() <= cloneStart) first = i;
+      for (let i = 0; i < binlogs.length; i++) if (binlogs[i]!.startTime.getTime() <= cloneStart - 2000) first = i;
     }
     if (first < 0) for (let i = 0; i < binlogs.length; i++) if (binlogs[i]!.startTime.getTime() < fullEnd) first = i;
     if (first < 0 && binlogs[0]!.startTime.getTime() === fullEnd) first = 0;

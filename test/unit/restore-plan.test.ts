@@ -213,3 +213,12 @@ test('time targets list the archived binlogs after the chain: a replica may have
   assert.deepEqual(broken.following, [], 'only files that continue the chain');
   assert.equal(planRestore({ fulls, binlogs: chain, target: { kind: 'latest' } }).following?.length ?? 0, 0);
 });
+
+test('seed-era full: a binlog opened in the same second the clone started may be after it, so the chain starts earlier', () => {
+  const seedFull: FullCandidate = { ...full('10:20:00'), sha256: null, seedEra: true, startTime: t('10:00:01') };
+  // 000004 opened at 10:00:00 (truncated to the second), the clone recorded as 10:00:01 (possibly rounded up).
+  const p = planRestore({ fulls: [seedFull], binlogs: chain, target: { kind: 'latest' } });
+  assert.equal(p.binlogs[0]!.file, 'mysql-bin.000003');
+  const clear = planRestore({ fulls: [{ ...seedFull, startTime: t('10:00:02') }], binlogs: chain, target: { kind: 'latest' } });
+  assert.equal(clear.binlogs[0]!.file, 'mysql-bin.000004', 'two seconds after it, the file surely started before the clone');
+});

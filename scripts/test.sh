@@ -30,10 +30,10 @@ fi
 bash scripts/services.sh up
 
 shopt -s nullglob
-files=(test/unit/*.test.ts test/integration/*.test.ts test/e2e/*.test.ts)
+files=(test/unit/*.test.ts test/integration/*.test.ts test/faults/*.test.ts test/e2e/*.test.ts)
 shopt -u nullglob
 if (( ${#files[@]} == 0 )); then
-  echo "[test] no test files under test/unit, test/integration or test/e2e" >&2
+  echo "[test] no test files under test/unit, test/integration, test/faults or test/e2e" >&2
   exit 1
 fi
 

@@ -3,8 +3,8 @@
 -- so it connects from 127.0.0.1 like a worker installed on the database host.
 CREATE USER IF NOT EXISTS 'backup_clone'@'127.0.0.1' IDENTIFIED BY 'admin123';
 CREATE USER IF NOT EXISTS 'backup_clone'@'localhost' IDENTIFIED BY 'admin123';
-GRANT BACKUP_ADMIN, RELOAD, REPLICATION CLIENT ON *.* TO 'backup_clone'@'127.0.0.1';
-GRANT BACKUP_ADMIN, RELOAD, REPLICATION CLIENT ON *.* TO 'backup_clone'@'localhost';
+GRANT BACKUP_ADMIN, RELOAD, REPLICATION CLIENT, PROCESS ON *.* TO 'backup_clone'@'127.0.0.1';
+GRANT BACKUP_ADMIN, RELOAD, REPLICATION CLIENT, PROCESS ON *.* TO 'backup_clone'@'localhost';
 GRANT SELECT ON performance_schema.* TO 'backup_clone'@'127.0.0.1';
 GRANT SELECT ON performance_schema.* TO 'backup_clone'@'localhost';
 

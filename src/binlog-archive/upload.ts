@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Codec } from '../archive/codec.ts';
 import { BinlogFormatError, summarizeBinlog } from '../binlog/index.ts';
 import type { JobContext } from '../jobs/types.ts';
-import { HashingCounter, verifyStoredObject } from '../storage/index.ts';
+import { HashingCounter, ObjectMismatchError, verifyStoredObject } from '../storage/index.ts';
 
 /** What an upload of the file will store. */
 export interface EncodedDigest {
@@ -91,8 +91,9 @@ export async function uploadBinlog(
   try {
     await verifyStoredObject(ctx.storage, objectKey, { bytes: put.bytes, sha256: put.sha256 }, ctx.config.backup.verify);
   } catch (err) {
-    // A corrupt object must not stay where a restore would find it.
-    await ctx.storage.remove(objectKey).catch(() => undefined);
+    // A corrupt object must not stay where a restore would find it; one that could not be read back (a network
+    // fault) is kept, and the next run verifies it again instead of uploading it twice.
+    if (err instanceof ObjectMismatchError) await ctx.storage.remove(objectKey).catch(() => undefined);
     throw err;
   }
   return { ...put, sourceBytes: size };
@@ -103,8 +104,9 @@ export async function confirmStoredBinlog(objectKey: string, expected: EncodedDi
   try {
     await verifyStoredObject(ctx.storage, objectKey, { bytes: expected.bytes, sha256: expected.sha256 }, ctx.config.backup.verify);
   } catch (err) {
-    // It is this row's own object (its mcb-backup-uuid): removing it lets the next run upload it again.
-    await ctx.storage.remove(objectKey).catch(() => undefined);
+    // It is this row's own object (its mcb-backup-uuid): removing a wrong one lets the next run upload it again;
+    // one that could not be read is kept for the next run to verify.
+    if (err instanceof ObjectMismatchError) await ctx.storage.remove(objectKey).catch(() => undefined);
     throw err;
   }
   return { bytes: expected.bytes, sha256: expected.sha256, sourceBytes: expected.sourceBytes };

@@ -2,7 +2,7 @@
 import { loadConfig, type Config } from '../config/index.ts';
 import { createLogger, type Logger } from '../log/index.ts';
 import { MetadataError, MetadataStore } from '../metadata/index.ts';
-import { pingRedis, Queues, redisConnection } from '../queues/index.ts';
+import { closeRedis, dropRedis, logRedisOutages, pingRedis, Queues, redisConnection } from '../queues/index.ts';
 import { formatInZone, processTimeZone, UTC, type TimeZone } from '../time/zone.ts';
 
 /** Bad usage: exit code 2, like a bad config. */
@@ -66,18 +66,23 @@ export class CliContext {
     }
   }
 
+  /**
+   * Redis must answer now, or the command fails with one line. A daemon's connection then reconnects for as long
+   * as Redis is away; a one-shot command's gives up after a few attempts (src/queues/index.ts, ConnectionRole).
+   */
   async queues(): Promise<Queues> {
     if (!this.queuesValue) {
-      const redis = redisConnection(this.config, 'client');
+      const redis = redisConnection(this.config, this.daemon ? 'daemon' : 'client');
       await pingRedis(redis, this.config.redis.url).catch(async (err) => {
-        redis.disconnect();
+        dropRedis(redis);
         throw err;
       });
+      if (this.daemon) logRedisOutages(redis, this.log, 'queues');
       this.queuesValue = new Queues(this.config, redis);
       const q = this.queuesValue;
       this.closers.push(async () => {
         await q.close();
-        await redis.quit();
+        await closeRedis(redis);
       });
     }
     return this.queuesValue;

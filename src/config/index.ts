@@ -24,6 +24,8 @@ export interface MetadataLinkConfig extends MysqlLinkConfig {
   database: string;
   /** The zone of every DATETIME in the metadata center; absent: the metadata server's own, found at connect. */
   timeZone?: TimeZone;
+  /** How long a query keeps retrying while the metadata center is unreachable (src/metadata/retry.ts); default 300. */
+  retrySeconds?: number;
 }
 
 export interface BackupConfig {
@@ -46,11 +48,28 @@ export interface BackupConfig {
   stageAttempts: number;
   stageBackoffMs: number;
   shutdownGraceSeconds: number;
+  /** A running stage's BullMQ lock; a dead worker's stage goes back to the queue about twice this long after. */
+  stageLockSeconds: number;
 }
 
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+/** Where Redis is: one server (url), a primary found through Sentinel, or a Cluster. */
 export interface RedisConfig {
+  /** Printable, without secrets: a single server's url, `redis+sentinel://h:p,h:p/<master>` or `redis+cluster://h:p,h:p`. */
   url: string;
   prefix: string;
+  /** Sentinel: the sentinels asked for the current primary of `sentinelMaster`. */
+  sentinels?: RedisNode[];
+  sentinelMaster?: string;
+  sentinelPassword?: string;
+  /** Cluster: seed nodes (the rest are discovered); the prefix is then a hash tag such as `{mcb}`. */
+  clusterNodes?: RedisNode[];
+  /** The Redis servers' password (AUTH), for every mode; a single server's may instead be in its url. */
+  password?: string;
 }
 
 export interface OssConfig {
@@ -60,7 +79,10 @@ export interface OssConfig {
   accessKey: string;
   secretKey: string;
   region?: string;
+  /** The preferred (and smallest) part size of multipart uploads; grows per upload to stay within maxParts. */
   partSizeBytes: number;
+  /** The store's limit on parts per multipart upload (S3: 10,000). */
+  maxParts?: number;
 }
 
 export interface ScheduleConfig {
@@ -253,6 +275,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     ...readMysqlLink(metaSection, 'MCB_METADATA_PASSWORD'),
     database: metaSection.string('database', 'op_service_db'),
     ...(metadataTimeZone ? { timeZone: metadataTimeZone } : {}),
+    // Five minutes rides out a restart or failover of the metadata center without spending a stage attempt.
+    retrySeconds: metaSection.int('retry_seconds', 300, 0, 86400),
   };
   if (!/^[A-Za-z0-9_$]+$/.test(metadata.database)) metaSection.fail('database', 'must be a plain identifier (letters, digits, _ or $)');
   metaSection.rejectUnknownKeys();
@@ -262,14 +286,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   backupSection.rejectUnknownKeys();
 
   const redisSection = reader('redis');
-  const redis: RedisConfig = {
-    url: redisSection.string('url', 'redis://127.0.0.1:6379', 'MCB_REDIS_URL'),
-    prefix: redisSection.string('prefix', 'mcb'),
-  };
-  if (!/^rediss?:\/\//.test(redis.url)) {
-    redisSection.fail('url', `must start with redis:// or rediss://, got "${redis.url.replace(/\/\/([^@/]*)@/, '//***@')}"`);
-  }
-  if (redis.prefix.includes(':')) redisSection.fail('prefix', 'must not contain ":"');
+  const redis = readRedis(redisSection);
   redisSection.rejectUnknownKeys();
 
   const ossSection = reader('oss');
@@ -339,7 +356,68 @@ function readBackup(s: SectionReader): BackupConfig {
     stageAttempts: s.int('stage_attempts', 5, 1, 100),
     stageBackoffMs: s.int('stage_backoff_ms', 30_000, 0, 3_600_000),
     shutdownGraceSeconds: s.int('shutdown_grace_seconds', 30, 0, 86400),
+    // 60 s rides out a busy event loop during a big tar; a killed worker's stage is re-run after about 2 × this.
+    stageLockSeconds: s.int('stage_lock_seconds', 60, 2, 3600),
   };
+}
+
+function readRedis(s: SectionReader): RedisConfig {
+  const url = s.optionalString('url', 'MCB_REDIS_URL');
+  const sentinelList = s.optionalString('sentinels');
+  const clusterList = s.optionalString('cluster_nodes');
+  const given = [url !== undefined && 'url', sentinelList !== undefined && 'sentinels', clusterList !== undefined && 'cluster_nodes'].filter(
+    (k): k is string => !!k,
+  );
+  if (given.length > 1) s.fail(given[1]!, `give one of url (or MCB_REDIS_URL), sentinels or cluster_nodes, not ${given.join(' and ')}`);
+  const sentinelMaster = s.optionalString('sentinel_master');
+  const sentinelPassword = s.optionalString('sentinel_password', 'MCB_REDIS_SENTINEL_PASSWORD');
+  const password = s.optionalString('password', 'MCB_REDIS_PASSWORD');
+  const prefix = s.string('prefix', clusterList !== undefined ? '{mcb}' : 'mcb');
+  if (prefix.includes(':')) s.fail('prefix', 'must not contain ":"');
+
+  if (sentinelList === undefined) {
+    if (sentinelMaster !== undefined) s.fail('sentinel_master', 'is only used with sentinels');
+    if (sentinelPassword !== undefined) s.fail('sentinel_password', 'is only used with sentinels');
+  }
+  if (sentinelList !== undefined) {
+    if (sentinelMaster === undefined) s.fail('sentinel_master', 'is required with sentinels (the name the sentinels monitor, e.g. mymaster)');
+    const sentinels = readRedisNodes(s, 'sentinels', sentinelList, 26379);
+    return { url: `redis+sentinel://${nodeList(sentinels)}/${sentinelMaster}`, prefix, sentinels, sentinelMaster, sentinelPassword, password };
+  }
+  if (clusterList !== undefined) {
+    // BullMQ's scripts touch several keys of a queue at once; Redis Cluster runs them only when every key hashes
+    // to one slot, which a prefix holding a hash tag ensures.
+    if (!/^[^{]*\{[^}]+\}/.test(prefix)) {
+      s.fail('prefix', `must hold a hash tag in braces with cluster_nodes, e.g. {mcb} (BullMQ needs every key of a queue in one cluster slot), got "${prefix}"`);
+    }
+    const clusterNodes = readRedisNodes(s, 'cluster_nodes', clusterList, 6379);
+    return { url: `redis+cluster://${nodeList(clusterNodes)}`, prefix, clusterNodes, password };
+  }
+  const single = url ?? 'redis://127.0.0.1:6379';
+  if (!/^rediss?:\/\//.test(single)) s.fail('url', `must start with redis:// or rediss://, got "${redactUrl(single)}"`);
+  if (password !== undefined && /\/\/[^@/]*@/.test(single)) s.fail('password', 'the url already holds credentials: give the password in one place');
+  return { url: single, prefix, password };
+}
+
+/** `host:port,host:port` (IPv6 as `[::1]:port`); a missing port is `defaultPort`. */
+function readRedisNodes(s: SectionReader, key: string, list: string, defaultPort: number): RedisNode[] {
+  const nodes = list.split(',').map((item) => {
+    const m = /^(?:\[([^\]]+)\]|([^:\s[\]]+))(?::(\d+))?$/.exec(item.trim());
+    if (!m) return s.fail(key, `must be host:port[,host:port...], got "${item.trim()}"`);
+    const port = m[3] ? Number(m[3]) : defaultPort;
+    if (port < 1 || port > 65535) s.fail(key, `port ${port} is out of range`);
+    return { host: (m[1] ?? m[2])!, port };
+  });
+  if (!nodes.length) s.fail(key, 'names no node');
+  return nodes;
+}
+
+function nodeList(nodes: RedisNode[]): string {
+  return nodes.map((n) => `${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`).join(',');
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, '//***@');
 }
 
 function readOss(s: SectionReader): OssConfig {
@@ -356,8 +434,11 @@ function readOss(s: SectionReader): OssConfig {
     accessKey: s.string('access_key', undefined, 'MCB_OSS_ACCESS_KEY'),
     secretKey: s.string('secret_key', undefined, 'MCB_OSS_SECRET_KEY'),
     region: s.optionalString('region'),
-    // The minio client holds one part in memory; 16 MiB keeps a worker's memory flat whatever the backup size.
+    // One part is held in memory; 16 MiB keeps a worker's memory flat for backups up to 156 GiB (10,000 parts),
+    // beyond which each upload computes a larger part size (src/storage/part-size.ts).
     partSizeBytes: s.int('part_size_mb', 16, 5, 5120) * 1024 * 1024,
+    // Lower only for a store configured with a lower limit than S3's (e.g. Ceph's rgw_multipart_part_upload_limit).
+    maxParts: s.int('max_parts', 10_000, 1, 10_000),
   };
 }
 
@@ -440,7 +521,12 @@ export function redactConfig(config: Config): unknown {
     ...config,
     mysql: config.mysql && { ...config.mysql, password: hide(config.mysql.password) },
     metadata: { ...config.metadata, password: hide(config.metadata.password) },
-    redis: { ...config.redis, url: config.redis.url.replace(/\/\/([^@/]*)@/, '//***@') },
+    redis: {
+      ...config.redis,
+      url: redactUrl(config.redis.url),
+      password: hide(config.redis.password),
+      sentinelPassword: hide(config.redis.sentinelPassword),
+    },
     oss: config.oss && { ...config.oss, accessKey: hide(config.oss.accessKey), secretKey: hide(config.oss.secretKey) },
     server: { ...config.server, token: hide(config.server.token), password: hide(config.server.password) },
     restore: { ...config.restore, password: config.restore.password ? '***' : '' },

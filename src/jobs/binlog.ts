@@ -12,7 +12,6 @@
 //   5. each file in order: row Uploading → every event's checksum verified → a free object name (nothing is ever
 //      overwritten) → upload (optionally gzip) → verify size and sha256 → Completed. The batch stops at the first
 //      failure (that row → Error, the job fails): the next run retries it, so no holes.
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { getCodec, type Codec } from '../archive/codec.ts';
 import { recordGap, type GapReport } from '../binlog-archive/gap.ts';
@@ -26,6 +25,7 @@ import { backfillSeedBinlogRows, listBinlogRows } from '../metadata/binlog-queri
 import { MetadataError, type BackupRow } from '../metadata/index.ts';
 import type { DataNode } from '../mysql/data-node.ts';
 import { binlogObjectName, humanBytes } from '../naming.ts';
+import { recordBinlogCheck } from '../ops/outcomes.ts';
 import { formatInZone, type TimeZone } from '../time/zone.ts';
 import { filesToInspect, isDoneState, planBinlogArchive, type BinlogHeadInfo } from './binlog-plan.ts';
 import { defineJob, PermanentJobError, requireInt, type JobContext } from './types.ts';
@@ -84,7 +84,7 @@ export const binlogJob = defineJob<BinlogPayload, BinlogResult>({
     let entered = false;
     try {
       return await ctx.metadata.withLock(
-        lockName(ctx.metadata.link.database, instanceId),
+        ctx.metadata.lockName('binlog', instanceId),
         async () => {
           entered = true;
           return await archiveBinlogs(instanceId, ctx);
@@ -100,12 +100,6 @@ export const binlogJob = defineJob<BinlogPayload, BinlogResult>({
     }
   },
 });
-
-/** GET_LOCK names are server-wide (and at most 64 characters): include the metadata database. */
-function lockName(database: string, instanceId: number): string {
-  const name = `mcb_binlog_${database}_${instanceId}`;
-  return name.length <= 64 ? name : `mcb_binlog_${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
-}
 
 /** What one run knows about the server it reads. */
 interface RunState {
@@ -167,6 +161,8 @@ async function archiveBinlogs(instanceId: number, ctx: JobContext): Promise<Binl
         );
       }
     }
+    // Every closed binlog is archived now: binlog staleness counts from here, also when nothing was new.
+    await recordBinlogCheck(ctx.metadata, instanceId, ctx.now());
     return result;
   } finally {
     await node.close();

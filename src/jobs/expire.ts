@@ -348,7 +348,7 @@ export async function runExpire(payload: ExpirePayload, ctx: JobContext): Promis
       const run = () => expireInstance(ctx, instanceId, dryRun);
       // The lock serialises two runs for the same instance (a scheduled one and an ad-hoc one); a dry run
       // writes nothing and needs none.
-      report = dryRun ? await run() : await ctx.metadata.withLock(`mcb_expire_${instanceId}`, run, 120);
+      report = dryRun ? await run() : await ctx.metadata.withLock(ctx.metadata.lockName('expire', instanceId), run, 120);
     } catch (err) {
       if (ctx.signal.aborted) throw err;
       report = {

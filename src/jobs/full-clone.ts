@@ -4,7 +4,10 @@
 // (src/restore/plan.ts), and expiry keeps it.
 import { rm } from 'node:fs/promises';
 import { BackupState } from '../metadata/index.ts';
+import type { DataNode } from '../mysql/data-node.ts';
 import { defineFullStage, fullBackupFiles } from './full-files.ts';
+import { checkCloneSpace, isNoSpace, ranOutOfSpace } from './free-space.ts';
+import type { JobContext } from './types.ts';
 
 export interface CloneResult {
   recoveryPoint: string;
@@ -14,16 +17,34 @@ export interface CloneResult {
   binlogPosition?: number;
 }
 
+/** How long a killed CLONE of a dead attempt may take to abort inside mysqld. */
+const ORPHAN_CLONE_STOP_SECONDS = 120;
+
 export const cloneStage = defineFullStage<CloneResult>({
   name: 'clone',
   info: 'cloning',
+  finished: {
+    state: BackupState.Done,
+    result: (row) => ({
+      recoveryPoint: row.endTime?.toISOString() ?? '',
+      gtidExecuted: row.gtidSet ?? '',
+      ...(row.binlogFile ? { binlogFile: row.binlogFile, binlogPosition: row.binlogPosition ?? 0 } : {}),
+    }),
+  },
   async run(row, { backupUuid }, ctx) {
     const { cloneDir } = fullBackupFiles(row);
-    // A previous attempt may have died mid-clone; CLONE needs the directory not to exist.
-    await rm(cloneDir, { recursive: true, force: true });
-
     const node = await ctx.connectDataNode();
-    const monitor = await ctx.connectDataNode();
+    let monitor: DataNode;
+    try {
+      await stopOrphanClone(node, cloneDir, ctx);
+      // A previous attempt may have died mid-clone; CLONE needs the directory not to exist.
+      await rm(cloneDir, { recursive: true, force: true });
+      await checkCloneSpace(node, row, ctx);
+      monitor = await ctx.connectDataNode();
+    } catch (err) {
+      await node.close();
+      throw err;
+    }
     const timer = setInterval(() => {
       monitor
         .cloneProgress()
@@ -59,6 +80,7 @@ export const cloneStage = defineFullStage<CloneResult>({
       return { recoveryPoint: status.endTime.toISOString(), gtidExecuted: status.gtidExecuted, ...binlog };
     } catch (err) {
       await rm(cloneDir, { recursive: true, force: true });
+      if (isNoSpace(err)) throw await ranOutOfSpace(row.backupPath, 'cloning', err, 'the partial clone was removed');
       throw err;
     } finally {
       clearInterval(timer);
@@ -66,3 +88,15 @@ export const cloneStage = defineFullStage<CloneResult>({
     }
   },
 });
+
+/**
+ * A worker killed mid-clone leaves its CLONE running inside mysqld, writing into the clone directory: it is
+ * killed, and gone, before this attempt removes the directory and clones again. The backup's fence guarantees
+ * no live attempt owns it.
+ */
+async function stopOrphanClone(node: DataNode, cloneDir: string, ctx: JobContext): Promise<void> {
+  const killed = await node.stopCloneInto(cloneDir, ORPHAN_CLONE_STOP_SECONDS);
+  if (killed !== undefined) {
+    ctx.log.warn({ event: 'clone.orphan-killed', cloneDir, processlistId: killed }, `killed the CLONE into ${cloneDir} left running by a dead attempt (connection ${killed})`);
+  }
+}

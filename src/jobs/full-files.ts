@@ -3,7 +3,7 @@
 // them after a restart.
 import { access, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { stageTransitions, type BackupRow, type FullStage } from '../metadata/index.ts';
+import { stageTransitions, type BackupRow, type BackupState, type FullStage } from '../metadata/index.ts';
 import { PermanentJobError, type FullChainPayload, type JobContext, type JobDefinition } from './types.ts';
 
 export interface FullBackupFiles {
@@ -77,14 +77,21 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /**
- * A stage of the full-backup chain: parses the chain payload, loads the row, checks `precondition`, moves
- * the row into the stage's state (compare-and-set, see stageTransitions), then runs `run`. On the last failed
- * attempt the worker marks the row Error and the whole local files are kept for a retry (keepFilesForRetry).
+ * A stage of the full-backup chain: parses the chain payload, takes the backup's fence (withBackupFence), loads
+ * the row, checks `precondition`, moves the row into the stage's state (compare-and-set, see stageTransitions),
+ * then runs `run`. On the last failed attempt the worker marks the row Error and the whole local files are kept
+ * for a retry (keepFilesForRetry).
  */
 export function defineFullStage<R>(def: {
   name: FullStage;
   /** What `info` says while the stage runs. */
   info: string;
+  /**
+   * The state the stage leaves the row in when it ends, and its result read back from the row: an attempt that
+   * finds the row there was re-delivered after an earlier attempt had finished (a worker killed before BullMQ
+   * heard of it) and does nothing.
+   */
+  finished?: { state: BackupState; result(row: BackupRow): R };
   precondition?(row: BackupRow): void;
   run(row: BackupRow, payload: FullChainPayload, ctx: JobContext): Promise<R>;
 }): JobDefinition<FullChainPayload, R> {
@@ -94,15 +101,46 @@ export function defineFullStage<R>(def: {
     backupUuidOf: (p) => p.backupUuid,
     onFinalFailure: keepFilesForRetry,
     async handle(payload, ctx) {
-      const row = await loadFullBackupRow(ctx, payload.backupUuid);
-      def.precondition?.(row);
-      const t = stageTransitions[def.name];
-      const entered = await ctx.metadata.transition(payload.backupUuid, t.from, t.enter, {
-        workerHost: ctx.workerHost,
-        jobId: ctx.jobId,
-        info: def.info,
+      await loadFullBackupRow(ctx, payload.backupUuid);
+      return withBackupFence(ctx, payload.backupUuid, def.name, async (fenced) => {
+        const row = await loadFullBackupRow(ctx, payload.backupUuid);
+        if (def.finished && row.state === def.finished.state) {
+          ctx.log.info({ event: 'stage.already-finished', backupUuid: row.backupUuid, state: row.state }, `${def.name} of ${row.backupName} was finished by an earlier attempt`);
+          return def.finished.result(row);
+        }
+        def.precondition?.(row);
+        const t = stageTransitions[def.name];
+        const entered = await ctx.metadata.transition(payload.backupUuid, t.from, t.enter, {
+          workerHost: ctx.workerHost,
+          jobId: ctx.jobId,
+          info: def.info,
+        });
+        return def.run(entered, payload, fenced);
       });
-      return def.run(entered, payload, ctx);
     },
   };
+}
+
+/**
+ * Runs one stage attempt while holding the backup's fence: a metadata named lock per backup, held on a
+ * connection of its own for the whole attempt. BullMQ may hand a stage to a second worker while the first still
+ * runs it (its job lock expired: a blocked event loop, a Redis outage); the second attempt waits here until the
+ * first ends, or its process dies and the lock with its connection. `fn` gets a context whose signal also aborts
+ * if the fence was lost to another attempt while the metadata center was unreachable.
+ */
+export async function withBackupFence<T>(ctx: JobContext, backupUuid: string, stage: string, fn: (fenced: JobContext) => Promise<T>): Promise<T> {
+  const fence = await ctx.metadata.acquireLock(ctx.metadata.lockName('backup', backupUuid), {
+    waitSeconds: Infinity,
+    signal: ctx.signal,
+    onBusy: (holder) => {
+      const by = holder ? `metadata connection ${holder.connectionId} from ${holder.clientAddress}` : 'another connection';
+      ctx.log.warn({ event: 'stage.fenced', backupUuid, holder }, `another attempt is working on backup ${backupUuid} (${by}): ${stage} waits for it to end`);
+    },
+  });
+  if (!fence) throw new Error(`the fence of backup ${backupUuid} could not be taken`); // unreachable: waits forever
+  try {
+    return await fn({ ...ctx, signal: AbortSignal.any([ctx.signal, fence.lost]) });
+  } finally {
+    await fence.release();
+  }
 }

@@ -1,9 +1,12 @@
 // Stage 2 `tar`: archive the clone into <backup_path>/<backup_name> with the configured codec (gzip by
-// default, so the seed's `tar -xzf` restore still works). State → Tar; records size and sha256.
-import { rm } from 'node:fs/promises';
+// default, so the seed's `tar -xzf` restore still works). State → Tar; records size and sha256. It first checks
+// that the archive fits in backup_path (free-space.ts).
+import { access, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { createArchive, getCodec, type CodecName } from '../archive/index.ts';
 import { humanBytes } from '../naming.ts';
 import { defineFullStage, fullBackupFiles } from './full-files.ts';
+import { assertArchiveFits, isNoSpace, NoSpaceError, ranOutOfSpace } from './free-space.ts';
 import { PermanentJobError } from './types.ts';
 
 export interface TarResult {
@@ -19,7 +22,15 @@ export const tarStage = defineFullStage<TarResult>({
     const files = fullBackupFiles(row);
     const codec = getCodec((row.compression ?? 'gzip') as CodecName);
     if (!codec) throw new PermanentJobError(`unknown compression ${row.compression}`);
+    // A previous attempt's partial archive is overwritten, so its space counts as free.
+    const reclaimable = await stat(files.archiveFile).then(
+      (s) => s.size,
+      () => 0,
+    );
+    await assertFinishedClone(files.cloneDir);
     try {
+      const space = await assertArchiveFits({ backupPath: row.backupPath, cloneDir: files.cloneDir, archiveName: row.backupName, codec: codec.name, reclaimable });
+      ctx.log.info({ event: 'free-space.ok', ...space }, 'backup_path has room for the archive');
       const result = await createArchive({
         sourceDir: files.cloneDir,
         outFile: files.archiveFile,
@@ -37,6 +48,12 @@ export const tarStage = defineFullStage<TarResult>({
       return result;
     } catch (err) {
       await rm(files.archiveFile, { force: true });
+      if (err instanceof NoSpaceError) throw err;
+      if (isNoSpace(err)) {
+        // The disk is full: the clone is given back too, rather than kept for a retry on a disk that has no room.
+        await rm(files.cloneDir, { recursive: true, force: true });
+        throw await ranOutOfSpace(row.backupPath, 'archiving', err, 'the partial archive and the clone were removed to free the disk; the next full backup starts over');
+      }
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new PermanentJobError(`clone directory ${files.cloneDir} is missing; the clone stage must run again`);
       }
@@ -44,3 +61,17 @@ export const tarStage = defineFullStage<TarResult>({
     }
   },
 });
+
+/**
+ * The row says the clone finished, but a chain re-armed after a Redis loss, or a DBA's hand in backup_path, may
+ * meet an empty or partial directory: archiving it would complete a backup of nothing. Every finished clone has
+ * the data dictionary tablespace.
+ */
+async function assertFinishedClone(cloneDir: string): Promise<void> {
+  const dictionary = path.join(cloneDir, 'mysql.ibd');
+  const found = await access(dictionary).then(
+    () => true,
+    () => false,
+  );
+  if (!found) throw new PermanentJobError(`clone directory ${cloneDir} is missing or is not a finished clone (no mysql.ibd); the clone stage must run again`);
+}

@@ -49,7 +49,7 @@ export const fullJob = defineJob<FullPayload, FullResult>({
     const backupUuid = backupUuidFor(`full:${instanceId}:${ctx.jobId}`);
     // A named lock makes check, insert and enqueue atomic across workers: one full backup per instance at a
     // time, and any row seen under the lock has its chain in Redis unless something lost it.
-    await ctx.metadata.withLock(`mcb_full_${instanceId}`, async () => {
+    await ctx.metadata.withLock(ctx.metadata.lockName('full', instanceId), async () => {
       if (!(await ctx.metadata.getBackup(backupUuid))) {
         for (const r of await ctx.metadata.runningFullBackups(instanceId)) {
           if (await ctx.isFullChainAlive({ instanceId, backupUuid: r.backupUuid })) {
@@ -60,7 +60,7 @@ export const fullJob = defineJob<FullPayload, FullResult>({
         const swept = await sweepFailedBackupFiles(ctx, instanceId);
         if (swept.length) ctx.log.info({ event: 'full.swept', instance: instanceId, backups: swept }, `removed local files of failed backups ${swept.join(', ')}`);
         const codec = getCodec(ctx.config.backup.compression);
-        const startedAt = ctx.now();
+        const startedAt = await unusedStartTime(ctx, instanceId, codec.extension);
         await ctx.metadata.createBackup({
           backupUuid,
           tbInstanceId: instanceId,
@@ -85,6 +85,20 @@ export const fullJob = defineJob<FullPayload, FullResult>({
     return { started: true, backupUuid, backupName: row.backupName };
   },
 });
+
+/**
+ * Object and file names carry the start time in whole seconds, so a backup started in the same second as the
+ * last one (a failed start retried at once) would share its files and object name: wait for the next second.
+ */
+async function unusedStartTime(ctx: JobContext, instanceId: number, extension: string): Promise<Date> {
+  for (let tries = 0; ; tries++) {
+    const at = ctx.now();
+    const name = fullBackupObjectName(instanceId, at, ctx.metadata.timeZone, extension);
+    if (!(await ctx.metadata.backupNameTaken(name))) return at;
+    if (tries === 2) throw new PermanentJobError(`backup name ${name} is already used by another row; start the backup again in a second`);
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+  }
+}
 
 /**
  * A row still "running" whose stage jobs are gone from Redis (a worker killed twice mid-stage, a flushed Redis,

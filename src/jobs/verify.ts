@@ -8,7 +8,9 @@
 // by expiry, so a false verdict costs a good backup): a checksum mismatch or an archive that does not extract
 // (RestoreCorruptError), mysqld refusing the datadir's data (InnoDB or data dictionary errors in its log), CHECK
 // TABLE errors. Everything else fails the job and leaves the row's verify_state/error_detail as they were: a
-// worker shutdown (the job is handed back), storage, network and local disk errors, a mysqld start timeout, the
+// worker shutdown (the job is handed back; a CHECK TABLE in progress is cut and the temporary server killed, so the
+// worker stops within shutdown_grace_seconds), the temporary server shut down by a signal from outside (systemd
+// stopping the whole service), storage, network and local disk errors, a mysqld start timeout, the
 // restored server unreachable, a metadata center that cannot be reached (retried); a mysqld that rejects an
 // option or cannot open a datadir of that version (permanent: the configured server must change).
 // classifyVerifyError decides, in one place.
@@ -28,7 +30,7 @@ import mysql from 'mysql2/promise';
 import { MysqldStartError, type RunningMysqld } from '../mysql/mysqld.ts';
 import { probeMysqld, resolveRestoreBinaries } from '../restore/binaries.ts';
 import { extractFullVerified, RestoreCorruptError } from '../restore/run.ts';
-import { RestoreServerSetupError, startRestoreServer } from '../restore/server.ts';
+import { restoreServerLogFile, RestoreServerSetupError, shutdownRequest, startRestoreServer, stopRestoreServer } from '../restore/server.ts';
 import { defineJob, PermanentJobError, requireInt } from './types.ts';
 
 export interface VerifyPayload {
@@ -129,10 +131,17 @@ function classifyStartFailure(err: MysqldStartError): VerifyOutcome {
   }
 }
 
-/** Sorts an error of a restore test into a finding about the backup or a failure of the job; see the top of this file. */
-export function classifyVerifyError(err: unknown, signal: AbortSignal): VerifyOutcome {
+/**
+ * Sorts an error of a restore test into a finding about the backup or a failure of the job; see the top of this file.
+ * `serverShutdown`: the temporary server's log line saying it was told to shut down (a signal from outside, e.g.
+ * systemd stopping every process of the worker's service), when it says so.
+ */
+export function classifyVerifyError(err: unknown, signal: AbortSignal, serverShutdown?: string): VerifyOutcome {
   // Shutting down: whatever failed (mysqld stopped while starting, a connection cut) says nothing about the backup.
   if (signal.aborted) return { jobError: errorOf(err) };
+  // The server was shut down under the test (CHECK TABLE then fails with a lost connection or "shutdown in
+  // progress", which would otherwise read as the server's verdict): nothing about the backup either.
+  if (serverShutdown) return { jobError: new Error(`the temporary mysqld was shut down from outside during the restore test (${serverShutdown}): ${errorOf(err).message}`) };
   if (err instanceof RestoreCorruptError) return { finding: err.message };
   if (err instanceof CheckTableError) return isServerVerdict(err.error) ? { finding: err.message } : { jobError: errorOf(err.error) };
   // A scratch path the server's account cannot reach: a configuration error.
@@ -169,16 +178,20 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
     const scratch = await mkdtemp(path.join(base, `verify_${instanceId}_`));
     await chmod(scratch, 0o711); // the temporary server may run as the mysql user: it must reach the datadir inside
     const datadir = path.join(scratch, 'data');
+    const runDir = path.join(scratch, 'run');
     const tablesChecked: string[] = [];
     let server: RunningMysqld | undefined;
     let reason: string | undefined;
     try {
       await extractFullVerified(ctx.storage, row.objectKey!, row.sha256, datadir, ctx.signal);
       // The same clean server as a restore (src/restore/server.ts): no events fire, no replication, no TCP.
-      server = await startRestoreServer(resolved.binaries.mysqld, { datadir, runDir: path.join(scratch, 'run'), extraArgs: ['--skip-log-bin'], signal: ctx.signal });
+      server = await startRestoreServer(resolved.binaries.mysqld, { datadir, runDir, extraArgs: ['--skip-log-bin'], signal: ctx.signal, killOnAbort: true });
       // An account of the restored server (the backed-up instance's own accounts): [restore] user / password.
       // Failing to log in is a configuration problem (or the server went away): the job fails.
       const conn = await mysql.createConnection({ socketPath: server.socket, user: ctx.config.restore.user, password: ctx.config.restore.password });
+      // A worker shutting down does not wait for a long CHECK TABLE: the query fails, the job is handed back.
+      const cut = () => conn.destroy();
+      ctx.signal.addEventListener('abort', cut, { once: true });
       try {
         const [tables] = await conn.query(
           `SELECT table_schema AS s, table_name AS t FROM information_schema.tables
@@ -203,10 +216,11 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
           }
         }
       } finally {
+        ctx.signal.removeEventListener('abort', cut);
         await conn.end().catch(() => undefined);
       }
     } catch (err) {
-      const outcome = classifyVerifyError(err, ctx.signal);
+      const outcome = classifyVerifyError(err, ctx.signal, await shutdownRequest(restoreServerLogFile(runDir)));
       if ('jobError' in outcome) {
         const what = ctx.signal.aborted ? 'restore test interrupted' : 'restore test could not run';
         ctx.log.warn({ instance: instanceId, backupUuid: row.backupUuid, err: outcome.jobError.message }, `${what}; nothing recorded, the job fails`);
@@ -214,7 +228,8 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
       }
       reason = outcome.finding;
     } finally {
-      if (server) await server.stop().catch(() => undefined);
+      // Interrupted by a shutdown: the scratch copy is thrown away, so its server is killed, not shut down cleanly.
+      if (server) await stopRestoreServer(server, { kill: ctx.signal.aborted });
       await rm(scratch, { recursive: true, force: true });
     }
 

@@ -5,6 +5,9 @@ import mysql, { type Connection, type ConnectionOptions, type Pool, type ResultS
 import type { MetadataLinkConfig } from '../config/index.ts';
 import { observesDst, offsetString, processTimeZone, seasonalOffsets, seasonalWallTimes, type TimeZone } from '../time/zone.ts';
 import { BackupState, finalStates, inProgressStates } from './states.ts';
+import { HeldLock, metadataLockName, type AcquireOptions } from './locks.ts';
+import type { Logger } from '../log/index.ts';
+import { defaultRetrySeconds, type RetryPolicy } from './retry.ts';
 import { serverKeepsZone, serverSeasons, serverTimeZone, serverZoneLabel, zonedPool, zonedReadOptions, type ServerClock } from './zoned-pool.ts';
 
 export interface InstanceRow {
@@ -137,6 +140,7 @@ export class MetadataStore {
     readonly pool: Pool,
     readonly link: MetadataLinkConfig,
     readonly timeZoneInfo: MetadataTimeZone,
+    private readonly retries = new AbortController(),
   ) {}
 
   /** The one time zone of the metadata center's DATETIMEs, object names and printed times. */
@@ -148,7 +152,7 @@ export class MetadataStore {
    * Connects and checks the login and the schema, so a wrong password fails here with a clear message. The time
    * zone is settled here, once: [metadata-link] time_zone, else the server's own.
    */
-  static async connect(link: MetadataLinkConfig): Promise<MetadataStore> {
+  static async connect(link: MetadataLinkConfig, opts: { log?: Logger; retrySeconds?: number } = {}): Promise<MetadataStore> {
     let info: MetadataTimeZone;
     const probe = await mysql.createConnection(connectionOptions(link)).catch((err: unknown) => {
       throw new MetadataError(describeConnectError(err, link));
@@ -168,30 +172,48 @@ export class MetadataStore {
       // queued before any query of the new connection; a failure (already checked above) fails those queries.
       pool.pool.on('connection', (conn) => conn.query('SET time_zone = ?', [session], () => undefined));
     }
-    return new MetadataStore(zonedPool(pool, info.zone), link, info);
+    const retries = new AbortController();
+    const retrySeconds = opts.retrySeconds ?? link.retrySeconds ?? defaultRetrySeconds;
+    return new MetadataStore(zonedPool(pool, info.zone, retryPolicy(link, retrySeconds, retries.signal, opts.log)), link, info, retries);
   }
 
   async close(): Promise<void> {
+    this.stopRetrying();
     await this.pool.end();
   }
 
+  /** Queries waiting for an unreachable metadata center fail now instead of at [metadata-link] retry_seconds. */
+  stopRetrying(): void {
+    this.retries.abort();
+  }
+
   /**
-   * Runs fn while holding a metadata-center named lock (GET_LOCK), so check-then-insert is atomic across
-   * workers. The lock dies with its connection, so a crashed worker cannot leave it held.
+   * Runs fn while holding a metadata-center named lock (GET_LOCK; name it with lockName), so check-then-insert is
+   * atomic across workers. The lock is held on a connection of its own, not one of the pool fn queries through,
+   * and dies with it, so a crashed worker cannot leave it held (src/metadata/locks.ts).
    */
-  async withLock<T>(name: string, fn: () => Promise<T>, timeoutSeconds = 30): Promise<T> {
-    const conn = await this.pool.getConnection();
+  async withLock<T>(name: string, fn: (lock: HeldLock) => Promise<T>, timeoutSeconds = 30): Promise<T> {
+    const lock = await this.acquireLock(name, { waitSeconds: timeoutSeconds });
+    if (!lock) throw new MetadataError(`could not take metadata lock ${name} within ${timeoutSeconds} s`);
     try {
-      const [rows] = await conn.query<RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS got', [name, timeoutSeconds]);
-      if (Number(rows[0]?.got) !== 1) throw new MetadataError(`could not take metadata lock ${name} within ${timeoutSeconds} s`);
-      try {
-        return await fn();
-      } finally {
-        await conn.query('SELECT RELEASE_LOCK(?)', [name]);
-      }
+      return await fn(lock);
     } finally {
-      conn.release();
+      await lock.release();
     }
+  }
+
+  /** Takes a named lock on a connection of its own; undefined when it stayed busy for opts.waitSeconds. */
+  acquireLock(name: string, opts: AcquireOptions): Promise<HeldLock | undefined> {
+    const open = () =>
+      mysql.createConnection(connectionOptions(this.link)).catch((err: unknown) => {
+        throw new MetadataError(describeConnectError(err, this.link));
+      });
+    return HeldLock.acquire(open, name, opts);
+  }
+
+  /** A named lock's name, namespaced by this metadata database (metadataLockName). */
+  lockName(kind: string, key: string | number): string {
+    return metadataLockName(this.link.database, kind, key);
   }
 
   // ---- instances ----
@@ -260,6 +282,12 @@ export class MetadataStore {
     return rows[0] ? toBackup(rows[0]) : undefined;
   }
 
+  /** Whether any row already has this backup_name (names carry whole seconds, so two starts can meet). */
+  async backupNameTaken(name: string): Promise<boolean> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT 1 FROM full_backup_metadata WHERE backup_name = ? LIMIT 1', [name]);
+    return rows.length > 0;
+  }
+
   async listBackups(filter: BackupFilter = {}): Promise<BackupRow[]> {
     const where: string[] = [];
     const params: unknown[] = [];
@@ -301,6 +329,7 @@ export class MetadataStore {
       [...values, to, uuid, ...from],
     );
     const row = await this.getBackup(uuid);
+    if (row && res.affectedRows === 0 && alreadyApplied(row, to, fields)) return row;
     if (res.affectedRows !== 1 || !row) throw new IllegalTransitionError(uuid, row?.state, to);
     return row;
   }
@@ -327,6 +356,33 @@ export class MetadataStore {
     );
     return res.affectedRows === 1;
   }
+}
+
+/**
+ * Whether the row already is in `to` with every field as asked: the UPDATE ran, but its reply was lost with the
+ * connection and the pool replayed it (retry.ts). The replay then matches no row; the transition did happen.
+ */
+function alreadyApplied(row: BackupRow, to: BackupState, fields: BackupFields): boolean {
+  if (row.state !== to) return false;
+  return Object.entries(fields).every(([key, value]) => value === undefined || sameStoredValue(row[key as keyof BackupRow], value));
+}
+
+function sameStoredValue(stored: unknown, wanted: unknown): boolean {
+  if (wanted instanceof Date) return stored instanceof Date && Math.floor(stored.getTime() / 1000) === Math.floor(wanted.getTime() / 1000);
+  if (typeof wanted === 'string') return stored === wanted.slice(0, INFO_MAX) || stored === wanted;
+  if (wanted === null) return stored === null;
+  return String(stored) === String(wanted);
+}
+
+function retryPolicy(link: MetadataLinkConfig, retrySeconds: number, signal: AbortSignal, log?: Logger): RetryPolicy {
+  const where = `${link.user}@${link.host}:${link.port}/${link.database}`;
+  return {
+    retrySeconds,
+    where,
+    signal,
+    onRetry: ({ code }) => log?.warn({ event: 'metadata.retry', code, retrySeconds }, `metadata center ${where} unreachable (${code}): retrying for up to ${retrySeconds} s`),
+    onRecovered: ({ retries, elapsedMs }) => log?.info({ event: 'metadata.recovered', retries, durationMs: elapsedMs }, `metadata center ${where} reachable again`),
+  };
 }
 
 function connectionOptions(link: MetadataLinkConfig): ConnectionOptions {

@@ -19,6 +19,7 @@ import {
   type SeasonalOffsets,
   type TimeZone,
 } from '../time/zone.ts';
+import { withConnectionRetry, type RetryPolicy } from './retry.ts';
 
 /** The pool options that make mysql2 hand DATETIME/TIMESTAMP values over as text, parsed in `zone`. */
 export function zonedReadOptions(zone: TimeZone): { dateStrings: Array<'DATETIME' | 'TIMESTAMP'>; typeCast: TypeCast } {
@@ -89,11 +90,17 @@ export function zonedConnection(conn: PoolConnection, zone: TimeZone): PoolConne
   return zoned(conn, (prop, value) => runnerProp(conn, prop, value, zone));
 }
 
-/** The pool, its query/execute and the connections it hands out, writing Dates in `zone`. */
-export function zonedPool(pool: Pool, zone: TimeZone): Pool {
+/**
+ * The pool, its query/execute and the connections it hands out, writing Dates in `zone`. With `retry`, the pool's
+ * own query/execute and getConnection ride out connection-level failures (retry.ts); queries on a connection it
+ * handed out are not retried (that connection's session, or a lock it holds, would not survive a reconnect).
+ */
+export function zonedPool(pool: Pool, zone: TimeZone, retry?: RetryPolicy): Pool {
+  const retried = <T>(op: () => Promise<T>) => (retry ? withConnectionRetry(op, retry) : op());
   return zoned(pool, (prop, value) => {
-    if (prop === 'getConnection') return async () => zonedConnection(await pool.getConnection(), zone);
-    return runnerProp(pool, prop, value, zone);
+    if (prop === 'getConnection') return async () => zonedConnection(await retried(() => pool.getConnection()), zone);
+    const run = runnerProp(pool, prop, value, zone);
+    return run && (((sql, ...rest) => retried(() => run(sql, ...rest))) as Runner);
   });
 }
 

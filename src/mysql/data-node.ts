@@ -4,6 +4,11 @@ import type { MysqlLinkConfig } from '../config/index.ts';
 
 export class DataNodeError extends Error {}
 
+function abortReason(signal: AbortSignal): string {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r.message : typeof r === 'string' ? r : 'aborted';
+}
+
 /** ON / 1 / TRUE as a server prints a boolean variable. */
 function isOn(value: string | null): boolean {
   return value !== null && ['1', 'ON', 'TRUE'].includes(value.toUpperCase());
@@ -25,6 +30,17 @@ export interface CloneProgressStage {
   state: string;
   estimate: number;
   data: number;
+}
+
+/** What a CLONE will copy (cloneSizeEstimate). */
+export interface CloneSizeEstimate {
+  /** InnoDB system, undo, general and file-per-table tablespaces, in bytes. */
+  dataBytes: number;
+  /** How many files they are (0 when unknown). */
+  files: number;
+  redoBytes: number;
+  /** Where the figures come from, for the refusal message. */
+  source: 'information_schema' | 'the last clone';
 }
 
 export interface BinaryLogFile {
@@ -119,7 +135,7 @@ export class DataNode {
       // CLONE takes no placeholders; the path is checked above.
       await this.conn.query(`CLONE LOCAL DATA DIRECTORY = '${directory}'`);
     } catch (err) {
-      if (signal?.aborted) throw new DataNodeError(`clone into ${directory} was interrupted (worker shutting down)`);
+      if (signal?.aborted) throw new DataNodeError(`clone into ${directory} was interrupted: ${abortReason(signal)}`);
       throw new DataNodeError(`CLONE LOCAL DATA DIRECTORY '${directory}' failed on ${this.where}: ${(err as Error).message}`);
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -137,6 +153,39 @@ export class DataNode {
     } finally {
       await killer.close();
     }
+  }
+
+  /**
+   * A CLONE into `directory` still running inside mysqld: a CLONE goes on after its client died (a worker killed
+   * mid-clone), so another attempt must stop it before touching the directory. Only a clone into this very
+   * directory is ever reported, never another one.
+   */
+  async runningCloneInto(directory: string): Promise<{ processlistId: number } | undefined> {
+    // DESTINATION is the directory as CLONE was given it, with a trailing slash added.
+    const exact = directory.replace(/\/+$/, '');
+    const rows = await this.rows("SELECT PID FROM performance_schema.clone_status WHERE STATE = 'In Progress' AND DESTINATION IN (?, ?)", [exact, `${exact}/`]);
+    return rows[0] ? { processlistId: Number(rows[0].PID) } : undefined;
+  }
+
+  /**
+   * Kills the CLONE into `directory` left running by a dead attempt (KILL of its connection), then waits up to
+   * `waitSeconds` for mysqld to abort it. Returns the killed connection's id, or undefined when none was running.
+   */
+  async stopCloneInto(directory: string, waitSeconds: number): Promise<number | undefined> {
+    const running = await this.runningCloneInto(directory);
+    if (!running) return undefined;
+    try {
+      await this.conn.query('KILL ?', [running.processlistId]);
+    } catch (err) {
+      // ER_NO_SUCH_THREAD: it ended between the two statements.
+      if ((err as { code?: string }).code !== 'ER_NO_SUCH_THREAD') throw new DataNodeError(`could not KILL the clone into ${directory} (connection ${running.processlistId}) on ${this.where}: ${(err as Error).message}`);
+    }
+    const deadline = Date.now() + waitSeconds * 1000;
+    while (await this.runningCloneInto(directory)) {
+      if (Date.now() >= deadline) throw new DataNodeError(`the clone into ${directory} (connection ${running.processlistId}) on ${this.where} was killed but is still running after ${waitSeconds} s`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return running.processlistId;
   }
 
   /** The last clone operation (performance_schema.clone_status); END_TIME is the backup's recovery point. */
@@ -165,6 +214,49 @@ export class DataNode {
   async cloneProgress(): Promise<CloneProgressStage[]> {
     const rows = await this.rows('SELECT STAGE, STATE, ESTIMATE, DATA FROM performance_schema.clone_progress ORDER BY ID');
     return rows.map((r) => ({ stage: r.STAGE, state: r.STATE, estimate: Number(r.ESTIMATE ?? 0), data: Number(r.DATA ?? 0) }));
+  }
+
+  /**
+   * What a CLONE of this server will write, before it runs (src/jobs/free-space.ts): the InnoDB tablespaces'
+   * file sizes (information_schema, which needs PROCESS), else the last completed clone's estimates
+   * (performance_schema.clone_progress), else undefined. redoBytes is the redo log capacity, which MySQL's own
+   * clone space check reserves too.
+   */
+  async cloneSizeEstimate(): Promise<CloneSizeEstimate | undefined> {
+    const redoBytes = await this.redoCapacity();
+    try {
+      const [spaces] = await this.rows(
+        `SELECT COUNT(*) AS files, COALESCE(SUM(FILE_SIZE), 0) AS bytes
+           FROM information_schema.INNODB_TABLESPACES WHERE NAME NOT IN ('innodb_system', 'innodb_temporary')`,
+      );
+      const [system] = await this.rows(
+        `SELECT COUNT(*) AS files, COALESCE(SUM(TOTAL_EXTENTS * EXTENT_SIZE), 0) AS bytes
+           FROM information_schema.FILES WHERE TABLESPACE_NAME = 'innodb_system'`,
+      );
+      return {
+        dataBytes: Number(spaces?.bytes ?? 0) + Number(system?.bytes ?? 0),
+        files: Number(spaces?.files ?? 0) + Number(system?.files ?? 0),
+        redoBytes,
+        source: 'information_schema',
+      };
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ER_SPECIFIC_ACCESS_DENIED_ERROR') throw err;
+    }
+    const last = await this.cloneStatus();
+    if (last?.state !== 'Completed') return undefined;
+    const [copied] = await this.rows(
+      "SELECT COALESCE(SUM(ESTIMATE), 0) AS bytes FROM performance_schema.clone_progress WHERE STAGE IN ('FILE COPY', 'PAGE COPY', 'REDO COPY')",
+    );
+    const dataBytes = Number(copied?.bytes ?? 0);
+    return dataBytes > 0 ? { dataBytes, files: 0, redoBytes, source: 'the last clone' } : undefined;
+  }
+
+  /** innodb_redo_log_capacity (8.0.30+), else innodb_log_file_size × innodb_log_files_in_group. */
+  private async redoCapacity(): Promise<number> {
+    const capacity = await this.optionalVariable('innodb_redo_log_capacity');
+    if (capacity !== null) return Number(capacity);
+    const fileSize = Number((await this.optionalVariable('innodb_log_file_size')) ?? 0);
+    return fileSize * Number((await this.optionalVariable('innodb_log_files_in_group')) ?? 2);
   }
 
   async flushBinaryLogs(): Promise<void> {

@@ -7,6 +7,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import type { Config } from '../config/index.ts';
 import { inProgressStates, type BackupRow, type BackupState, type FullStage, type InstanceRow, type MetadataStore } from '../metadata/index.ts';
 import { instanceQueueName, type Queues } from '../queues/index.ts';
+import { lastBinlogCheck } from './outcomes.ts';
 
 export interface LastBackup {
   id: number;
@@ -34,8 +35,12 @@ export interface InstanceStatus {
   queue: string;
   lastFull: LastBackup | null;
   lastBinlog: LastBackup | null;
+  /** The last binlog run that left every closed binlog archived (one that found nothing new included); null when
+   * none is recorded. An idle server rotates rarely: its binlog backup is as fresh as this check. */
+  lastBinlogCheck: { at: string; ageSeconds: number } | null;
   /** Nothing, or a Completed one older than the threshold. */
   fullStale: boolean;
+  /** Neither a binlog check nor a Completed binlog newer than the threshold. */
   binlogStale: boolean;
   running: RunningBackup[];
   failures24h: number;
@@ -113,10 +118,23 @@ function completedAt(row: BackupRow): Date {
   return row.endTime ?? row.updatedAt;
 }
 
+function ageOf(at: Date, now: Date): number {
+  return Math.max(0, Math.round((now.getTime() - at.getTime()) / 1000));
+}
+
+/**
+ * Binlog coverage is as fresh as the newer of the last Completed binlog and the last successful binlog run: a run
+ * that found nothing new to archive still proved every closed binlog archived, so an idle server is not STALE.
+ */
+export function binlogIsStale(last: LastBackup | null, check: { ageSeconds: number } | null, staleAfterSeconds: number): boolean {
+  const ages = [last?.ageSeconds, check?.ageSeconds].filter((a): a is number => a !== undefined);
+  return !ages.length || Math.min(...ages) > staleAfterSeconds;
+}
+
 function lastBackup(row: BackupRow | undefined, now: Date, staleAfterSeconds: number): LastBackup | null {
   if (!row) return null;
   const at = completedAt(row);
-  const ageSeconds = Math.max(0, Math.round((now.getTime() - at.getTime()) / 1000));
+  const ageSeconds = ageOf(at, now);
   return {
     id: row.id,
     backupName: row.backupName,
@@ -147,6 +165,10 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
     const recentErrors = errors.filter((r) => r.updatedAt >= dayAgo);
     const lastFull = lastBackup(full, now, staleFull);
     const lastBinlog = lastBackup(binlog, now, staleBinlog);
+    const checkedAt = await lastBinlogCheck(metadata, i.id);
+    const lastBinlogCheckStatus = checkedAt ? { at: checkedAt.toISOString(), ageSeconds: ageOf(checkedAt, now) } : null;
+    const binlogStale = binlogIsStale(lastBinlog, lastBinlogCheckStatus, staleBinlog);
+    if (lastBinlog) lastBinlog.stale = binlogStale;
     const queue = instanceQueueName(i.id);
     let schedules: ScheduledRun[] | null = null;
     let queueCounts: Record<string, number> | null = null;
@@ -167,8 +189,9 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
       queue,
       lastFull,
       lastBinlog,
+      lastBinlogCheck: lastBinlogCheckStatus,
       fullStale: !lastFull || lastFull.stale,
-      binlogStale: !lastBinlog || lastBinlog.stale,
+      binlogStale,
       running: await Promise.all(
         running.map(async (r) => ({
           id: r.id,
@@ -195,7 +218,7 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
   return out;
 }
 
-/** Rows per (instance, type, state): the failures total and the states panel. */
+/** Rows per (instance, type, state): the states panel (mcb_backups). */
 export async function backupCounts(metadata: MetadataStore): Promise<Array<{ instance: string; type: string; state: string; count: number }>> {
   const [rows] = await metadata.pool.query<RowDataPacket[]>(
     'SELECT tb_instance_id, backup_type, state, COUNT(*) AS n FROM full_backup_metadata GROUP BY tb_instance_id, backup_type, state',

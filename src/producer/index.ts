@@ -59,36 +59,70 @@ export async function syncSchedules(config: Config, metadata: MetadataStore, que
 }
 
 export interface RunningProducer {
-  close(): Promise<void>;
+  close(timeoutMs?: number): Promise<void>;
   /** Resolves after the next completed sync (tests). */
   synced(): Promise<SyncResult>;
 }
 
-/** Syncs now and then every sync_interval_seconds; a failed sync is logged and tried again next time. */
+/**
+ * Syncs now and then every sync_interval_seconds; a failed sync (Redis or the metadata center away) is logged and
+ * tried again next time. When the Redis connection comes back after an outage it syncs at once: a Redis that
+ * restarted without its data has lost every schedule.
+ */
 export function runProducer(config: Config, metadata: MetadataStore, queues: Queues, log: Logger): RunningProducer {
   let stopped = false;
   let waiters: Array<(r: SyncResult) => void> = [];
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();
+  let syncing = false;
+  let again = false;
 
   const tick = async () => {
-    try {
-      const result = await syncSchedules(config, metadata, queues, log);
-      const w = waiters;
-      waiters = [];
-      w.forEach((fn) => fn(result));
-    } catch (err) {
-      log.error({ event: 'schedule.sync-failed', err: { message: (err as Error).message } }, 'schedule sync failed; retrying next interval');
-    }
-    if (!stopped) timer = setTimeout(() => (current = tick()), config.schedule.syncIntervalSeconds * 1000);
+    syncing = true;
+    do {
+      again = false;
+      try {
+        const result = await syncSchedules(config, metadata, queues, log);
+        const w = waiters;
+        waiters = [];
+        w.forEach((fn) => fn(result));
+      } catch (err) {
+        log.error({ event: 'schedule.sync-failed', err: { message: (err as Error).message } }, 'schedule sync failed; retrying next interval');
+      }
+    } while (again && !stopped);
+    syncing = false;
+    if (!stopped) timer = setTimeout(syncNow, config.schedule.syncIntervalSeconds * 1000);
   };
-  current = tick();
+  function syncNow(): void {
+    if (stopped) return;
+    if (syncing) {
+      again = true;
+      return;
+    }
+    clearTimeout(timer);
+    current = tick();
+  }
+
+  let wasReady = queues.connection.status === 'ready';
+  const onReady = () => {
+    if (wasReady) {
+      log.info({ event: 'schedule.resync', reason: 'redis-reconnected' }, 'Redis is back: syncing schedules now');
+      syncNow();
+    }
+    wasReady = true;
+  };
+  queues.connection.on('ready', onReady);
+  syncNow();
 
   return {
-    async close() {
+    /** Stops syncing; a sync under way gets `timeoutMs` to end (it may be waiting for Redis or the metadata center). */
+    async close(timeoutMs = 5000) {
       stopped = true;
       clearTimeout(timer);
-      await current;
+      queues.connection.off('ready', onReady);
+      let cap: NodeJS.Timeout | undefined;
+      await Promise.race([current, new Promise((resolve) => (cap = setTimeout(resolve, timeoutMs)))]);
+      clearTimeout(cap);
     },
     synced: () => new Promise((resolve) => waiters.push(resolve)),
   };

@@ -22,8 +22,8 @@
 // `--server-id` exist in every such version.
 import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { lstatSync, readdirSync, statSync } from 'node:fs';
-import { chmod, chown, lchown, mkdir } from 'node:fs/promises';
+import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmod, chown, lchown, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { startMysqld, type MysqldBinary, type MysqldUser, type RunningMysqld } from '../mysql/mysqld.ts';
@@ -44,6 +44,12 @@ export interface RestoreServerOptions {
   extraArgs?: string[];
   startTimeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Aborting while the server starts kills it (SIGKILL) instead of asking it to shut down: a server that already
+   * handles signals finishes its start (crash recovery of a big datadir included) before it shuts down, which can
+   * outlast a worker's shutdown grace. For a datadir that is thrown away afterwards (a restore test).
+   */
+  killOnAbort?: boolean;
 }
 
 export interface MysqldAccount extends MysqldUser {
@@ -129,6 +135,11 @@ export function cleanServerArgs(secureFileDir: string, serverId: number): string
   ];
 }
 
+/** The temporary server's log: in its run directory, there even when the server did not start. */
+export function restoreServerLogFile(runDir: string): string {
+  return path.join(path.resolve(runDir), 'mysqld.log');
+}
+
 /** Starts the clean temporary server on a restored datadir, socket only; see the top of this file. */
 export async function startRestoreServer(bin: MysqldBinary, opts: RestoreServerOptions): Promise<RunningMysqld> {
   const datadir = path.resolve(opts.datadir);
@@ -142,14 +153,74 @@ export async function startRestoreServer(bin: MysqldBinary, opts: RestoreServerO
     await chmod(datadir, 0o750);
     await chownTree(datadir, account.uid, account.gid);
   }
-  return startMysqld(bin, {
-    datadir,
-    runDir,
-    ...(account ? { user: account } : {}),
-    extraArgs: [...cleanServerArgs(secureFileDir, opts.serverId ?? randomInt(1_000_000_000, 2_000_000_000)), ...(opts.extraArgs ?? [])],
-    ...(opts.startTimeoutMs ? { startTimeoutMs: opts.startTimeoutMs } : {}),
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  });
+  const kill = () => killChildrenOnDatadir(datadir);
+  if (opts.killOnAbort) opts.signal?.addEventListener('abort', kill, { once: true });
+  try {
+    return await startMysqld(bin, {
+      datadir,
+      runDir,
+      ...(account ? { user: account } : {}),
+      extraArgs: [
+        ...cleanServerArgs(secureFileDir, opts.serverId ?? randomInt(1_000_000_000, 2_000_000_000)),
+        `--log-error=${restoreServerLogFile(runDir)}`,
+        ...(opts.extraArgs ?? []),
+      ],
+      ...(opts.startTimeoutMs ? { startTimeoutMs: opts.startTimeoutMs } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  } finally {
+    opts.signal?.removeEventListener('abort', kill);
+  }
+}
+
+/**
+ * SIGKILL to the processes this one started on `datadir` (their pid is not known before startMysqld returns): the
+ * children of this process whose arguments include `--datadir=<datadir>`. Linux (/proc); elsewhere nothing is killed
+ * and the server is asked to shut down as usual.
+ */
+function killChildrenOnDatadir(datadir: string): void {
+  const arg = `--datadir=${datadir}`;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((f) => /^\d+$/.test(f));
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== process.pid || !readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(arg)) continue;
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+}
+
+/**
+ * Stops the temporary server; `kill`: at once (SIGKILL), for a server whose datadir is thrown away anyway (a restore
+ * test interrupted by a worker shutdown), where a clean InnoDB shutdown would only spend the shutdown grace.
+ */
+export async function stopRestoreServer(server: RunningMysqld, opts: { kill?: boolean } = {}): Promise<void> {
+  if (opts.kill) {
+    try {
+      process.kill(server.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await server.stop().catch(() => undefined);
+}
+
+// "[System] [MY-013172] [Server] Received SHUTDOWN from user <via user signal>. Shutting down mysqld …" (a signal),
+// "… Received SHUTDOWN from user root. …" (a SHUTDOWN statement): the server was told to stop, it did not crash.
+const SHUTDOWN_REQUEST = /Received SHUTDOWN from user [^.]*/;
+
+/** The log line saying the server was asked to shut down, if it was (the log is private to one run directory). */
+export async function shutdownRequest(logFile: string): Promise<string | undefined> {
+  const log = await readFile(logFile, 'utf8').catch(() => '');
+  return SHUTDOWN_REQUEST.exec(log)?.[0];
 }
 
 const PARSE_ERROR = 1064;

@@ -6,13 +6,14 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { Redis } from 'ioredis';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../log/index.ts';
 import { MetadataStore } from '../metadata/index.ts';
+import { failureCounts } from '../ops/outcomes.ts';
 import { backupCounts, instanceStatuses } from '../ops/status.ts';
-import { instanceQueueName, pingRedis, Queues } from '../queues/index.ts';
+import { dropRedis, instanceQueueName, logRedisOutages, pingRedis, Queues, redisConnection } from '../queues/index.ts';
 import { assertSafeListen, hasCredentials, requireAuth } from './auth.ts';
+import { boardRetryRouter } from './board-retry.ts';
 import { renderMetrics } from './metrics.ts';
 import { renderStatusPage } from './page.ts';
 
@@ -40,9 +41,9 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
 
   const metadata = await MetadataStore.connect(config.metadata);
   log.info({ event: 'metadata.time-zone', timeZone: metadata.timeZone.name, source: metadata.timeZoneInfo.source }, `metadata time zone ${metadata.timeZone.name}`);
-  // A long-running reader: reconnect forever (default retry strategy), but fail a request fast while Redis is down.
-  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 1, connectTimeout: 5000, lazyConnect: true });
-  redis.on('error', () => undefined);
+  // A long-running reader: reconnects for as long as Redis is away, but a request fails fast while it is.
+  const redis = redisConnection(config, 'daemon');
+  logRedisOutages(redis, log, 'server');
   try {
     await pingRedis(redis, config.redis.url);
   } catch (err) {
@@ -135,11 +136,13 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   app.get('/metrics', async (_req, res) => {
     const { statuses: rows } = await statuses();
     const counts = await backupCounts(metadata);
+    const failures = await failureCounts(metadata);
     const queueCounts = rows.filter((s) => s.queueCounts).map((s) => ({ queue: s.queue, counts: s.queueCounts! }));
-    res.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics({ statuses: rows, counts, queueCounts }));
+    res.type('text/plain; version=0.0.4; charset=utf-8').send(renderMetrics({ statuses: rows, counts, failures, queueCounts }));
   });
 
-  app.use('/queues', auth, serverAdapter.getRouter());
+  // The Retry buttons resume a failed backup chain like `mcb jobs retry` (board-retry.ts), before bull-board's own.
+  app.use('/queues', auth, boardRetryRouter(queues, log), serverAdapter.getRouter());
 
   app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
     log.error({ event: 'server.error', err: { message: err.message } }, 'request failed');
@@ -165,7 +168,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await queues.close();
-      redis.disconnect();
+      dropRedis(redis);
       await metadata.close();
     },
   };

@@ -1,9 +1,14 @@
 // /metrics in the Prometheus text exposition format (version 0.0.4), from the metadata center and Redis.
+import type { FailureCount, OutcomeType } from '../ops/outcomes.ts';
 import type { InstanceStatus } from '../ops/status.ts';
+
+const outcomeTypes: readonly OutcomeType[] = ['full', 'binlog', 'expire', 'verify'];
 
 export interface MetricsInput {
   statuses: InstanceStatus[];
   counts: Array<{ instance: string; type: string; state: string; count: number }>;
+  /** Jobs that failed for good, per instance and type (mcb_job_outcomes: only ever incremented). */
+  failures?: FailureCount[];
   queueCounts: Array<{ queue: string; counts: Record<string, number> }>;
 }
 
@@ -33,16 +38,19 @@ export function renderMetrics(input: MetricsInput): string {
     last.filter(([s, t]) => of(s, t)?.durationSeconds != null).map(([s, t]) => [{ instance: String(s.id), type: t }, of(s, t)!.durationSeconds!]));
   family('mcb_last_backup_bytes', 'gauge', 'Stored size in bytes of the last Completed backup per instance and type.',
     last.filter(([s, t]) => of(s, t)?.bytes != null).map(([s, t]) => [{ instance: String(s.id), type: t }, of(s, t)!.bytes!]));
-  family('mcb_backup_stale', 'gauge', '1 when there is no Completed backup newer than the [server] stale threshold.',
+  family('mcb_backup_stale', 'gauge', '1 when there is no Completed backup (for binlog: nor successful binlog run) newer than the [server] stale threshold.',
     last.map(([s, t]) => [{ instance: String(s.id), type: t }, (t === 'full' ? s.fullStale : s.binlogStale) ? 1 : 0]));
   family('mcb_backups_running', 'gauge', 'Backup rows in a running state per instance.',
     input.statuses.map((s) => [{ instance: String(s.id) }, s.running.length]));
 
+  // Every instance and type from zero, so that the first failure is an increase Prometheus sees.
   const failures = new Map<string, number>();
-  for (const s of input.statuses) for (const t of ['full', 'binlog']) failures.set(`${s.id}\t${t}`, 0);
-  for (const c of input.counts) if (c.state === 'Error') failures.set(`${c.instance}\t${c.type}`, (failures.get(`${c.instance}\t${c.type}`) ?? 0) + c.count);
-  family('mcb_backup_failures_total', 'counter', 'Backups that ended in Error (rows of full_backup_metadata) per instance and type.',
+  for (const s of input.statuses) for (const t of outcomeTypes) failures.set(`${s.id}\t${t}`, 0);
+  for (const f of input.failures ?? []) failures.set(`${f.instance}\t${f.type}`, f.failures);
+  family('mcb_backup_failures_total', 'counter', 'Jobs that failed for good (last attempt or a permanent error) per instance and type: full (any stage), binlog, expire, verify. Never decreases.',
     [...failures].map(([k, v]) => { const [instance, type] = k.split('\t') as [string, string]; return [{ instance, type }, v]; }));
+  family('mcb_binlog_last_check_timestamp_seconds', 'gauge', 'Unix time of the last binlog run that left every closed binlog archived (also when there was nothing new).',
+    input.statuses.filter((s) => s.lastBinlogCheck).map((s) => [{ instance: String(s.id) }, Date.parse(s.lastBinlogCheck!.at) / 1000]));
   family('mcb_backup_verify_failed', 'gauge', 'Completed full backups still stored whose restore test failed, per instance (never used for restores).',
     input.statuses.map((s) => [{ instance: String(s.id) }, s.verifyFailures.length]));
   family('mcb_backups', 'gauge', 'Rows of full_backup_metadata per instance, type and state.',

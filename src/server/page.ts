@@ -13,9 +13,10 @@ function fmt(d: Date | null | undefined, zone: TimeZone): string {
   return d && !Number.isNaN(d.getTime()) ? formatInZone(d, zone) : '';
 }
 
-function lastCell(b: LastBackup | null, stale: boolean): string {
+function lastCell(b: LastBackup | null, stale: boolean, checked?: { ageSeconds: number } | null): string {
   const text = b ? `${e(formatAge(b.ageSeconds))} ago · ${e(b.size)}<br><small>${e(b.backupName)}</small>` : 'never';
-  return `<td class="${stale ? 'stale' : 'ok'}">${text}${stale ? ' <b>STALE</b>' : ''}</td>`;
+  const check = checked ? `<br><small>all archived as of ${e(formatAge(checked.ageSeconds))} ago</small>` : '';
+  return `<td class="${stale ? 'stale' : 'ok'}">${text}${check}${stale ? ' <b>STALE</b>' : ''}</td>`;
 }
 
 function verifyCell(s: InstanceStatus): string {
@@ -46,7 +47,7 @@ export function renderStatusPage(opts: {
       const next = s.schedules === null ? 'unknown' : s.schedules.map((x) => `${e(x.name)} ${e(x.next ? fmt(new Date(x.next), zone) : '?')}`).join('<br>') || 'none';
       return `<tr${s.enabled ? '' : ' class="disabled"'}>
   <td>${e(s.id)}</td><td>${e(s.instanceId)}<br><small>${e(s.instanceName)}</small></td><td>${s.enabled ? 'yes' : 'no'}</td>
-  ${lastCell(s.lastFull, s.fullStale)}${lastCell(s.lastBinlog, s.binlogStale)}
+  ${lastCell(s.lastFull, s.fullStale)}${lastCell(s.lastBinlog, s.binlogStale, s.lastBinlogCheck)}
   <td>${running || ''}</td><td>${next}</td><td class="${s.failures24h || s.verifyFailures.length ? 'error' : ''}">${e(s.failures24h)}${verifyCell(s)}</td></tr>`;
     })
     .join('\n');

@@ -1,10 +1,13 @@
 // Object storage behind one small interface, so MinIO, Ceph, AWS and moto behave the same to the rest of
 // the code, and a fault-injecting or encrypting store can wrap it.
 import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as Minio from 'minio';
 import type { OssConfig } from '../config/index.ts';
+import { uploadInParts } from './multipart.ts';
+import { PartSizeError, S3_LIMITS } from './part-size.ts';
 
 export interface ObjectInfo {
   key: string;
@@ -24,15 +27,30 @@ export interface ObjectStore {
   readonly location: string;
   /** Throws StorageError when the endpoint is unreachable or the bucket does not exist. */
   checkBucket(): Promise<void>;
-  /** Streams `body` to `key`, hashing as it goes. On failure no partial object or upload is left behind. */
-  putStream(key: string, body: Readable, opts?: { size?: number; metadata?: Record<string, string> }): Promise<PutResult>;
+  /**
+   * Streams `body` to `key`, hashing as it goes. On failure the upload is aborted; only when the store is
+   * unreachable for the abort too may an unfinished upload stay (removeIncompleteUploads clears it later).
+   */
+  putStream(key: string, body: Readable, opts?: PutOptions): Promise<PutResult>;
   stat(key: string): Promise<ObjectInfo | undefined>;
   getStream(key: string): Promise<Readable>;
   remove(key: string): Promise<void>;
+  /** Aborts every unfinished multipart upload of `key` (left by a killed or cut-off earlier upload). */
+  removeIncompleteUploads(key: string): Promise<number>;
   list(prefix?: string): AsyncIterable<ObjectInfo>;
 }
 
+export interface PutOptions {
+  /** The exact length, when known: the part size is computed from it. */
+  size?: number;
+  metadata?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
 export class StorageError extends Error {}
+
+/** The stored object is not what was sent (absent, another size, another sha256): it must not be kept. */
+export class ObjectMismatchError extends StorageError {}
 
 /** Counts and hashes the bytes that pass through it. */
 export class HashingCounter extends Transform {
@@ -51,6 +69,8 @@ export class HashingCounter extends Transform {
 export class MinioObjectStore implements ObjectStore {
   readonly location: string;
   private readonly client: Minio.Client;
+  private readonly minPartBytes: number;
+  private readonly maxParts: number;
 
   constructor(
     config: OssConfig,
@@ -63,8 +83,9 @@ export class MinioObjectStore implements ObjectStore {
       accessKey: config.accessKey,
       secretKey: config.secretKey,
       region: config.region,
-      partSize: config.partSizeBytes,
     });
+    this.minPartBytes = config.partSizeBytes;
+    this.maxParts = config.maxParts ?? S3_LIMITS.maxParts;
     this.location = `${config.useSSL ? 'https' : 'http'}://${config.endPoint}:${config.port}/${bucket}`;
   }
 
@@ -78,21 +99,22 @@ export class MinioObjectStore implements ObjectStore {
     if (!exists) throw new StorageError(`bucket "${this.bucket}" does not exist at ${this.location}; create it or fix bucket_name`);
   }
 
-  async putStream(key: string, body: Readable, opts: { size?: number; metadata?: Record<string, string> } = {}): Promise<PutResult> {
+  async putStream(key: string, body: Readable, opts: PutOptions = {}): Promise<PutResult> {
     const counter = new HashingCounter();
-    const metadata = { ...opts.metadata };
+    body.on('error', (err) => counter.destroy(err));
     try {
-      if (opts.size === 0) {
-        // An empty stream of unknown length makes the minio client send MalformedXML; send an empty buffer.
-        body.resume();
-        await this.client.putObject(this.bucket, key, Buffer.alloc(0), 0, metadata);
-      } else {
-        const piped = body.pipe(counter);
-        body.on('error', (err) => counter.destroy(err));
-        await this.client.putObject(this.bucket, key, piped, opts.size, metadata);
-      }
+      await uploadInParts(body.pipe(counter), {
+        client: this.client,
+        bucket: this.bucket,
+        key,
+        metadata: { ...opts.metadata },
+        limits: { minPartBytes: this.minPartBytes, maxParts: this.maxParts },
+        size: opts.size,
+        signal: opts.signal,
+      });
     } catch (err) {
-      await this.client.removeIncompleteUpload(this.bucket, key).catch(() => undefined);
+      body.destroy();
+      if (err instanceof PartSizeError) throw new StorageError(`upload of ${key} to ${this.location} refused: ${err.message}`);
       throw new StorageError(`upload of ${key} to ${this.location} failed: ${describe(err)}`);
     }
     return { bytes: counter.bytes, sha256: counter.digest() };
@@ -125,6 +147,25 @@ export class MinioObjectStore implements ObjectStore {
     }
   }
 
+  async removeIncompleteUploads(key: string): Promise<number> {
+    try {
+      // The listing query itself: listIncompleteUploads also lists each upload's parts, which some servers
+      // (moto) answer in a form the client cannot parse.
+      const uploads: string[] = [];
+      let markers = { key: '', uploadId: '' };
+      for (;;) {
+        const page = await this.client.listIncompleteUploadsQuery(this.bucket, key, markers.key, markers.uploadId, '');
+        for (const u of page.uploads) if (u.key === key) uploads.push(u.uploadId);
+        if (!page.isTruncated) break;
+        markers = { key: page.nextKeyMarker, uploadId: page.nextUploadIdMarker };
+      }
+      for (const id of uploads) await this.client.abortMultipartUpload(this.bucket, key, id);
+      return uploads.length;
+    } catch (err) {
+      throw new StorageError(`removing unfinished uploads of ${key} at ${this.location} failed: ${describe(err)}`);
+    }
+  }
+
   async *list(prefix = ''): AsyncIterable<ObjectInfo> {
     const stream = this.client.listObjectsV2(this.bucket, prefix, true);
     try {
@@ -153,27 +194,52 @@ export interface Expected {
   sha256: string;
 }
 
+/** Tries of reading an object back, and the waits between them. */
+const READ_BACK_DELAYS_MS = [500, 1500];
+
 /**
- * Checks a stored object against what was sent. 'size' trusts the server's size; 'download' re-reads the
- * object and compares sha256, which catches servers that store parts out of order with the right size.
+ * Checks a stored object against what was sent. 'size' trusts the server's size (and the `mcb-sha256` it was
+ * given); 'download' re-reads the object and compares sha256, which catches servers that store parts out of order
+ * with the right size. Throws ObjectMismatchError when the object is wrong (remove it), and a plain StorageError
+ * when it could not be read back, after retries (a network fault: the object may be good and is to be kept).
  */
 export async function verifyStoredObject(store: ObjectStore, key: string, expected: Expected, mode: 'size' | 'download'): Promise<void> {
   const info = await store.stat(key);
-  if (!info) throw new StorageError(`verification failed: ${key} is not in ${store.location} after upload`);
+  if (!info) throw new ObjectMismatchError(`verification failed: ${key} is not in ${store.location} after upload`);
   if (info.size !== expected.bytes) {
-    throw new StorageError(`verification failed: ${key} is ${info.size} bytes in storage, ${expected.bytes} were sent`);
+    throw new ObjectMismatchError(`verification failed: ${key} is ${info.size} bytes in storage, ${expected.bytes} were sent`);
+  }
+  const declared = info.metadata['mcb-sha256'];
+  if (declared !== undefined && declared !== expected.sha256) {
+    throw new ObjectMismatchError(`verification failed: ${key} is stored with sha256 ${declared}, ${expected.sha256} was sent`);
   }
   if (mode === 'size') return;
-  const counter = new HashingCounter();
-  await pipeline(await store.getStream(key), counter, async function* (source) {
-    for await (const _ of source) {
-      // drain: only the hash is wanted
-    }
-  });
-  const sha = counter.digest();
-  if (sha !== expected.sha256) {
-    throw new StorageError(`verification failed: ${key} reads back with sha256 ${sha}, ${expected.sha256} was sent`);
+  const read = await readBack(store, key);
+  if (read.bytes !== expected.bytes) {
+    throw new ObjectMismatchError(`verification failed: ${key} reads back as ${read.bytes} bytes, ${expected.bytes} were sent`);
   }
+  if (read.sha256 !== expected.sha256) {
+    throw new ObjectMismatchError(`verification failed: ${key} reads back with sha256 ${read.sha256}, ${expected.sha256} was sent`);
+  }
+}
+
+/** sha256 and length of the whole object; a read cut by an error is retried, then reported as a StorageError. */
+async function readBack(store: ObjectStore, key: string): Promise<PutResult> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await downloadTo(store, key, drain());
+    } catch (err) {
+      const delay = READ_BACK_DELAYS_MS[attempt];
+      if (delay === undefined) {
+        throw new StorageError(`verification could not read ${key} back from ${store.location} (${attempt + 1} tries, the object is kept): ${describe(err)}`);
+      }
+      await sleep(delay);
+    }
+  }
+}
+
+function drain(): NodeJS.WritableStream {
+  return new Writable({ write: (_chunk, _enc, done) => done() });
 }
 
 export type StoredObjectMatch = 'absent' | 'identical' | 'different';

@@ -9,14 +9,19 @@ import { PermanentJobError, type JobContext } from '../jobs/types.ts';
 import type { Logger } from '../log/index.ts';
 import { MetadataStore } from '../metadata/index.ts';
 import { DataNode } from '../mysql/data-node.ts';
-import { instanceQueueName, pingRedis, Queues, redisConnection } from '../queues/index.ts';
+import { countJobFailure } from '../ops/outcomes.ts';
+import { closeRedis, dropRedis, instanceQueueName, logRedisOutages, pingRedis, Queues, redisConnection } from '../queues/index.ts';
 import { MinioObjectStore, type ObjectStore } from '../storage/index.ts';
+import { LostChains } from './lost-chains.ts';
+import { WorkerRole } from './standby.ts';
 
 export interface WorkerOptions {
   log: Logger;
   /** Overrides for tests. */
   storage?: ObjectStore;
   now?: () => Date;
+  /** Ends a standby's wait for the worker role (the process is stopping before it took over). */
+  signal?: AbortSignal;
   concurrency?: number;
 }
 
@@ -35,7 +40,7 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
   const oss = requireOss(config);
   const log = opts.log.child({ instance: instanceId });
 
-  const metadata = await MetadataStore.connect(config.metadata);
+  const metadata = await MetadataStore.connect(config.metadata, { log });
   const cleanup: Array<() => Promise<unknown>> = [() => metadata.close()];
   log.info({ event: 'metadata.time-zone', timeZone: metadata.timeZone.name, source: metadata.timeZoneInfo.source }, `metadata time zone ${metadata.timeZone.name}`);
   try {
@@ -44,14 +49,19 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
     const storage = opts.storage ?? new MinioObjectStore(oss, oss.bucket);
     await storage.checkBucket();
 
-    const client = redisConnection(config, 'client');
-    cleanup.push(() => client.quit());
+    // Reconnects for as long as Redis is away; start-up still fails at once when it does not answer now.
+    const client = redisConnection(config, 'daemon');
+    cleanup.push(() => closeRedis(client));
     await pingRedis(client, config.redis.url);
+    logRedisOutages(client, log, 'worker');
     const queues = new Queues(config, client);
     cleanup.push(() => queues.close());
 
     const workerHost = os.hostname();
     const queueName = instanceQueueName(instanceId);
+    // One worker per instance takes jobs; a second one stands by here until the first stops (standby.ts).
+    const role = await WorkerRole.take({ metadata, redis: client, prefix: config.redis.prefix, instanceId, host: workerHost, log, signal: opts.signal });
+    cleanup.push(() => role.release());
     let shuttingDown = false;
 
     const contextFor = (job: Job, jobLog: Logger, signal?: AbortSignal): JobContext => ({
@@ -88,8 +98,13 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
         const durationMs = Date.now() - started;
         if (shuttingDown && signal?.aborted && token) {
           // Hand the stage back: it restarts from metadata on the next worker, without spending an attempt.
-          jobLog.warn({ event: 'stage.handed-back', durationMs }, `${job.name} interrupted by shutdown, returned to the queue`);
-          await job.moveToWait(token);
+          if (client.status === 'ready') {
+            jobLog.warn({ event: 'stage.handed-back', durationMs }, `${job.name} interrupted by shutdown, returned to the queue`);
+            await job.moveToWait(token);
+          } else {
+            // Waiting for Redis here would hold the shutdown for as long as Redis is away.
+            jobLog.warn({ event: 'stage.handed-back', durationMs, redis: 'unreachable' }, `${job.name} interrupted by shutdown; Redis is unreachable, so it returns to the queue when its job lock expires`);
+          }
           throw new WaitingError();
         }
         const permanent = err instanceof PermanentJobError || err instanceof UnrecoverableError;
@@ -103,16 +118,26 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
 
     // BullMQ does not close a connection it was handed, so it is ours to quit after worker.close().
     const workerRedis = redisConnection(config, 'worker');
-    cleanup.push(async () => workerRedis.disconnect());
-    const worker = new Worker(queueName, processor, {
+    cleanup.push(async () => dropRedis(workerRedis));
+    // Finds backups whose stage jobs a Redis restart lost, and re-arms their chains (lost-chains.ts).
+    const lostChains = new LostChains({ instanceId, metadata, queues, log });
+    const chainUuidOf = (job: Job) => (typeof job.data?.backupUuid === 'string' ? (job.data.backupUuid as string) : undefined);
+    const worker = new Worker(queueName, (job, token, signal) => lostChains.track(chainUuidOf(job), () => processor(job, token, signal)), {
       connection: workerRedis as ConnectionOptions,
       prefix: config.redis.prefix,
       // A binlog job may run beside a full-backup stage; two full backups never run together (metadata lock).
       concurrency: opts.concurrency ?? 2,
-      // BullMQ renews the lock while a stage runs; 60 s rides out a busy event loop during a big tar.
-      lockDuration: 60_000,
+      // BullMQ renews the lock while a stage runs; when it expires (a dead worker), the next stalled check
+      // puts the stage back in the queue: [backup-conf] stage_lock_seconds, checked as often as it lasts.
+      lockDuration: config.backup.stageLockSeconds * 1000,
+      stalledInterval: config.backup.stageLockSeconds * 1000,
     });
-    worker.on('error', (err) => log.error({ err: { message: err.message } }, 'worker error'));
+    role.supervise(worker);
+    worker.on('error', (err) => {
+      // While Redis is away BullMQ reports every failed reconnect; logRedisOutages says it once.
+      if (client.status !== 'ready' && isConnectionError(err)) return;
+      log.error({ err: { message: err.message } }, 'worker error');
+    });
     // BullMQ fails a job that stalled too often (a worker killed mid-stage, twice) without calling the
     // processor, so the metadata row is marked here; markError leaves rows that are already final alone.
     worker.on('failed', (job, err) => {
@@ -130,6 +155,7 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
     });
     await worker.waitUntilReady();
     log.info({ event: 'worker.ready', queue: queueName, host: workerHost }, `worker for instance ${instanceId} ready on ${queueName}`);
+    lostChains.watch(client);
 
     return {
       instanceId,
@@ -137,16 +163,35 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
       worker,
       async close() {
         shuttingDown = true;
-        const grace = config.backup.shutdownGraceSeconds * 1000;
-        const timer = setTimeout(() => {
-          log.warn({ event: 'worker.cancel', graceSeconds: config.backup.shutdownGraceSeconds }, 'grace period over: handing running stages back');
-          worker.cancelAllJobs('worker shutting down');
-        }, grace);
+        lostChains.stop();
+        const graceSeconds = config.backup.shutdownGraceSeconds;
+        // Without Redis nothing can be handed back or recorded, so once no job runs here there is nothing to
+        // wait for (worker.close() itself would wait for Redis for ever).
+        const idleWithoutRedis = () => client.status !== 'ready' && lostChains.activeJobs === 0;
+        const closing = worker.close().then(
+          () => true,
+          (err: Error) => (log.warn({ event: 'worker.close-failed', err: { message: err.message } }, 'worker close failed'), true),
+        );
         try {
-          await worker.close();
+          let closed = await settledWithin(closing, graceSeconds * 1000, idleWithoutRedis);
+          if (!closed && lostChains.activeJobs > 0) {
+            log.warn({ event: 'worker.cancel', graceSeconds }, 'grace period over: handing running stages back');
+            worker.cancelAllJobs('worker shutting down');
+            metadata.stopRetrying(); // a stage waiting for an unreachable metadata center is handed back too
+            closed = await settledWithin(closing, handBackSeconds * 1000, idleWithoutRedis);
+          }
+          if (!closed) {
+            const why = client.status === 'ready' ? 'the worker did not close in time' : 'Redis is unreachable';
+            log.warn({ event: 'worker.force-close', redis: client.status }, `${why}: stopping without waiting for Redis; a stage that was running returns to the queue when its job lock expires`);
+            dropRedis(client);
+            dropRedis(workerRedis);
+            // Stops BullMQ's own reconnecting; its promise waits for an 'end' a connection that never came back won't emit.
+            void worker.disconnect().catch(() => undefined);
+          }
         } finally {
-          clearTimeout(timer);
-          for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
+          // Each step is bounded: one that needs Redis (or the metadata center) must not hold the exit for ever.
+          const stepMs = client.status === 'ready' ? 10_000 : 500;
+          for (const fn of cleanup.reverse()) await settledWithin(fn().catch(() => undefined), stepMs, () => false);
           log.info({ event: 'worker.stopped' }, 'worker stopped');
         }
       },
@@ -157,6 +202,26 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
   }
 }
 
+function isConnectionError(err: Error): boolean {
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|EPIPE|Connection is closed|sentinels are unreachable|Failed to refresh slots/i.test(err.message);
+}
+
+/** How long aborted stages get to hand themselves back after the grace period. */
+const handBackSeconds = 10;
+
+/** Whether `promise` settles within `ms`; false as soon as `giveUp()` holds (checked every 100 ms) or at `ms`. */
+async function settledWithin(promise: Promise<unknown>, ms: number, giveUp: () => boolean): Promise<boolean> {
+  let settled = false;
+  void promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  const deadline = Date.now() + ms;
+  while (!settled && !giveUp() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, deadline - Date.now()))));
+  await Promise.resolve();
+  return settled;
+}
+
 async function recordFinalFailure(
   def: (typeof jobRegistry)[string],
   payload: unknown,
@@ -165,6 +230,7 @@ async function recordFinalFailure(
   error: Error,
   log: Logger,
 ): Promise<void> {
+  await countJobFailure(ctx, stage); // mcb_backup_failures_total: once per job that failed for good
   try {
     const uuid = def?.backupUuidOf?.(payload);
     if (uuid) await ctx.metadata.markError(uuid, `${stage} failed: ${error.message}`, error.stack);

@@ -8,6 +8,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../../src/log/index.ts';
+import { lastBinlogCheck } from '../../src/ops/outcomes.ts';
+import { instanceStatuses, statusProblems } from '../../src/ops/status.ts';
 import { pingRedis, Queues, redisConnection } from '../../src/queues/index.ts';
 import { startWorker, type RunningWorker } from '../../src/workers/index.ts';
 import { runMcb } from '../support/spawn.ts';
@@ -303,4 +305,34 @@ test('--help explains every new command', async () => {
   assert.match((await runMcb(['jobs', 'retry', '--help'])).stdout, /resumes the chain\s+from that stage/);
   assert.match((await runMcb(['status', '--help'])).stdout, /STALE: no Completed backup/);
   assert.match((await runMcb(['server', '--help'])).stdout, /refuses to start on a non-loopback address/);
+});
+
+test('status: binlog staleness of an idle server counts from the last successful binlog run, not from its last rotation', async () => {
+  const queue = queues.forInstance(world.replicaInstanceId);
+  const runBinlog = async (): Promise<{ archived: unknown[] }> => {
+    const job = await queue.add('binlog', { instanceId: world.replicaInstanceId }, { jobId: `binlog-${randomId()}`, attempts: 1 });
+    await waitForState(job.id!, 'completed', 120_000);
+    return (await queue.getJob(job.id!))!.returnvalue as { archived: unknown[] };
+  };
+  const check = async () => (await lastBinlogCheck(world.metadata, world.replicaInstanceId))?.getTime();
+  const ageRows = (sql: string) => world.metadata.pool.query(sql, [world.replicaInstanceId]);
+
+  await runBinlog(); // the real worker archives every closed binlog of the replica
+  // The server then stays idle for three hours: no rotation, so its newest binlog row's end_time is that old; and
+  // the last check is as old as that too.
+  await ageRows("UPDATE full_backup_metadata SET start_time = start_time - INTERVAL 3 HOUR, end_time = end_time - INTERVAL 3 HOUR WHERE tb_instance_id = ? AND backup_type = 'binlog'");
+  await ageRows("UPDATE mcb_job_outcomes SET last_success_at = last_success_at - INTERVAL 3 HOUR WHERE tb_instance_id = ? AND job_type = 'binlog'");
+  const [idle] = await instanceStatuses(world.config, world.metadata, undefined, { instanceId: world.replicaInstanceId });
+  assert.equal(idle!.binlogStale, true, 'no successful run for three hours is STALE');
+  assert.ok(statusProblems([idle!]).some((p) => /binlog backup STALE/.test(p)));
+
+  // The scheduled run comes: nothing (or little) new to archive, and the check is fresh again.
+  const second = await runBinlog();
+  assert.ok(Date.now() - (await check())! < 600_000, `check recorded by a run that archived ${second.archived.length} file(s)`);
+  type S = { instances: Array<{ binlogStale: boolean; lastBinlog: { ageSeconds: number } | null; lastBinlogCheck: { ageSeconds: number } | null }> };
+  const s = await json<S>('status', '--json', '--instance', String(world.replicaInstanceId));
+  const r = s.instances[0]!;
+  assert.equal(r.binlogStale, false, JSON.stringify(r));
+  assert.ok(r.lastBinlogCheck!.ageSeconds < 600, JSON.stringify(r.lastBinlogCheck));
+  if (!second.archived.length) assert.ok(r.lastBinlog!.ageSeconds > 3 * 3600 - 600, 'the last rotation is still three hours old');
 });

@@ -11,7 +11,9 @@ import { ConfigError, loadConfig, type Config } from '../../src/config/index.ts'
 import { createLogger } from '../../src/log/index.ts';
 import type { BackupRow } from '../../src/metadata/index.ts';
 import { pingRedis, Queues, redisConnection } from '../../src/queues/index.ts';
+import { retryJob } from '../../src/queues/admin.ts';
 import { startServer, type RunningServer } from '../../src/server/index.ts';
+import { startWorker } from '../../src/workers/index.ts';
 import { makeCompletedFullBackup } from '../support/backup.ts';
 import { runMcb, startMcb } from '../support/spawn.ts';
 import { createWorld, randomId, type World } from '../support/world.ts';
@@ -90,7 +92,10 @@ test('/metrics carries the backup just made, failures and queue depths, in valid
   assert.ok(backup.backupBytes! > 0);
   const duration = sample(samples, 'mcb_last_backup_duration_seconds', replica)!;
   assert.ok(duration >= 0 && duration < 3600, `duration ${duration}`);
-  assert.equal(sample(samples, 'mcb_backup_failures_total', replica), 1);
+  // The Error row of before() was written directly, not by a job failing: the counter counts failed jobs (see the
+  // counter test at the end of this file), the row shows in mcb_backups.
+  assert.equal(sample(samples, 'mcb_backup_failures_total', replica), 0);
+  assert.equal(sample(samples, 'mcb_backups', { ...replica, state: 'Error' }), 1);
   assert.equal(types.get('mcb_backup_failures_total'), 'counter');
   assert.equal(sample(samples, 'mcb_backup_failures_total', { instance: String(world.sourceInstanceId), type: 'full' }), 0);
   assert.equal(sample(samples, 'mcb_backups', { ...replica, state: 'Completed' }), 1);
@@ -216,4 +221,41 @@ test('a running full backup shows its stage progress (from the stage job in Redi
 
   const html = await (await fetch(`${server.url}/`)).text();
   assert.match(html, /full Tar <span class="progress">tar 42%<\/span>/);
+});
+
+test('mcb_backup_failures_total counts each job that failed for good and never goes down when Error rows are retried or expired', async () => {
+  const replica = { instance: String(world.replicaInstanceId), type: 'full' };
+  const scrape = async () => parseMetrics(await (await fetch(`${server.url}/metrics`)).text()).samples;
+  const failures = async () => sample(await scrape(), 'mcb_backup_failures_total', replica)!;
+  const queue = queues.forInstance(world.replicaInstanceId);
+  const failedFor = async (jobId: string) => {
+    for (let i = 0; i < 300 && (await (await queue.getJob(jobId))?.getState()) !== 'failed'; i++) await sleep(100);
+    assert.equal(await (await queue.getJob(jobId))?.getState(), 'failed', jobId);
+  };
+  const start = await failures();
+  assert.equal(sample(await scrape(), 'mcb_backup_failures_total', { ...replica, type: 'verify' }), 0, 'every type is exposed from zero');
+
+  const worker = await startWorker(config, { log: createLogger({ name: 'test-worker' }) });
+  try {
+    // A real worker fails a chain for good: its clone has no metadata row (a permanent error); the stages after it
+    // fail with it, and the chain counts once.
+    const backupUuid = randomUUID();
+    await queues.addFullChain({ instanceId: world.replicaInstanceId, backupUuid });
+    await failedFor(`${backupUuid}-cleanup`);
+    assert.equal(await failures(), start + 1);
+
+    // The Error row of before() is expired: the rows in Error go down, the counter does not.
+    const errorsBefore = sample(await scrape(), 'mcb_backups', { ...replica, state: 'Error' })!;
+    await world.metadata.pool.query("UPDATE full_backup_metadata SET state = 'Expiration' WHERE backup_name = 'bak_broken.tar.gz'");
+    const after = await scrape();
+    assert.equal(sample(after, 'mcb_backups', { ...replica, state: 'Error' }) ?? 0, errorsBefore - 1);
+    assert.equal(sample(after, 'mcb_backup_failures_total', replica), start + 1);
+
+    // Retried, the chain fails again for good: one more failure, nothing taken back.
+    await retryJob(queues, (await queue.getJob(`${backupUuid}-cleanup`))!);
+    await failedFor(`${backupUuid}-cleanup`);
+    assert.equal(await failures(), start + 2);
+  } finally {
+    await worker.close();
+  }
 });

@@ -55,9 +55,12 @@ export async function rootConnection(node: MysqlEndpoint): Promise<mysql.Connect
 
 /**
  * opts.metadataOn = 'mysql' puts the metadata center on the MySQL 9.7 source instead of the configured one
- * (MariaDB on these machines), for tests that must hold on both kinds users run.
+ * (MariaDB on these machines), for tests that must hold on both kinds users run. opts.metadata puts it on a server
+ * the test runs itself (test/support/private-mariadb.ts), for tests that stop it.
  */
-export async function createWorld(opts: { bucket?: boolean; metadataOn?: 'default' | 'mysql' } = {}): Promise<World> {
+export async function createWorld(
+  opts: { bucket?: boolean; metadataOn?: 'default' | 'mysql'; metadata?: { host: string; port: number; user: string; password: string } } = {},
+): Promise<World> {
   const env = servicesEnv();
   const id = randomId();
   const dir = mkdtempSync(path.join(os.tmpdir(), `mcb-test-${id}-`));
@@ -72,9 +75,10 @@ export async function createWorld(opts: { bucket?: boolean; metadataOn?: 'defaul
   if (opts.bucket !== false) await minio.makeBucket(bucket);
 
   const meta =
-    opts.metadataOn === 'mysql'
+    opts.metadata ??
+    (opts.metadataOn === 'mysql'
       ? { host: env.source.host, port: env.source.port, user: env.source.rootUser, password: env.source.rootPassword }
-      : env.metadata;
+      : env.metadata);
   await migrate({ host: meta.host, port: meta.port, user: meta.user, password: meta.password, database, charset: 'utf8mb4' });
   const metadata = await MetadataStore.connect({ host: meta.host, port: meta.port, user: meta.user, password: meta.password, database, charset: 'utf8mb4' });
   const sourceInstanceId = await metadata.addInstance({

@@ -217,3 +217,54 @@ test('[metadata-link] time_zone and [schedule] timezone: an IANA name or ±HH:MM
   assert.match(configError(withZone('+25:00')).message, /\[metadata-link\] time_zone .*out of range/);
   assert.match(configError(withZone('UTC', 'Mars/Base')).message, /\[schedule\] timezone in \/etc\/mcb\/clone\.ini line \d+: unknown time zone "Mars\/Base"/);
 });
+
+test('[redis] sentinels: the primary named by sentinel_master, found through the sentinels (port 26379 by default)', () => {
+  const c = parseConfig(
+    `${seedCloneIni}\n[redis]\nsentinels = 10.0.0.1:26380, 10.0.0.2,[fd00::3]:26381\nsentinel_master = mymaster\nsentinel_password = s3nt\n`,
+    'x.ini',
+    { MCB_REDIS_PASSWORD: 'from-env' },
+  );
+  assert.deepEqual(c.redis.sentinels, [
+    { host: '10.0.0.1', port: 26380 },
+    { host: '10.0.0.2', port: 26379 },
+    { host: 'fd00::3', port: 26381 },
+  ]);
+  assert.equal(c.redis.sentinelMaster, 'mymaster');
+  assert.equal(c.redis.sentinelPassword, 's3nt');
+  assert.equal(c.redis.password, 'from-env');
+  assert.equal(c.redis.prefix, 'mcb');
+  assert.equal(c.redis.url, 'redis+sentinel://10.0.0.1:26380,10.0.0.2:26379,[fd00::3]:26381/mymaster', 'printable, without secrets');
+  const shown = JSON.stringify(redactConfig(c));
+  assert.ok(!shown.includes('s3nt') && !shown.includes('from-env'), shown);
+});
+
+test('[redis] sentinels: master name required, one way of reaching Redis only, nodes checked', () => {
+  const redis = (body: string) => configError(`${seedCloneIni}\n[redis]\n${body}\n`).message;
+  assert.match(redis('sentinels = 10.0.0.1:26379'), /\[redis\] sentinel_master in \/etc\/mcb\/clone\.ini: is required with sentinels/);
+  assert.match(redis('url = redis://10.0.0.1:6379\nsentinels = 10.0.0.1:26379\nsentinel_master = m'), /\[redis\] sentinels in .* line \d+: give one of url .*, sentinels or cluster_nodes, not url and sentinels/);
+  assert.match(redis('sentinel_master = mymaster'), /\[redis\] sentinel_master .*: is only used with sentinels/);
+  assert.match(redis('sentinels = 10.0.0.1:99999\nsentinel_master = m'), /\[redis\] sentinels .*port 99999 is out of range/);
+  assert.match(redis('sentinels = 10.0.0.1:26379,,10.0.0.2\nsentinel_master = m'), /\[redis\] sentinels .*must be host:port\[,host:port\.\.\.\], got ""/);
+  assert.match(redis('url = redis://:pw@10.0.0.1:6379\npassword = other'), /\[redis\] password .*the url already holds credentials/);
+});
+
+test('[redis] cluster_nodes: the prefix must be a hash tag, {mcb} by default', () => {
+  const cluster = (extra = '') => `${seedCloneIni}\n[redis]\ncluster_nodes = 10.0.0.1:7000,10.0.0.2:7001,10.0.0.3\n${extra}`;
+  const c = parseConfig(cluster(), 'x.ini', {});
+  assert.deepEqual(c.redis.clusterNodes, [
+    { host: '10.0.0.1', port: 7000 },
+    { host: '10.0.0.2', port: 7001 },
+    { host: '10.0.0.3', port: 6379 },
+  ]);
+  assert.equal(c.redis.prefix, '{mcb}');
+  assert.equal(c.redis.url, 'redis+cluster://10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:6379');
+  assert.equal(parseConfig(cluster('prefix = {backups}\n'), 'x.ini', {}).redis.prefix, '{backups}');
+  assert.equal(parseConfig(cluster('prefix = mcb{prod}\n'), 'x.ini', {}).redis.prefix, 'mcb{prod}');
+  const err = configError(cluster('prefix = mcb\n'));
+  assert.match(err.message, /\[redis\] prefix in \/etc\/mcb\/clone\.ini line \d+: must hold a hash tag in braces with cluster_nodes, e\.g\. \{mcb\} .*got "mcb"/);
+  assert.match(configError(cluster('prefix = {}\n')).message, /must hold a hash tag/);
+  assert.match(configError(cluster('sentinel_master = m\n')).message, /\[redis\] sentinel_master .*only used with sentinels/);
+  // A single server keeps the plain default prefix; braces are allowed there too.
+  assert.equal(parseConfig(seedCloneIni, 'x.ini', {}).redis.prefix, 'mcb');
+  assert.equal(parseConfig(`${seedCloneIni}\n[redis]\nprefix = {mcb}\n`, 'x.ini', {}).redis.prefix, '{mcb}');
+});

@@ -31,7 +31,9 @@ export function registerDaemons(program: Command, run: Run): void {
         const producer = runProducer(ctx.config, metadata, queues, ctx.log);
         const sig = await untilSignal();
         ctx.log.info({ event: 'producer.stopping', signal: sig }, 'producer stopping');
-        await producer.close();
+        // Nothing to hand back: a sync under way (maybe waiting for Redis) gets the grace period, a second signal none.
+        process.once(sig as NodeJS.Signals, () => process.exit(0));
+        await producer.close(ctx.config.backup.shutdownGraceSeconds * 1000);
       }),
     );
 

@@ -1,6 +1,6 @@
 // `mcb jobs …`: what is in the queues (Redis), and the levers a DBA pulls on it: retry, remove, pause, resume.
 import type { Command } from 'commander';
-import { findJob, jobChain, listableStates, listJobs, retryJob, summarize, type ListableState } from '../../queues/admin.ts';
+import { findJob, jobChain, listableStates, listJobs, retryAllFailed, retryJob, summarize, type ListableState } from '../../queues/admin.ts';
 import { instanceIdOfQueue, instanceQueueName } from '../../queues/index.ts';
 import { parseId, printTable, UsageError, type CliContext, type Run } from '../context.ts';
 
@@ -123,8 +123,9 @@ Exit codes: 0 ok, 1 Redis or the metadata center unreachable, 2 bad usage, unkno
       'after',
       `
 A stage retried after it gave up restarts from the metadata row (the stages accept the Error state), and the
-stages after it, failed because of it, wait for it again. Retrying one of those later stages retries the
-stage that really failed.`,
+stages after it, failed because of it, wait for it again, in one atomic step: a chain whose stages were
+removed or changed meanwhile is refused (exit 2) and left as it was. Retrying one of those later stages
+retries the stage that really failed. bull-board's Retry button does the same.`,
     )
     .action((id: string | undefined, o) =>
       run(async (ctx) => {
@@ -137,21 +138,12 @@ stage that really failed.`,
           return;
         }
         const names = o.queue ? [checkQueueName(o.queue)] : await queues.knownInstanceQueues();
-        let n = 0;
-        const done = new Set<string>();
-        for (const name of names) {
-          const failed = await queues.queue(name).getJobs(['failed'], 0, -1);
-          for (const job of failed) {
-            // An earlier retry in this loop may already have re-armed this job as part of a chain.
-            if (!job || (await job.getState()) !== 'failed') continue;
-            const r = await retryJob(queues, job);
-            if (done.has(r.retried)) continue;
-            done.add(r.retried);
-            n++;
-            console.log(`retried ${name} ${r.retried}${r.rearmed.length ? `; waiting for it again: ${r.rearmed.join(', ')}` : ''}`);
-          }
-        }
-        console.log(`${n} failed job(s) retried`);
+        const { retried, refused } = await retryAllFailed(queues, names, (name, r) =>
+          console.log(`retried ${name} ${r.retried}${r.rearmed.length ? `; waiting for it again: ${r.rearmed.join(', ')}` : ''}`),
+        );
+        for (const f of refused) console.error(`mcb: not retried ${f.queue} ${f.jobId}: ${f.reason}`);
+        console.log(`${retried.length} failed job(s) retried${refused.length ? `, ${refused.length} refused (left as they were)` : ''}`);
+        if (refused.length) process.exitCode = 2;
       }),
     );
 

@@ -1,0 +1,189 @@
+// Disk space in backup_path. Before the clone and before the tar, a stage checks that what it is about to write
+// fits, and refuses with the numbers (needed, free) when it does not: retrying cannot make room, so the refusal is
+// permanent and burns no attempts. A disk that fills up anyway (something else writing to it) fails the stage
+// with the reason, permanently too, after removing what the backup had written, so the host gets its space back.
+//
+// The estimates are upper bounds:
+// - a clone writes the InnoDB tablespaces (sizes from the server, DataNode.cloneSizeEstimate) plus the redo
+//   generated while it runs, bounded by the redo log capacity (MySQL's own clone space check reserves the
+//   capacity too), plus up to one filesystem block per file;
+// - an archive is at most the tar of the clone (each entry a 512-byte header, room for a PAX header pair, data
+//   padded to 512 bytes), which gzip can grow only by deflate's worst case (stored blocks);
+// - the clone and its archive sit side by side until cleanup, so the check before the clone asks for both;
+// - on top of it all a margin of 2 % + 16 MiB, for data written during the backup and filesystem overhead.
+import { lstat, readdir, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import type { CodecName } from '../archive/index.ts';
+import type { BackupRow } from '../metadata/index.ts';
+import type { CloneSizeEstimate, DataNode } from '../mysql/data-node.ts';
+import { humanBytes } from '../naming.ts';
+import { PermanentJobError, type JobContext } from './types.ts';
+
+const TAR_BLOCK = 512;
+/** A header, and a PAX extended header (header + one block) when a name or a field does not fit the header. */
+const TAR_ENTRY_OVERHEAD = 3 * TAR_BLOCK;
+/** The end-of-archive blocks, and a record's worth of padding to be safe. */
+const TAR_END = 20 * TAR_BLOCK;
+const FS_BLOCK = 4096;
+const MARGIN_FRACTION = 0.02;
+const MARGIN_BYTES = 16 * 1024 * 1024;
+/** Files and directories a clone adds to the tablespaces (#clone, #innodb_redo, ib_buffer_pool, schema folders…). */
+const CLONE_EXTRA_ENTRIES = 64;
+
+/** Sizes of a directory tree, as tar will see it. */
+export interface TreeSize {
+  files: number;
+  directories: number;
+  /** Sum of the files' sizes, each rounded up to tar's 512-byte blocks. */
+  paddedBytes: number;
+}
+
+export class NoSpaceError extends PermanentJobError {}
+
+function roundUp(bytes: number, unit: number): number {
+  return Math.ceil(bytes / unit) * unit;
+}
+
+/** An upper bound of the tar of a tree. */
+export function tarBound(tree: TreeSize): number {
+  return tree.paddedBytes + (tree.files + tree.directories) * TAR_ENTRY_OVERHEAD + TAR_END;
+}
+
+/** An upper bound of `bytes` once compressed: zlib's deflateBound plus the gzip header and trailer. */
+export function compressedBound(bytes: number, codec: CodecName): number {
+  if (codec === 'none') return bytes;
+  return bytes + Math.floor(bytes / 4096) + Math.floor(bytes / 16384) + Math.floor(bytes / 33554432) + 13 + 18;
+}
+
+export function withMargin(bytes: number): number {
+  return Math.ceil(bytes * (1 + MARGIN_FRACTION)) + MARGIN_BYTES;
+}
+
+export interface CloneNeed {
+  clone: number;
+  archive: number;
+  /** Clone and archive together, with the margin. */
+  total: number;
+}
+
+/** What a full backup needs in backup_path from the server's figures: its clone, then its archive beside it. */
+export function cloneNeed(estimate: CloneSizeEstimate, codec: CodecName): CloneNeed {
+  const entries = estimate.files + CLONE_EXTRA_ENTRIES;
+  const cloneBytes = estimate.dataBytes + estimate.redoBytes;
+  const clone = cloneBytes + entries * FS_BLOCK;
+  const archive = compressedBound(tarBound({ files: entries, directories: entries, paddedBytes: roundUp(cloneBytes, TAR_BLOCK) + entries * TAR_BLOCK }), codec);
+  return { clone, archive, total: withMargin(clone + archive) };
+}
+
+/** What the archive of a clone directory needs, with the margin. */
+export function archiveNeed(tree: TreeSize, codec: CodecName): number {
+  return withMargin(compressedBound(tarBound(tree), codec));
+}
+
+/** `needs 1.2G, 300.0M free (1288490188 > 314572800 bytes)` */
+export function describeShortage(needed: number, free: number): string {
+  return `needs ${humanBytes(needed)}, ${humanBytes(free)} free (${needed} > ${free} bytes)`;
+}
+
+/** Bytes an unprivileged writer may still use on the filesystem holding `dir`. */
+export async function freeBytes(dir: string): Promise<number> {
+  const fs = await statfs(dir);
+  return fs.bavail * fs.bsize;
+}
+
+export async function treeSize(dir: string): Promise<TreeSize> {
+  const size: TreeSize = { files: 0, directories: 1, paddedBytes: 0 };
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) {
+      const sub = await treeSize(full);
+      size.files += sub.files;
+      size.directories += sub.directories;
+      size.paddedBytes += sub.paddedBytes;
+    } else {
+      size.files++;
+      if (entry.isFile()) size.paddedBytes += roundUp((await lstat(full)).size, TAR_BLOCK);
+    }
+  }
+  return size;
+}
+
+/**
+ * Refuses the clone when backup_path cannot hold the clone and its archive. Without figures from the server
+ * (no PROCESS privilege and no earlier clone), it returns a note for the log: MySQL's own clone space check, and
+ * the check before the tar, remain.
+ */
+export async function assertCloneFits(opts: {
+  backupPath: string;
+  backupName: string;
+  codec: CodecName;
+  estimate: CloneSizeEstimate | undefined;
+}): Promise<{ needed: number; free: number } | { unknown: string }> {
+  if (!opts.estimate) {
+    return { unknown: 'no clone size estimate (GRANT PROCESS ON *.* to the backup user to read tablespace sizes): the clone is not checked for space before it starts' };
+  }
+  const need = cloneNeed(opts.estimate, opts.codec);
+  const free = await freeBytes(opts.backupPath);
+  if (need.total > free) {
+    throw new NoSpaceError(
+      `not enough space in backup_path ${opts.backupPath} for ${opts.backupName}: ${describeShortage(need.total, free)}; clone about ${humanBytes(need.clone)}` +
+        ` (tablespaces ${humanBytes(opts.estimate.dataBytes)} from ${opts.estimate.source} + redo capacity ${humanBytes(opts.estimate.redoBytes)}),` +
+        ` archive up to ${humanBytes(need.archive)}, margin ${humanBytes(need.total - need.clone - need.archive)}`,
+    );
+  }
+  return { needed: need.total, free };
+}
+
+/** Refuses the archive when backup_path cannot hold it; `reclaimable` is what the write frees first (an old partial archive). */
+export async function assertArchiveFits(opts: {
+  backupPath: string;
+  cloneDir: string;
+  archiveName: string;
+  codec: CodecName;
+  reclaimable: number;
+}): Promise<{ needed: number; free: number }> {
+  const tree = await treeSize(opts.cloneDir);
+  const needed = archiveNeed(tree, opts.codec);
+  const free = (await freeBytes(opts.backupPath)) + opts.reclaimable;
+  if (needed > free) {
+    throw new NoSpaceError(
+      `not enough space in backup_path ${opts.backupPath} for ${opts.archiveName}: ${describeShortage(needed, free)}; the archive is at most the clone's ` +
+        `${humanBytes(tree.paddedBytes)} in ${tree.files} files as tar${opts.codec === 'none' ? '' : ` (${opts.codec} never makes it larger than deflate's worst case)`}, plus the margin`,
+    );
+  }
+  return { needed, free };
+}
+
+/** ENOSPC or EDQUOT from Node, or MySQL saying the same of a file it wrote (errno 28 or 122) or refusing a clone for space. */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+  const message = (err as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && (/No space left on device|Disk quota exceeded|errno:? (28|122)\b/i.test(message) || mysqlRefusedForSpace.test(message));
+}
+
+/** MySQL's own check at the start of a CLONE (ER_CLONE_DISK_SPACE), when ours had no figures or the disk shrank since. */
+const mysqlRefusedForSpace = /Clone estimated database size .* is not enough/i;
+
+/** The permanent error for a disk that filled up mid-way, with what is free now. */
+export async function ranOutOfSpace(backupPath: string, doing: string, err: unknown, cleanedUp: string): Promise<NoSpaceError> {
+  const free = await freeBytes(backupPath).then(
+    (n) => `${humanBytes(n)} free now`,
+    () => 'free space unknown',
+  );
+  const message = (err as Error).message;
+  if (mysqlRefusedForSpace.test(message)) return new NoSpaceError(`MySQL refused to clone into backup_path ${backupPath} for lack of space: ${message}; ${cleanedUp}; ${free}`);
+  return new NoSpaceError(`backup_path ${backupPath} ran out of space while ${doing}: ${message}; ${cleanedUp}; ${free}`);
+}
+
+/** The check before a clone: the server's figures against backup_path's free space, one log line either way. */
+export async function checkCloneSpace(node: DataNode, row: Pick<BackupRow, 'backupPath' | 'backupName' | 'compression'>, ctx: JobContext): Promise<void> {
+  const result = await assertCloneFits({
+    backupPath: row.backupPath,
+    backupName: row.backupName,
+    codec: (row.compression ?? 'gzip') as CodecName,
+    estimate: await node.cloneSizeEstimate(),
+  });
+  if ('unknown' in result) ctx.log.warn({ event: 'free-space.unknown', backupPath: row.backupPath }, result.unknown);
+  else ctx.log.info({ event: 'free-space.ok', needed: result.needed, free: result.free }, `backup_path has room for the clone and its archive`);
+}

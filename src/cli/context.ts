@@ -6,6 +6,9 @@ import { closeRedis, dropRedis, logRedisOutages, pingRedis, Queues, redisConnect
 import { formatInZone, processTimeZone, UTC, type TimeZone } from '../time/zone.ts';
 
 /** Bad usage: exit code 2, like a bad config. */
+
+/** How long an interactive command waits for a metadata center that went away mid-command. */
+const interactiveRetrySeconds = 5;
 export class UsageError extends Error {
   readonly exitCode = 2;
 }
@@ -39,7 +42,9 @@ export class CliContext {
 
   async metadata(): Promise<MetadataStore> {
     if (!this.metadataValue) {
-      this.metadataValue = await MetadataStore.connect(this.config.metadata);
+      // A daemon rides out a metadata outage for [metadata-link] retry_seconds; a command a DBA waits on does not.
+      const opts = this.daemon ? { log: this.log } : { retrySeconds: Math.min(interactiveRetrySeconds, this.config.metadata.retrySeconds ?? interactiveRetrySeconds) };
+      this.metadataValue = await MetadataStore.connect(this.config.metadata, opts);
       const m = this.metadataValue;
       this.closers.push(() => m.close());
     }

@@ -13,6 +13,7 @@ export interface CleanupResult {
 export const cleanupStage = defineFullStage<CleanupResult>({
   name: 'cleanup',
   info: 'removing local files',
+  finished: { state: BackupState.Completed, result: (row) => ({ state: 'Completed', objectKey: row.objectKey ?? '' }) },
   precondition(row) {
     if (!row.objectKey) throw new PermanentJobError(`backup ${row.backupUuid} has no verified object; the upload stage must run again`);
   },

@@ -39,7 +39,8 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   assertSafeListen(serverConfig, config.file);
   const log = opts.log.child({ component: 'server' });
 
-  const metadata = await MetadataStore.connect(config.metadata);
+  // A page or API request must not hang for retry_seconds: it fails after a short wait and the next refresh works.
+  const metadata = await MetadataStore.connect(config.metadata, { log, retrySeconds: Math.min(5, config.metadata.retrySeconds ?? 5) });
   log.info({ event: 'metadata.time-zone', timeZone: metadata.timeZone.name, source: metadata.timeZoneInfo.source }, `metadata time zone ${metadata.timeZone.name}`);
   // A long-running reader: reconnects for as long as Redis is away, but a request fails fast while it is.
   const redis = redisConnection(config, 'daemon');

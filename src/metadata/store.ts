@@ -7,7 +7,7 @@ import { observesDst, offsetString, processTimeZone, seasonalOffsets, seasonalWa
 import { BackupState, finalStates, inProgressStates } from './states.ts';
 import { HeldLock, metadataLockName, type AcquireOptions } from './locks.ts';
 import type { Logger } from '../log/index.ts';
-import { defaultRetrySeconds, type RetryPolicy } from './retry.ts';
+import { defaultRetrySeconds, withConnectionRetry, type RetryPolicy } from './retry.ts';
 import { serverKeepsZone, serverSeasons, serverTimeZone, serverZoneLabel, zonedPool, zonedReadOptions, type ServerClock } from './zoned-pool.ts';
 
 export interface InstanceRow {
@@ -141,6 +141,8 @@ export class MetadataStore {
     readonly link: MetadataLinkConfig,
     readonly timeZoneInfo: MetadataTimeZone,
     private readonly retries = new AbortController(),
+    /** How a lock's own connection is opened through an outage (the pool's queries use the same policy). */
+    private readonly retry?: RetryPolicy,
   ) {}
 
   /** The one time zone of the metadata center's DATETIMEs, object names and printed times. */
@@ -174,7 +176,8 @@ export class MetadataStore {
     }
     const retries = new AbortController();
     const retrySeconds = opts.retrySeconds ?? link.retrySeconds ?? defaultRetrySeconds;
-    return new MetadataStore(zonedPool(pool, info.zone, retryPolicy(link, retrySeconds, retries.signal, opts.log)), link, info, retries);
+    const policy = retryPolicy(link, retrySeconds, retries.signal, opts.log);
+    return new MetadataStore(zonedPool(pool, info.zone, policy), link, info, retries, policy);
   }
 
   async close(): Promise<void> {
@@ -204,8 +207,10 @@ export class MetadataStore {
 
   /** Takes a named lock on a connection of its own; undefined when it stayed busy for opts.waitSeconds. */
   acquireLock(name: string, opts: AcquireOptions): Promise<HeldLock | undefined> {
+    // A stage that starts while the metadata center is away waits for it here too, instead of spending an attempt.
+    const connect = () => mysql.createConnection(connectionOptions(this.link));
     const open = () =>
-      mysql.createConnection(connectionOptions(this.link)).catch((err: unknown) => {
+      (this.retry ? withConnectionRetry(connect, this.retry) : connect()).catch((err: unknown) => {
         throw new MetadataError(describeConnectError(err, this.link));
       });
     return HeldLock.acquire(open, name, opts);

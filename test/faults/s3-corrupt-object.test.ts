@@ -14,6 +14,7 @@ import { startWorker, type RunningWorker } from '../../src/workers/index.ts';
 import { servicesEnv } from '../support/env.ts';
 import { assertBackupInvariants } from '../support/invariants.ts';
 import { startS3FaultProxy, type S3Call, type S3FaultProxy } from '../support/s3-fault-proxy.ts';
+import { backupRowOfStartJob } from '../support/backup.ts';
 import { createWorld, type World } from '../support/world.ts';
 
 let world: World;
@@ -45,12 +46,9 @@ async function fullBackup(jobId: string): Promise<BackupRow> {
   await queue.add('full', { instanceId: world.replicaInstanceId }, { jobId, attempts: 1 });
   const deadline = Date.now() + 90_000;
   while (Date.now() < deadline) {
-    const job = await queue.getJob(jobId);
-    if (job?.failedReason) throw new Error(`start job failed: ${job.failedReason}`);
-    const uuid = (job?.returnvalue as { backupUuid?: string } | undefined)?.backupUuid;
-    const row = uuid ? await world.metadata.getBackup(uuid) : undefined;
+    const row = await backupRowOfStartJob(queue, world.metadata, jobId);
     // The row is final a moment before BullMQ records the end of the chain's last job.
-    const chainEnd = uuid ? await (await queue.getJob(`${uuid}-cleanup`))?.getState() : undefined;
+    const chainEnd = row ? await (await queue.getJob(`${row.backupUuid}-cleanup`))?.getState() : undefined;
     if (row && ['Completed', 'Error'].includes(row.state) && ['completed', 'failed'].includes(chainEnd ?? '')) return row;
     await sleep(100);
   }

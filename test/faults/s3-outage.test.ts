@@ -16,6 +16,7 @@ import { servicesEnv } from '../support/env.ts';
 import { assertBackupInvariants } from '../support/invariants.ts';
 import { runMcb } from '../support/spawn.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
+import { waitForBackupOfJob } from '../support/backup.ts';
 import { createWorld, type World } from '../support/world.ts';
 
 const OUTAGE_MS = 20_000;
@@ -57,17 +58,7 @@ async function enqueueFull(jobId: string): Promise<void> {
 }
 
 async function rowOf(jobId: string, until: (row: BackupRow) => boolean, timeoutMs = 120_000): Promise<BackupRow> {
-  const queue = queues.forInstance(world.replicaInstanceId);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const job = await queue.getJob(jobId);
-    if (job?.failedReason) throw new Error(`start job failed: ${job.failedReason}`);
-    const uuid = (job?.returnvalue as { backupUuid?: string } | undefined)?.backupUuid;
-    const row = uuid ? await world.metadata.getBackup(uuid) : undefined;
-    if (row && until(row)) return row;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for the backup of job ${jobId}`);
+  return waitForBackupOfJob(queues.forInstance(world.replicaInstanceId), world.metadata, jobId, until, timeoutMs);
 }
 
 test('the retry schedule spans the outage: 20 s with the test settings, minutes with the defaults', () => {

@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupRow } from '../../src/metadata/index.ts';
 import { pingRedis, Queues, redisConnection } from '../../src/queues/index.ts';
 import { servicesEnv } from '../support/env.ts';
 import { assertBackupInvariants } from '../support/invariants.ts';
 import { mcbBin } from '../support/spawn.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
+import { waitForBackupOfJob } from '../support/backup.ts';
 import { createWorld, type World } from '../support/world.ts';
 
 const MiB = 1024 * 1024;
@@ -69,17 +69,7 @@ async function unfinishedUploads(key: string): Promise<number> {
 }
 
 async function rowOf(jobId: string, until: (row: BackupRow) => boolean, timeoutMs = 90_000): Promise<BackupRow> {
-  const queue = queues.forInstance(world.replicaInstanceId);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const job = await queue.getJob(jobId);
-    if (job?.failedReason) throw new Error(`start job failed: ${job.failedReason}`);
-    const uuid = (job?.returnvalue as { backupUuid?: string } | undefined)?.backupUuid;
-    const row = uuid ? await world.metadata.getBackup(uuid) : undefined;
-    if (row && until(row)) return row;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for the backup of job ${jobId}`);
+  return waitForBackupOfJob(queues.forInstance(world.replicaInstanceId), world.metadata, jobId, until, timeoutMs);
 }
 
 test('worker kill -9 during upload: a new worker finishes the same backup; no unfinished upload or partial object is left', async () => {

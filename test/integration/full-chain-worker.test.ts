@@ -12,6 +12,7 @@ import { startWorker, type RunningWorker } from '../../src/workers/index.ts';
 import type { BackupRow } from '../../src/metadata/index.ts';
 import { servicesEnv } from '../support/env.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
+import { waitForBackupOfJob } from '../support/backup.ts';
 import { createWorld, type World } from '../support/world.ts';
 import { runMcb } from '../support/spawn.ts';
 
@@ -45,19 +46,7 @@ async function enqueueFull(config: Config, jobId: string): Promise<void> {
 }
 
 async function waitForRow(jobId: string, until: (row: BackupRow) => boolean, timeoutMs = 180_000): Promise<BackupRow> {
-  const queue = queues.forInstance(world.replicaInstanceId);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const job = await queue.getJob(jobId);
-    const uuid = (job?.returnvalue as { backupUuid?: string } | undefined)?.backupUuid;
-    if (job?.failedReason) throw new Error(`start job failed: ${job.failedReason}`);
-    if (uuid) {
-      const row = await world.metadata.getBackup(uuid);
-      if (row && until(row)) return row;
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for the backup of job ${jobId}`);
+  return waitForBackupOfJob(queues.forInstance(world.replicaInstanceId), world.metadata, jobId, until, timeoutMs);
 }
 
 test('S3 unreachable for the first upload attempt: the upload stage retries and the chain reaches Completed', async () => {

@@ -5,7 +5,9 @@ import { cloneStage } from '../../src/jobs/full-clone.ts';
 import { tarStage } from '../../src/jobs/full-tar.ts';
 import { uploadStage } from '../../src/jobs/full-upload.ts';
 import { cleanupStage } from '../../src/jobs/full-cleanup.ts';
-import type { BackupRow } from '../../src/metadata/index.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Queue } from 'bullmq';
+import type { BackupRow, MetadataStore } from '../../src/metadata/index.ts';
 import { directContext } from './context.ts';
 import type { World } from './world.ts';
 
@@ -21,4 +23,23 @@ export async function makeCompletedFullBackup(world: World, jobId = `direct-full
   const row = await world.metadata.getBackup(started.backupUuid);
   if (row?.state !== 'Completed') throw new Error(`backup ended in ${row?.state}`);
   return row;
+}
+
+/** The metadata row a `full` start job created, once it has; throws when the start job itself failed. */
+export async function backupRowOfStartJob(queue: Queue, metadata: MetadataStore, jobId: string): Promise<BackupRow | undefined> {
+  const job = await queue.getJob(jobId);
+  if (job?.failedReason) throw new Error(`start job failed: ${job.failedReason}`);
+  const uuid = (job?.returnvalue as { backupUuid?: string } | undefined)?.backupUuid;
+  return uuid ? metadata.getBackup(uuid) : undefined;
+}
+
+/** Polls the backup row of a `full` start job until `until(row)` holds. */
+export async function waitForBackupOfJob(queue: Queue, metadata: MetadataStore, jobId: string, until: (row: BackupRow) => boolean, timeoutMs: number): Promise<BackupRow> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const row = await backupRowOfStartJob(queue, metadata, jobId);
+    if (row && until(row)) return row;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for the backup of job ${jobId}`);
 }

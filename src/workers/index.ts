@@ -135,7 +135,7 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
     role.supervise(worker);
     worker.on('error', (err) => {
       // While Redis is away BullMQ reports every failed reconnect; logRedisOutages says it once.
-      if (client.status !== 'ready' && isConnectionError(err)) return;
+      if (client.status !== 'ready' && isRedisConnectionError(err)) return;
       log.error({ err: { message: err.message } }, 'worker error');
     });
     // BullMQ fails a job that stalled too often (a worker killed mid-stage, twice) without calling the
@@ -202,7 +202,7 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
   }
 }
 
-function isConnectionError(err: Error): boolean {
+function isRedisConnectionError(err: Error): boolean {
   return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|EPIPE|Connection is closed|sentinels are unreachable|Failed to refresh slots/i.test(err.message);
 }
 

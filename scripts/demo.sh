@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+  # zstd-napi builds its native addon when npm cannot download the prebuilt one: it then needs a compiler.
+  if [[ $(id -u) -eq 0 ]] && ! command -v g++ >/dev/null 2>&1; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends g++ make python3
+  fi
   echo "== npm ci"
   npm ci --no-audit --no-fund
 fi

@@ -10,9 +10,11 @@ export DEBIAN_FRONTEND=noninteractive
 # Debian packages, as root and only those missing (installed ones are left alone): debootstrap builds the
 # cached sid root (MySQL 9.7 + moto), chromium runs the status-page browser test, redis-server (with redis-cli)
 # serves when no Redis answers on 127.0.0.1:6379 and runs the fault tests' private Redis, sentinels and cluster;
-# the metadata-outage test stops a private metadata center (MariaDB when installed, else MySQL 9.7).
+# the metadata-outage test stops a private metadata center (MariaDB when installed, else MySQL 9.7); zstd reads
+# and writes the zstd archives the codec tests compare with; g++, make and python3 build zstd-napi's native addon
+# when npm cannot download its prebuilt binary.
 missing=()
-for pkg in debootstrap curl ca-certificates redis-server chromium; do
+for pkg in debootstrap curl ca-certificates redis-server chromium zstd g++ make python3; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if (( ${#missing[@]} > 0 )) && [[ $(id -u) -eq 0 ]]; then

@@ -1,5 +1,6 @@
 // Object names are part of the seed's contract: restore scripts and DBAs look for these exact names.
 import { createHash } from 'node:crypto';
+import type { CodecName } from './archive/codec.ts';
 import { formatCompact, type TimeZone } from './time/zone.ts';
 
 /**
@@ -15,12 +16,12 @@ export function fullBackupBaseName(instanceId: number, startedAt: Date, zone: Ti
   return `bak_${instanceId}_${compactTimestamp(startedAt, zone)}`;
 }
 
-/** bak_<id>_<ts>.tar.gz (gzip) or .tar (none). */
+/** bak_<id>_<ts>.tar.gz (gzip), .tar.zst (zstd) or .tar (none). */
 export function fullBackupObjectName(instanceId: number, startedAt: Date, zone: TimeZone, extension: string): string {
   return `${fullBackupBaseName(instanceId, startedAt, zone)}.tar${extension}`;
 }
 
-/** log_<tb_instance_id>_<binlog file name>[.gz] */
+/** log_<tb_instance_id>_<binlog file name>[.gz|.zst] */
 export function binlogObjectName(instanceId: number, binlogFile: string, extension = ''): string {
   return `log_${instanceId}_${binlogFile}${extension}`;
 }
@@ -37,19 +38,33 @@ export function seedFullObjectName(backupName: string | null | undefined): strin
   return undefined;
 }
 
-const fullNamePattern = /^bak_(\d+)_(\d{14})\.tar(\.gz)?$/;
-const binlogNamePattern = /^log_(\d+)_(.+?)(\.gz)?$/;
+const fullNamePattern = /^bak_(\d+)_(\d{14})\.tar(\.gz|\.zst)?$/;
+const binlogNamePattern = /^log_(\d+)_(.+?)(\.gz|\.zst)?$/;
+
+function compressionOfSuffix(suffix: string | undefined): CodecName {
+  return suffix === '.gz' ? 'gzip' : suffix === '.zst' ? 'zstd' : 'none';
+}
+
+/** The compression of an object, from its name: `.gz` gzip, `.zst` zstd, anything else none. */
+export function compressionOfObjectName(name: string): CodecName {
+  return compressionOfSuffix(/(\.gz|\.zst)$/.exec(name)?.[1]);
+}
 
 export type ParsedObjectName =
-  | { type: 'full'; instanceId: number; timestamp: string; compressed: boolean }
-  | { type: 'binlog'; instanceId: number; binlogFile: string; compressed: boolean };
+  | { type: 'full'; instanceId: number; timestamp: string; compression: CodecName }
+  | { type: 'binlog'; instanceId: number; binlogFile: string; compression: CodecName };
 
 export function parseObjectName(name: string): ParsedObjectName | undefined {
   const full = fullNamePattern.exec(name);
-  if (full) return { type: 'full', instanceId: Number(full[1]), timestamp: full[2]!, compressed: Boolean(full[3]) };
+  if (full) return { type: 'full', instanceId: Number(full[1]), timestamp: full[2]!, compression: compressionOfSuffix(full[3]) };
   const log = binlogNamePattern.exec(name);
-  if (log) return { type: 'binlog', instanceId: Number(log[1]), binlogFile: log[2]!, compressed: Boolean(log[3]) };
+  if (log) return { type: 'binlog', instanceId: Number(log[1]), binlogFile: log[2]!, compression: compressionOfSuffix(log[3]) };
   return undefined;
+}
+
+/** The object key without its `.tar[.gz|.zst]` suffix: the archive's top-level folder. */
+export function fullBackupBaseOf(objectKey: string): string {
+  return objectKey.replace(/\.tar(\.gz|\.zst)?$/, '');
 }
 
 /**

@@ -6,9 +6,10 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
 import { HashingCounter } from '../storage/index.ts';
-import { type Codec, getCodec, codecForObjectName, type CodecName, codecNames } from './codec.ts';
+import { throttle } from '../storage/throttle.ts';
+import { type Codec, type CompressOptions, getCodec, codecForObjectName, type CodecName, codecNames, levelProblem } from './codec.ts';
 
-export { type Codec, getCodec, codecForObjectName, type CodecName, codecNames };
+export { type Codec, type CompressOptions, getCodec, codecForObjectName, type CodecName, codecNames, levelProblem };
 
 export interface ArchiveResult {
   bytes: number;
@@ -44,7 +45,12 @@ export interface CreateArchiveOptions {
   sourceDir: string;
   outFile: string;
   codec: Codec;
+  /** The codec's default when absent. */
   level?: number;
+  /** Compression threads; default: every core. */
+  threads?: number;
+  /** Limit on reading the source directory, in MiB/s (0 or absent: none). */
+  readMbPerSecond?: number;
   signal?: AbortSignal;
   /** Called with the fraction (0..1) of source bytes archived, at most a few times a second. */
   onProgress?: (fraction: number) => void;
@@ -67,7 +73,9 @@ export async function createArchive(opts: CreateArchiveOptions): Promise<Archive
   // node-tar reads up to 16 MiB per file chunk by default; 1 MiB keeps peak memory flat (npm run bench).
   const pack = tar.create({ cwd: path.dirname(opts.sourceDir), portable: false, maxReadSize: 1024 * 1024 }, [path.basename(opts.sourceDir)]) as unknown as Readable;
   const counter = new HashingCounter();
-  await pipeline(pack, progress, opts.codec.compress(opts.level), counter, createWriteStream(opts.outFile), {
+  // tar reads the files as fast as its output is taken, so the throttle on its output paces the disk reads.
+  const compress = opts.codec.compress({ level: opts.level, threads: opts.threads });
+  await pipeline(pack, throttle(opts.readMbPerSecond), progress, compress, counter, createWriteStream(opts.outFile), {
     signal: opts.signal,
   });
   opts.onProgress?.(1);

@@ -2,14 +2,14 @@
 //
 // Every event's checksum is verified over the whole file before anything is uploaded: a corrupt binlog in the bucket
 // would only fail at restore time. Object metadata is sent before the body, so the stored bytes' sha256
-// (`mcb-sha256`) is computed first, in one local pass through the same codec (gzip with the same level is
-// deterministic); the upload's own digest must then match it, or the object is removed and the file counts as
+// (`mcb-sha256`) is computed first, in one local pass through the same codec (gzip and zstd with the same level
+// are deterministic); the upload's own digest must then match it, or the object is removed and the file counts as
 // changed while read.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Codec } from '../archive/codec.ts';
+import type { Codec, CompressOptions } from '../archive/codec.ts';
 import { BinlogFormatError, summarizeBinlog } from '../binlog/index.ts';
 import type { JobContext } from '../jobs/types.ts';
 import { HashingCounter, ObjectMismatchError, verifyStoredObject } from '../storage/index.ts';
@@ -42,11 +42,16 @@ export async function verifyBinlogChecksums(file: string, name: string): Promise
   }
 }
 
+/** How the binlog job compresses: the configured level and threads (the output depends on neither's timing). */
+export function binlogCompressOptions(ctx: Pick<JobContext, 'config'>): CompressOptions {
+  return { level: ctx.config.backup.compressionLevel, threads: ctx.config.backup.compressionThreads };
+}
+
 /** sha256 and size of what the upload will store: the file through the codec. */
-export async function encodedDigest(file: string, codec: Codec, level: number): Promise<EncodedDigest> {
+export async function encodedDigest(file: string, codec: Codec, options: CompressOptions): Promise<EncodedDigest> {
   const raw = new HashingCounter();
   const stored = new HashingCounter();
-  await pipeline(createReadStream(file), raw, codec.compress(level), stored, new Writable({ write: (_c, _e, done) => done() }));
+  await pipeline(createReadStream(file), raw, codec.compress(options), stored, new Writable({ write: (_c, _e, done) => done() }));
   return { sha256: stored.digest(), bytes: stored.bytes, sourceBytes: raw.bytes };
 }
 
@@ -68,13 +73,14 @@ export async function uploadBinlog(
   const size = (await stat(file)).size;
   const source = createReadStream(file);
   const raw = new HashingCounter();
-  const compressed = codec.compress(ctx.config.backup.compressionLevel);
+  const compressed = codec.compress(binlogCompressOptions(ctx));
   source.on('error', (err) => compressed.destroy(err));
   source.pipe(raw).pipe(compressed);
   let put;
   try {
     put = await ctx.storage.putStream(objectKey, compressed, {
       size: codec.name === 'none' ? size : undefined,
+      partChecksums: ctx.config.backup.verify !== 'size',
       metadata: { 'mcb-instance': String(ids.instanceId), 'mcb-backup-uuid': ids.backupUuid, 'mcb-binlog-file': ids.name, 'mcb-sha256': expected.sha256 },
     });
   } finally {

@@ -3,9 +3,10 @@
 // ours ([schedule], [server], [restore]). Unknown sections or keys are errors: a typo must not silently fall back
 // to a default.
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { IniSyntaxError, parseIni, type IniEntry } from './ini.ts';
-import { type CodecName, codecNames } from '../archive/codec.ts';
+import { type CodecName, codecNames, levelProblem } from '../archive/codec.ts';
 import { parseTimeZone, TimeError, type TimeZone } from '../time/zone.ts';
 
 export class ConfigError extends Error {
@@ -28,6 +29,10 @@ export interface MetadataLinkConfig extends MysqlLinkConfig {
   retrySeconds?: number;
 }
 
+/** How an upload is verified (see BackupConfig.verify). */
+export const verifyModes = ['parts', 'download', 'size'] as const;
+export type VerifyMode = (typeof verifyModes)[number];
+
 export interface BackupConfig {
   backupPath?: string;
   binIndexPath?: string;
@@ -38,9 +43,17 @@ export interface BackupConfig {
   isCluster: boolean;
   debug: boolean;
   compression: CodecName;
-  compressionLevel: number;
-  /** download: re-read the stored object and compare sha256 (catches reordered parts); size: compare sizes only. */
-  verify: 'download' | 'size';
+  /** Applies to `compression` and `binlog_compression`; absent: each codec's default (gzip 6, zstd 3). */
+  compressionLevel?: number;
+  /** Threads compressing an archive or a binlog (gzip blocks, zstd workers); default: every core. */
+  compressionThreads: number;
+  /** Limit on the archive's reads of the clone, MiB/s; 0: none. */
+  maxReadMbPerS: number;
+  /**
+   * parts: every part's MD5 checked by the server on the way up, the sha256 computed while uploading, the stored
+   * size and `mcb-sha256`; download: that and the object read back whole; size: the stored size and `mcb-sha256` only.
+   */
+  verify: VerifyMode;
   maxRpoMinutes: number;
   binlogCompression: CodecName;
   minFullBackups: number;
@@ -83,6 +96,10 @@ export interface OssConfig {
   partSizeBytes: number;
   /** The store's limit on parts per multipart upload (S3: 10,000). */
   maxParts?: number;
+  /** Parts of one upload in flight at once; memory is about (this + 1) × the part size. */
+  uploadConcurrency?: number;
+  /** Upload rate limit in MiB/s over all parts of an upload; 0 or absent: unlimited. */
+  maxUploadMbPerS?: number;
 }
 
 export interface ScheduleConfig {
@@ -111,6 +128,10 @@ export interface RestoreConfig {
   /** Account of the restored server (the backed-up instance's own accounts) used to replay binlogs and CHECK TABLE. */
   user: string;
   password: string;
+  /** Ranged GETs in flight while a restore (or restore test) downloads an object. */
+  downloadConcurrency: number;
+  /** How a restore replays binlogs: the restored server's applier (falling back to mysqlbinlog when it cannot), or `mysqlbinlog | mysql`. */
+  replayMethod: 'applier' | 'mysqlbinlog';
 }
 
 export interface ServerConfig {
@@ -336,6 +357,8 @@ function readBackup(s: SectionReader): BackupConfig {
   if (bucketName !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucketName)) {
     s.fail('bucket_name', `"${bucketName}" is not a valid S3 bucket name (3-63 lower-case letters, digits, dots, hyphens)`);
   }
+  const compression = s.choice('compression', codecNames, 'gzip');
+  const binlogCompression = s.choice('binlog_compression', codecNames, 'none');
   return {
     backupPath,
     binIndexPath: s.optionalString('bin_index_path'),
@@ -345,11 +368,13 @@ function readBackup(s: SectionReader): BackupConfig {
     binlogStorageDays: s.int('binlog_storage_days', 7, 1, 36500),
     isCluster: s.bool('is_cluster', false),
     debug: s.bool('debug', false),
-    compression: s.choice('compression', codecNames, 'gzip'),
-    compressionLevel: s.int('compression_level', 6, 1, 9),
-    verify: s.choice('verify', ['download', 'size'] as const, 'download'),
+    compression,
+    compressionLevel: readCompressionLevel(s, { compression, binlog_compression: binlogCompression }),
+    compressionThreads: s.int('compression_threads', os.availableParallelism(), 1, 1024),
+    maxReadMbPerS: s.int('max_read_mb_per_s', 0, 0, 100_000),
+    verify: s.choice('verify', verifyModes, 'parts'),
     maxRpoMinutes: s.int('max_rpo_minutes', 5, 0, 100000),
-    binlogCompression: s.choice('binlog_compression', codecNames, 'none'),
+    binlogCompression,
     minFullBackups: s.int('min_full_backups', 1, 0, 1000),
     keepBinlogsForOldestFull: s.bool('keep_binlogs_for_oldest_full', true),
     // 5 attempts, 30 s doubling: a stage rides out about 7.5 minutes of storage or network trouble.
@@ -359,6 +384,18 @@ function readBackup(s: SectionReader): BackupConfig {
     // 60 s rides out a busy event loop during a big tar; a killed worker's stage is re-run after about 2 × this.
     stageLockSeconds: s.int('stage_lock_seconds', 60, 2, 3600),
   };
+}
+
+/** compression_level must suit every codec it applies to (gzip 1-9, zstd 1-19). */
+function readCompressionLevel(s: SectionReader, uses: Record<string, CodecName>): number | undefined {
+  const level = s.optionalInt('compression_level', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+  if (level === undefined) return undefined;
+  for (const [key, codec] of Object.entries(uses)) {
+    const problem = levelProblem(codec, level);
+    if (problem) s.fail('compression_level', `${problem}, and ${key} = ${codec}`);
+  }
+  if (level < 1 || level > 19) s.fail('compression_level', `must be between 1 and 19 (gzip 1-9, zstd 1-19), got ${level}`);
+  return level;
 }
 
 function readRedis(s: SectionReader): RedisConfig {
@@ -439,6 +476,9 @@ function readOss(s: SectionReader): OssConfig {
     partSizeBytes: s.int('part_size_mb', 16, 5, 5120) * 1024 * 1024,
     // Lower only for a store configured with a lower limit than S3's (e.g. Ceph's rgw_multipart_part_upload_limit).
     maxParts: s.int('max_parts', 10_000, 1, 10_000),
+    // Parts in flight: memory is about (upload_concurrency + 1) × the part size (80 MiB with the defaults).
+    uploadConcurrency: s.int('upload_concurrency', 4, 1, 64),
+    maxUploadMbPerS: s.int('max_upload_mb_per_s', 0, 0, 100_000),
   };
 }
 
@@ -471,6 +511,8 @@ function readRestore(s: SectionReader): RestoreConfig {
     user: s.string('user', 'root'),
     // An empty password is legitimate (a restored root without one, the default).
     password: s.raw('password', 'MCB_RESTORE_PASSWORD') ?? '',
+    downloadConcurrency: s.int('download_concurrency', 4, 1, 64),
+    replayMethod: s.choice('replay_method', ['applier', 'mysqlbinlog'] as const, 'applier'),
   };
 }
 

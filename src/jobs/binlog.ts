@@ -19,7 +19,7 @@ import { hasTransactions, headCache, readIndexUpToActive, resolveIndexPath, type
 import { chooseBinlogObjectKey } from '../binlog-archive/object-key.ts';
 import { pitrPreconditionFailures, recordPreconditionFailure } from '../binlog-archive/preconditions.ts';
 import { binlogBackupUuid, identifyRows, type IdentifiedRow } from '../binlog-archive/series.ts';
-import { confirmStoredBinlog, encodedDigest, uploadBinlog, verifyBinlogChecksums } from '../binlog-archive/upload.ts';
+import { binlogCompressOptions, confirmStoredBinlog, encodedDigest, uploadBinlog, verifyBinlogChecksums } from '../binlog-archive/upload.ts';
 import { requireBackupKey } from '../config/index.ts';
 import { backfillSeedBinlogRows, listBinlogRows } from '../metadata/binlog-queries.ts';
 import { MetadataError, type BackupRow } from '../metadata/index.ts';
@@ -264,7 +264,7 @@ async function archiveOne(run: RunState, entry: IndexEntry, h: BinlogHead, backu
   }
   try {
     await verifyBinlogChecksums(entry.path, name);
-    const expected = await encodedDigest(entry.path, codec, ctx.config.backup.compressionLevel);
+    const expected = await encodedDigest(entry.path, codec, binlogCompressOptions(ctx));
     const choice = await chooseBinlogObjectKey(ctx.storage, ctx.metadata, {
       instanceId,
       backupUuid,

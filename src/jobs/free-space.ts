@@ -3,18 +3,25 @@
 // permanent and burns no attempts. A disk that fills up anyway (something else writing to it) fails the stage
 // with the reason, permanently too, after removing what the backup had written, so the host gets its space back.
 //
-// The estimates are upper bounds:
+// The estimates:
 // - a clone writes the InnoDB tablespaces (sizes from the server, DataNode.cloneSizeEstimate) plus the redo
 //   generated while it runs, bounded by the redo log capacity (MySQL's own clone space check reserves the
-//   capacity too), plus up to one filesystem block per file;
-// - an archive is at most the tar of the clone (each entry a 512-byte header, room for a PAX header pair, data
-//   padded to 512 bytes), which gzip can grow only by deflate's worst case (stored blocks);
+//   capacity too), plus up to one filesystem block per file: an upper bound;
+// - an archive is estimated from the instance's last Completed full of the same codec, whose archive and source
+//   sizes the metadata row records (backup_bytes, source_bytes): the tar of the clone times that ratio, plus 25 %
+//   in case the data compresses worse this time. Without such a backup (or when the ratio would say more) it is
+//   the worst case: the tar of the clone (each entry a 512-byte header, room for a PAX header pair, data padded
+//   to 512 bytes), grown by the codec's worst case (compressedBound);
 // - the clone and its archive sit side by side until cleanup, so the check before the clone asks for both;
 // - on top of it all a margin of 2 % + 16 MiB, for data written during the backup and filesystem overhead.
+// An archive that turns out larger than its estimate fills the disk mid-way: the tar fails permanently with the
+// reason and gives the space back (ranOutOfSpace).
 import { lstat, readdir, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { CodecName } from '../archive/index.ts';
+import { GZIP_BLOCK_BYTES } from '../archive/parallel-gzip.ts';
 import type { BackupRow } from '../metadata/index.ts';
+import { lastArchiveRatio, type ArchiveRatio } from '../metadata/archive-ratio.ts';
 import type { CloneSizeEstimate, DataNode } from '../mysql/data-node.ts';
 import { humanBytes } from '../naming.ts';
 import { PermanentJobError, type JobContext } from './types.ts';
@@ -29,6 +36,8 @@ const MARGIN_FRACTION = 0.02;
 const MARGIN_BYTES = 16 * 1024 * 1024;
 /** Files and directories a clone adds to the tablespaces (#clone, #innodb_redo, ib_buffer_pool, schema folders…). */
 const CLONE_EXTRA_ENTRIES = 64;
+/** The last ratio is taken with this much on top: data can compress worse than it did last time. */
+const RATIO_SAFETY = 1.25;
 
 /** Sizes of a directory tree, as tar will see it. */
 export interface TreeSize {
@@ -49,35 +58,73 @@ export function tarBound(tree: TreeSize): number {
   return tree.paddedBytes + (tree.files + tree.directories) * TAR_ENTRY_OVERHEAD + TAR_END;
 }
 
-/** An upper bound of `bytes` once compressed: zlib's deflateBound plus the gzip header and trailer. */
+/**
+ * An upper bound of `bytes` once compressed. gzip: zlib's deflateBound, plus a member's header and trailer for each
+ * block compressed on its own (src/archive/parallel-gzip.ts). zstd: ZSTD_compressBound, plus the frame's header and
+ * checksum.
+ */
 export function compressedBound(bytes: number, codec: CodecName): number {
   if (codec === 'none') return bytes;
-  return bytes + Math.floor(bytes / 4096) + Math.floor(bytes / 16384) + Math.floor(bytes / 33554432) + 13 + 18;
+  if (codec === 'zstd') return bytes + Math.floor(bytes / 256) + (128 * 1024) / 2048 + 32;
+  const members = Math.ceil(bytes / GZIP_BLOCK_BYTES) + 1;
+  return bytes + Math.floor(bytes / 4096) + Math.floor(bytes / 16384) + Math.floor(bytes / 33554432) + members * (13 + 18);
 }
 
 export function withMargin(bytes: number): number {
   return Math.ceil(bytes * (1 + MARGIN_FRACTION)) + MARGIN_BYTES;
 }
 
+/** An archive's expected size and what it was worked out from. */
+export interface ArchiveEstimate {
+  bytes: number;
+  /** `ratio`: the last backup's ratio with the safety factor; `worst-case`: the codec's bound. */
+  basis: 'ratio' | 'worst-case';
+  /** Why, in words: `bak_3_20260101020000.tar.gz compressed to 41.2 %, + 25 %`, or why the worst case. */
+  how: string;
+}
+
+function percent(ratio: number): string {
+  return `${(ratio * 100).toFixed(1)} %`;
+}
+
+/**
+ * The archive of a tar of `tarBytes` (an upper bound of it): `last`'s ratio with the safety factor, else the worst
+ * case. Never more than the worst case.
+ */
+export function archiveEstimate(tarBytes: number, codec: CodecName, last?: ArchiveRatio): ArchiveEstimate {
+  const worst = compressedBound(tarBytes, codec);
+  if (codec === 'none') return { bytes: worst, basis: 'worst-case', how: 'worst case: no compression' };
+  if (!last) return { bytes: worst, basis: 'worst-case', how: `worst case: no earlier Completed ${codec} full of this instance records its ratio` };
+  const safety = `+ ${Math.round((RATIO_SAFETY - 1) * 100)} %`;
+  const fromRatio = Math.ceil(tarBytes * last.ratio * RATIO_SAFETY);
+  if (fromRatio >= worst) return { bytes: worst, basis: 'worst-case', how: `worst case: ${last.backupName} compressed to ${percent(last.ratio)}, ${safety} would exceed it` };
+  return { bytes: fromRatio, basis: 'ratio', how: `${last.backupName} compressed to ${percent(last.ratio)}, ${safety}` };
+}
+
 export interface CloneNeed {
   clone: number;
   archive: number;
+  /** How the archive was estimated. */
+  archiveEstimate: ArchiveEstimate;
   /** Clone and archive together, with the margin. */
   total: number;
 }
 
-/** What a full backup needs in backup_path from the server's figures: its clone, then its archive beside it. */
-export function cloneNeed(estimate: CloneSizeEstimate, codec: CodecName): CloneNeed {
+/**
+ * What a full backup needs in backup_path from the server's figures: its clone, then its archive beside it,
+ * estimated from `last` (the ratio of an earlier backup with this codec) when there is one.
+ */
+export function cloneNeed(estimate: CloneSizeEstimate, codec: CodecName, last?: ArchiveRatio): CloneNeed {
   const entries = estimate.files + CLONE_EXTRA_ENTRIES;
   const cloneBytes = estimate.dataBytes + estimate.redoBytes;
   const clone = cloneBytes + entries * FS_BLOCK;
-  const archive = compressedBound(tarBound({ files: entries, directories: entries, paddedBytes: roundUp(cloneBytes, TAR_BLOCK) + entries * TAR_BLOCK }), codec);
-  return { clone, archive, total: withMargin(clone + archive) };
+  const archived = archiveEstimate(tarBound({ files: entries, directories: entries, paddedBytes: roundUp(cloneBytes, TAR_BLOCK) + entries * TAR_BLOCK }), codec, last);
+  return { clone, archive: archived.bytes, archiveEstimate: archived, total: withMargin(clone + archived.bytes) };
 }
 
 /** What the archive of a clone directory needs, with the margin. */
-export function archiveNeed(tree: TreeSize, codec: CodecName): number {
-  return withMargin(compressedBound(tarBound(tree), codec));
+export function archiveNeed(tree: TreeSize, codec: CodecName, last?: ArchiveRatio): number {
+  return withMargin(archiveEstimate(tarBound(tree), codec, last).bytes);
 }
 
 /** `needs 1.2G, 300.0M free (1288490188 > 314572800 bytes)` */
@@ -109,49 +156,58 @@ export async function treeSize(dir: string): Promise<TreeSize> {
 }
 
 /**
- * Refuses the clone when backup_path cannot hold the clone and its archive. Without figures from the server
- * (no PROCESS privilege and no earlier clone), it returns a note for the log: MySQL's own clone space check, and
- * the check before the tar, remain.
+ * Refuses the clone when backup_path cannot hold the clone and its archive (estimated from `last`, an earlier
+ * backup's ratio, when given). Without figures from the server (no PROCESS privilege and no earlier clone), it
+ * returns a note for the log: MySQL's own clone space check, and the check before the tar, remain.
  */
 export async function assertCloneFits(opts: {
   backupPath: string;
   backupName: string;
   codec: CodecName;
   estimate: CloneSizeEstimate | undefined;
-}): Promise<{ needed: number; free: number } | { unknown: string }> {
+  last?: ArchiveRatio;
+}): Promise<{ needed: number; free: number; archiveEstimate: ArchiveEstimate['basis'] } | { unknown: string }> {
   if (!opts.estimate) {
     return { unknown: 'no clone size estimate (GRANT PROCESS ON *.* to the backup user to read tablespace sizes): the clone is not checked for space before it starts' };
   }
-  const need = cloneNeed(opts.estimate, opts.codec);
+  const need = cloneNeed(opts.estimate, opts.codec, opts.last);
   const free = await freeBytes(opts.backupPath);
   if (need.total > free) {
+    const archive = need.archiveEstimate;
     throw new NoSpaceError(
       `not enough space in backup_path ${opts.backupPath} for ${opts.backupName}: ${describeShortage(need.total, free)}; clone about ${humanBytes(need.clone)}` +
         ` (tablespaces ${humanBytes(opts.estimate.dataBytes)} from ${opts.estimate.source} + redo capacity ${humanBytes(opts.estimate.redoBytes)}),` +
-        ` archive up to ${humanBytes(need.archive)}, margin ${humanBytes(need.total - need.clone - need.archive)}`,
+        ` archive ${archive.basis === 'ratio' ? 'about' : 'up to'} ${humanBytes(need.archive)} (${archive.how}), margin ${humanBytes(need.total - need.clone - need.archive)}`,
     );
   }
-  return { needed: need.total, free };
+  return { needed: need.total, free, archiveEstimate: need.archiveEstimate.basis };
 }
 
-/** Refuses the archive when backup_path cannot hold it; `reclaimable` is what the write frees first (an old partial archive). */
+/**
+ * Refuses the archive when backup_path cannot hold it; `reclaimable` is what the write frees first (an old partial
+ * archive); `last` is an earlier backup's ratio to estimate the archive from.
+ */
 export async function assertArchiveFits(opts: {
   backupPath: string;
   cloneDir: string;
   archiveName: string;
   codec: CodecName;
   reclaimable: number;
-}): Promise<{ needed: number; free: number }> {
+  last?: ArchiveRatio;
+}): Promise<{ needed: number; free: number; archiveEstimate: ArchiveEstimate['basis'] }> {
   const tree = await treeSize(opts.cloneDir);
-  const needed = archiveNeed(tree, opts.codec);
+  const archive = archiveEstimate(tarBound(tree), opts.codec, opts.last);
+  const needed = withMargin(archive.bytes);
   const free = (await freeBytes(opts.backupPath)) + opts.reclaimable;
   if (needed > free) {
-    throw new NoSpaceError(
-      `not enough space in backup_path ${opts.backupPath} for ${opts.archiveName}: ${describeShortage(needed, free)}; the archive is at most the clone's ` +
-        `${humanBytes(tree.paddedBytes)} in ${tree.files} files as tar${opts.codec === 'none' ? '' : ` (${opts.codec} never makes it larger than deflate's worst case)`}, plus the margin`,
-    );
+    const clone = `the clone's ${humanBytes(tree.paddedBytes)} in ${tree.files} files as tar`;
+    const estimate =
+      archive.basis === 'ratio'
+        ? `the archive is estimated at ${humanBytes(archive.bytes)}: ${clone}, ${archive.how}`
+        : `the archive is at most ${clone}${opts.codec === 'none' ? '' : ` plus ${opts.codec}'s overhead on incompressible data`} (${archive.how})`;
+    throw new NoSpaceError(`not enough space in backup_path ${opts.backupPath} for ${opts.archiveName}: ${describeShortage(needed, free)}; ${estimate}, plus the margin`);
   }
-  return { needed, free };
+  return { needed, free, archiveEstimate: archive.basis };
 }
 
 /** ENOSPC or EDQUOT from Node, or MySQL saying the same of a file it wrote (errno 28 or 122) or refusing a clone for space. */
@@ -176,14 +232,35 @@ export async function ranOutOfSpace(backupPath: string, doing: string, err: unkn
   return new NoSpaceError(`backup_path ${backupPath} ran out of space while ${doing}: ${message}; ${cleanedUp}; ${free}`);
 }
 
+/** The codec a row's archive is written with (the seed's rows have none recorded: gzip). */
+function codecOf(row: Pick<BackupRow, 'compression'>): CodecName {
+  return (row.compression ?? 'gzip') as CodecName;
+}
+
+/** The instance's last archive ratio with the row's codec, for the estimates. */
+function lastRatio(row: Pick<BackupRow, 'tbInstanceId' | 'compression'>, ctx: Pick<JobContext, 'metadata'>): Promise<ArchiveRatio | undefined> {
+  return lastArchiveRatio(ctx.metadata, Number(row.tbInstanceId), codecOf(row));
+}
+
 /** The check before a clone: the server's figures against backup_path's free space, one log line either way. */
-export async function checkCloneSpace(node: DataNode, row: Pick<BackupRow, 'backupPath' | 'backupName' | 'compression'>, ctx: JobContext): Promise<void> {
+export async function checkCloneSpace(node: DataNode, row: Pick<BackupRow, 'backupPath' | 'backupName' | 'compression' | 'tbInstanceId'>, ctx: JobContext): Promise<void> {
   const result = await assertCloneFits({
     backupPath: row.backupPath,
     backupName: row.backupName,
-    codec: (row.compression ?? 'gzip') as CodecName,
+    codec: codecOf(row),
     estimate: await node.cloneSizeEstimate(),
+    last: await lastRatio(row, ctx),
   });
   if ('unknown' in result) ctx.log.warn({ event: 'free-space.unknown', backupPath: row.backupPath }, result.unknown);
-  else ctx.log.info({ event: 'free-space.ok', needed: result.needed, free: result.free }, `backup_path has room for the clone and its archive`);
+  else ctx.log.info({ event: 'free-space.ok', ...result }, `backup_path has room for the clone and its archive (archive estimate: ${result.archiveEstimate})`);
+}
+
+/** The check before the tar: the clone on disk against backup_path's free space, one log line when it fits. */
+export async function checkArchiveSpace(
+  row: Pick<BackupRow, 'backupPath' | 'backupName' | 'compression' | 'tbInstanceId'>,
+  opts: { cloneDir: string; codec: CodecName; reclaimable: number },
+  ctx: JobContext,
+): Promise<void> {
+  const space = await assertArchiveFits({ backupPath: row.backupPath, archiveName: row.backupName, ...opts, last: await lastRatio(row, ctx) });
+  ctx.log.info({ event: 'free-space.ok', ...space }, `backup_path has room for the archive (estimate: ${space.archiveEstimate})`);
 }

@@ -1,12 +1,13 @@
-// Stage 2 `tar`: archive the clone into <backup_path>/<backup_name> with the configured codec (gzip by
-// default, so the seed's `tar -xzf` restore still works). State → Tar; records size and sha256. It first checks
+// Stage 2 `tar`: archive the clone into <backup_path>/<backup_name> with the row's codec (gzip by default, so the
+// seed's `tar -xzf` restore still works; zstd), on `compression_threads` threads, reading the clone at most at
+// `max_read_mb_per_s`. State → Tar; records size and sha256. It first checks
 // that the archive fits in backup_path (free-space.ts).
 import { access, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createArchive, getCodec, type CodecName } from '../archive/index.ts';
 import { humanBytes } from '../naming.ts';
 import { defineFullStage, fullBackupFiles } from './full-files.ts';
-import { assertArchiveFits, isNoSpace, NoSpaceError, ranOutOfSpace } from './free-space.ts';
+import { checkArchiveSpace, isNoSpace, NoSpaceError, ranOutOfSpace } from './free-space.ts';
 import { PermanentJobError } from './types.ts';
 
 export interface TarResult {
@@ -29,18 +30,20 @@ export const tarStage = defineFullStage<TarResult>({
     );
     await assertFinishedClone(files.cloneDir);
     try {
-      const space = await assertArchiveFits({ backupPath: row.backupPath, cloneDir: files.cloneDir, archiveName: row.backupName, codec: codec.name, reclaimable });
-      ctx.log.info({ event: 'free-space.ok', ...space }, 'backup_path has room for the archive');
+      await checkArchiveSpace(row, { cloneDir: files.cloneDir, codec: codec.name, reclaimable }, ctx);
       const result = await createArchive({
         sourceDir: files.cloneDir,
         outFile: files.archiveFile,
         codec,
         level: ctx.config.backup.compressionLevel,
+        threads: ctx.config.backup.compressionThreads,
+        readMbPerSecond: ctx.config.backup.maxReadMbPerS,
         signal: ctx.signal,
         onProgress: (fraction) => void ctx.progress({ stage: 'tar', fraction }).catch(() => undefined),
       });
       await ctx.metadata.update(backupUuid, {
         backupBytes: result.bytes,
+        sourceBytes: result.sourceBytes,
         backupSize: humanBytes(result.bytes),
         sha256: result.sha256,
         info: `archived ${humanBytes(result.sourceBytes)} into ${humanBytes(result.bytes)}`,

@@ -1,5 +1,7 @@
-// Stage 3 `upload`: stream the archive to object storage, then verify the stored object (size, and by
-// default its sha256 read back) before anything is called uploaded. State → Uploading.
+// Stage 3 `upload`: stream the archive to object storage, then verify the stored object before anything is called
+// uploaded ([backup-conf] verify: by default every part checked by the server on the way up, the sha256 computed
+// while sending compared with the archive's, the stored size and `mcb-sha256`; `download` reads it all back).
+// State → Uploading.
 //
 // Every attempt starts from a clean slate: `object_key` is cleared (nothing may point at an object this attempt
 // has not verified) and unfinished multipart uploads of the key, left by a killed worker or a cut connection, are
@@ -98,6 +100,7 @@ async function sendArchive(
     put = await ctx.storage.putStream(key, body, {
       size: ids.size,
       signal: ctx.signal,
+      partChecksums: ctx.config.backup.verify !== 'size',
       metadata: {
         'mcb-sha256': row.sha256!,
         'mcb-instance': String(ids.instanceId),

@@ -183,7 +183,11 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
     let server: RunningMysqld | undefined;
     let reason: string | undefined;
     try {
-      await extractFullVerified(ctx.storage, row.objectKey!, row.sha256, datadir, ctx.signal);
+      await extractFullVerified(ctx.storage, row.objectKey!, row.sha256, datadir, {
+        signal: ctx.signal,
+        concurrency: ctx.config.restore.downloadConcurrency,
+        log: (line) => ctx.log.info({ instance: instanceId, backupUuid: row.backupUuid }, line),
+      });
       // The same clean server as a restore (src/restore/server.ts): no events fire, no replication, no TCP.
       server = await startRestoreServer(resolved.binaries.mysqld, { datadir, runDir, extraArgs: ['--skip-log-bin'], signal: ctx.signal, killOnAbort: true });
       // An account of the restored server (the backed-up instance's own accounts): [restore] user / password.

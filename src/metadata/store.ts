@@ -43,6 +43,8 @@ export interface BackupRow {
   overdueDay: number | null;
   info: string | null;
   backupBytes: number | null;
+  /** Full rows: bytes of the clone the archive was made from (sql/007); NULL on older rows and binlog rows. */
+  sourceBytes: number | null;
   sha256: string | null;
   objectKey: string | null;
   compression: string | null;
@@ -74,6 +76,7 @@ const backupColumns = {
   overdueDay: 'overdue_day',
   info: 'info',
   backupBytes: 'backup_bytes',
+  sourceBytes: 'source_bytes',
   sha256: 'sha256',
   objectKey: 'object_key',
   compression: 'compression',
@@ -503,7 +506,8 @@ function toInstance(r: RowDataPacket): InstanceRow {
   };
 }
 
-function toBackup(r: RowDataPacket): BackupRow {
+/** A full_backup_metadata row as read by `SELECT *`. */
+export function toBackup(r: RowDataPacket): BackupRow {
   return {
     id: Number(r.id),
     backupUuid: r.backup_uuid,
@@ -522,6 +526,7 @@ function toBackup(r: RowDataPacket): BackupRow {
     overdueDay: r.overdue_day === null ? null : Number(r.overdue_day),
     info: r.info,
     backupBytes: r.backup_bytes === null ? null : Number(r.backup_bytes),
+    sourceBytes: r.source_bytes === null || r.source_bytes === undefined ? null : Number(r.source_bytes),
     sha256: r.sha256,
     objectKey: r.object_key,
     compression: r.compression,

@@ -72,6 +72,18 @@ export async function lastBinlogCheck(metadata: MetadataStore, instanceId: numbe
   return at instanceof Date && !Number.isNaN(at.getTime()) ? at : null;
 }
 
+/** When the binlog job of each instance last succeeded, by tb_instance id (instances where it never did have none). */
+export async function lastBinlogChecks(metadata: MetadataStore, instanceId?: number): Promise<Map<string, Date>> {
+  const only = instanceId === undefined ? '' : ' AND tb_instance_id = ?';
+  const rows = await readRows(metadata, `SELECT tb_instance_id, last_success_at FROM mcb_job_outcomes WHERE job_type = 'binlog'${only}`, instanceId === undefined ? [] : [instanceId]);
+  const out = new Map<string, Date>();
+  for (const r of rows) {
+    const at = r.last_success_at as Date | null | undefined;
+    if (at instanceof Date && !Number.isNaN(at.getTime())) out.set(String(r.tb_instance_id), at);
+  }
+  return out;
+}
+
 /**
  * The worker's hook for a job that failed for good: counts it for this worker's instance (a worker only serves its
  * own instance's queue). Never throws: a metadata center that cannot be reached is logged, the failure handling

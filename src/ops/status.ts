@@ -5,9 +5,17 @@
 import type { Queue } from 'bullmq';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Config } from '../config/index.ts';
-import { inProgressStates, type BackupRow, type BackupState, type FullStage, type InstanceRow, type MetadataStore } from '../metadata/index.ts';
+import type { BackupRow, BackupState, FullStage, InstanceRow, MetadataStore } from '../metadata/index.ts';
+import {
+  errorCountsSince,
+  newestCompletedBinlogs,
+  newestErrors,
+  newestRestorableFulls,
+  runningBackups,
+  verifyFailedFulls,
+} from '../metadata/status-queries.ts';
 import { instanceQueueName, type Queues } from '../queues/index.ts';
-import { lastBinlogCheck } from './outcomes.ts';
+import { lastBinlogChecks } from './outcomes.ts';
 
 export interface LastBackup {
   id: number;
@@ -147,65 +155,57 @@ function lastBackup(row: BackupRow | undefined, now: Date, staleAfterSeconds: nu
   };
 }
 
+/** The most running rows listed per instance. */
+const RUNNING_SHOWN = 20;
+/** Instance queues read from Redis at once. */
+const QUEUES_AT_ONCE = 32;
+
+/**
+ * One status per instance. The metadata center is read with a fixed number of queries whatever the number of
+ * instances (src/metadata/status-queries.ts); Redis, when given, is read per instance queue, a few queues at once.
+ */
 export async function instanceStatuses(config: Config, metadata: MetadataStore, queues: Queues | undefined, opts: StatusOptions = {}): Promise<InstanceStatus[]> {
   const now = opts.now ?? new Date();
-  const instances: InstanceRow[] = (await metadata.listInstances()).filter((i) => opts.instanceId === undefined || i.id === opts.instanceId);
+  const only = opts.instanceId;
+  const instances: InstanceRow[] = (await metadata.listInstances()).filter((i) => only === undefined || i.id === only);
   const staleFull = config.server.staleFullHours * 3600;
   const staleBinlog = config.server.staleBinlogMinutes * 60;
   const dayAgo = new Date(now.getTime() - 24 * 3600 * 1000);
-  const out: InstanceStatus[] = [];
-  for (const i of instances) {
-    // The newest full that can be restored from: one whose restore test failed does not cover the instance.
-    const fulls = (await metadata.listBackups({ instanceId: i.id, type: 'full', states: ['Completed'], limit: 200 })).filter((r) => !r.isDelete);
-    const full = fulls.find((r) => r.verifyState !== 'failed');
-    const verifyFailed = fulls.filter((r) => r.verifyState === 'failed');
-    const [binlog] = await metadata.listBackups({ instanceId: i.id, type: 'binlog', states: ['Completed'], limit: 1 });
-    const running = await metadata.listBackups({ instanceId: i.id, states: inProgressStates, limit: 20 });
-    const errors = await metadata.listBackups({ instanceId: i.id, states: ['Error'], limit: 500 });
-    const recentErrors = errors.filter((r) => r.updatedAt >= dayAgo);
-    const lastFull = lastBackup(full, now, staleFull);
-    const lastBinlog = lastBackup(binlog, now, staleBinlog);
-    const checkedAt = await lastBinlogCheck(metadata, i.id);
+  const [fulls, verifyFailed, binlogs, running, lastErrors, recentErrors, checks] = await Promise.all([
+    newestRestorableFulls(metadata, only),
+    verifyFailedFulls(metadata, only),
+    newestCompletedBinlogs(metadata, only),
+    runningBackups(metadata, only),
+    newestErrors(metadata, only),
+    errorCountsSince(metadata, dayAgo, only),
+    lastBinlogChecks(metadata, only),
+  ]);
+  const redisParts = await mapLimited(instances, QUEUES_AT_ONCE, (i) => queueStatus(queues?.queue(instanceQueueName(i.id)), running.get(String(i.id)) ?? []));
+  return instances.map((i, n): InstanceStatus => {
+    const key = String(i.id);
+    const lastFull = lastBackup(fulls.get(key), now, staleFull);
+    const lastBinlog = lastBackup(binlogs.get(key), now, staleBinlog);
+    const checkedAt = checks.get(key);
     const lastBinlogCheckStatus = checkedAt ? { at: checkedAt.toISOString(), ageSeconds: ageOf(checkedAt, now) } : null;
     const binlogStale = binlogIsStale(lastBinlog, lastBinlogCheckStatus, staleBinlog);
     if (lastBinlog) lastBinlog.stale = binlogStale;
-    const queue = instanceQueueName(i.id);
-    let schedules: ScheduledRun[] | null = null;
-    let queueCounts: Record<string, number> | null = null;
-    const q = queues?.queue(queue);
-    if (q) {
-      schedules = (await q.getJobSchedulers()).map((s) => ({
-        name: s.name,
-        next: s.next ? new Date(s.next).toISOString() : null,
-        pattern: s.pattern ?? (s.every ? `every ${s.every} ms` : null),
-      }));
-      queueCounts = await q.getJobCounts('active', 'waiting', 'delayed', 'failed', 'completed', 'waiting-children', 'prioritized');
-    }
-    out.push({
+    const lastError = lastErrors.get(key);
+    const { schedules, queueCounts, running: runningNow } = redisParts[n]!;
+    return {
       id: i.id,
       instanceId: i.instanceId,
       instanceName: i.instanceName,
       enabled: i.isClone,
-      queue,
+      queue: instanceQueueName(i.id),
       lastFull,
       lastBinlog,
       lastBinlogCheck: lastBinlogCheckStatus,
       fullStale: !lastFull || lastFull.stale,
       binlogStale,
-      running: await Promise.all(
-        running.map(async (r) => ({
-          id: r.id,
-          backupType: r.backupType,
-          state: r.state,
-          backupName: r.backupName,
-          info: r.info,
-          since: r.stageStartedAt?.toISOString() ?? r.startTime?.toISOString() ?? null,
-          ...(await stageProgress(q, r)),
-        })),
-      ),
-      failures24h: recentErrors.length,
-      lastFailure: errors[0] ? { id: errors[0].id, backupName: errors[0].backupName, at: errors[0].updatedAt.toISOString(), info: errors[0].info } : null,
-      verifyFailures: verifyFailed.map((r) => ({
+      running: runningNow,
+      failures24h: recentErrors.get(key) ?? 0,
+      lastFailure: lastError ? { id: lastError.id, backupName: lastError.backupName, at: lastError.updatedAt.toISOString(), info: lastError.info } : null,
+      verifyFailures: (verifyFailed.get(key) ?? []).map((r) => ({
         id: r.id,
         backupName: r.backupName,
         verifiedAt: r.verifiedAt?.toISOString() ?? null,
@@ -213,8 +213,50 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
       })),
       schedules,
       queueCounts,
-    });
+    };
+  });
+}
+
+/** What Redis adds to an instance's status: its schedules, job counts and the running stages' progress. */
+async function queueStatus(
+  q: Queue | undefined,
+  rows: BackupRow[],
+): Promise<Pick<InstanceStatus, 'schedules' | 'queueCounts' | 'running'>> {
+  let schedules: ScheduledRun[] | null = null;
+  let queueCounts: Record<string, number> | null = null;
+  if (q) {
+    schedules = (await q.getJobSchedulers()).map((s) => ({
+      name: s.name,
+      next: s.next ? new Date(s.next).toISOString() : null,
+      pattern: s.pattern ?? (s.every ? `every ${s.every} ms` : null),
+    }));
+    queueCounts = await q.getJobCounts('active', 'waiting', 'delayed', 'failed', 'completed', 'waiting-children', 'prioritized');
   }
+  const running = await Promise.all(
+    rows.slice(0, RUNNING_SHOWN).map(async (r) => ({
+      id: r.id,
+      backupType: r.backupType,
+      state: r.state,
+      backupName: r.backupName,
+      info: r.info,
+      since: r.stageStartedAt?.toISOString() ?? r.startTime?.toISOString() ?? null,
+      ...(await stageProgress(q, r)),
+    })),
+  );
+  return { schedules, queueCounts, running };
+}
+
+/** fn over items, at most `limit` at a time, results in the items' order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const n = next++;
+      out[n] = await fn(items[n]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
   return out;
 }
 

@@ -1,9 +1,9 @@
 // Restore candidates without the metadata center (`--from-bucket`): from object names, object metadata and the
 // binlog files' own headers. The metadata DB may be exactly what was lost.
-//  - Full backups: bak_<id>_<ts>.tar[.gz]. The recovery point comes from the object's `mcb-recovery-point`
+//  - Full backups: bak_<id>_<ts>.tar[.gz|.zst]. The recovery point comes from the object's `mcb-recovery-point`
 //    metadata (written by the upload stage); objects uploaded before it existed fall back to the name's
 //    timestamp (the clone's start, marked inexact). The sha256 comes from `mcb-sha256`.
-//  - Binlogs: log_<id>_<file>[.gz]. The start time is the FORMAT_DESCRIPTION timestamp, read from the head of
+//  - Binlogs: log_<id>_<file>[.gz|.zst]. The start time is the FORMAT_DESCRIPTION timestamp, read from the head of
 //    the object (a few KB are downloaded, not the file); the end is the next file's start, and for the newest
 //    file its last event (that one is downloaded whole). The sha256 comes from `mcb-sha256` (written by the binlog
 //    job since it was added); the restore verifies it while downloading. Objects archived before that carry none:
@@ -63,7 +63,7 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
       bucket: store.bucket,
       endTime: exact ? rp : parseCompact(parsed.timestamp, zone),
       endTimeExact: exact,
-      compression: parsed.compressed ? 'gzip' : 'none',
+      compression: parsed.compression,
       bytes: o.size,
       sha256: meta['mcb-sha256'] ?? null,
       gtidSet: null,
@@ -93,7 +93,7 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
         bucket: store.bucket,
         startTime: new Date(start.firstEventTimestamp * 1000),
         endTime: null,
-        compression: parsed.compressed ? 'gzip' : 'none',
+        compression: parsed.compression,
         bytes: o.size,
         sha256: sha256 && /^[0-9a-f]{64}$/.test(sha256) ? sha256 : null,
       });

@@ -2,7 +2,7 @@
 // to a target time, or a clear reason why that cannot be done. Inputs come from metadata rows (restore.ts) or
 // from object names + binlog headers (--from-bucket); this file does no I/O.
 import type { BackupRow } from '../metadata/index.ts';
-import { seedFullObjectName } from '../naming.ts';
+import { compressionOfObjectName, fullBackupBaseOf, seedFullObjectName } from '../naming.ts';
 import { GtidSet } from '../binlog/gtid-set.ts';
 import { formatInstant, formatInZone, parseInstant, UTC, type TimeZone } from '../time/zone.ts';
 
@@ -144,7 +144,7 @@ export function candidatesFromRows(rows: BackupRow[]): { fulls: FullCandidate[];
       bucket: r.bucketName,
       endTime: r.endTime!,
       endTimeExact: true,
-      compression: r.compression ?? (fullObjectKeyOf(r)!.endsWith('.gz') ? 'gzip' : 'none'),
+      compression: r.compression ?? compressionOfObjectName(fullObjectKeyOf(r)!),
       bytes: r.backupBytes,
       sha256: r.sha256,
       gtidSet: r.gtidSet,
@@ -180,7 +180,7 @@ export function candidatesFromRows(rows: BackupRow[]): { fulls: FullCandidate[];
 
 /** Whether `name` names this full: its object key, its backup_name, its uuid, or the key without extension. */
 function namesFull(f: FullCandidate, name: string): boolean {
-  return [f.objectKey, f.name, f.backupUuid, f.objectKey.replace(/\.tar(\.gz)?$/, '')].includes(name);
+  return [f.objectKey, f.name, f.backupUuid, fullBackupBaseOf(f.objectKey)].includes(name);
 }
 
 /**

@@ -1,15 +1,17 @@
-// Point-in-time restore: download (sha256-verified, streamed to disk), extract the full backup as a datadir,
-// start a temporary mysqld on it, replay archived binlogs up to the target and no further, stop cleanly.
+// Point-in-time restore: download (parallel ranged GETs, sha256-verified, streamed), extract the full backup as a
+// datadir, start a temporary mysqld on it, replay archived binlogs up to the target and no further, stop cleanly.
 //
-// Replay method: `mysqlbinlog --exclude-gtids=<clone's gtid_executed> [--stop-position=P] f1 … fn | mysql` into
-// the temporary server.
-//  - The clone's datadir carries gtid_executed, so the first binlog can be given whole: mysqlbinlog leaves out
-//    every transaction the clone already holds. No start position is needed; replay.ts checks that the chain
-//    reaches back to the clone. (Requires gtid_mode=ON on the backed-up instance.)
+// Replay methods (`[restore] replay_method`), into the temporary server:
+//  - `applier` (default): the binlogs become the server's relay log and its multi-threaded SQL applier replays
+//    them, `START REPLICA SQL_THREAD UNTIL` the stop (applier-replay.ts); the channel is removed afterwards.
+//  - `mysqlbinlog`, and the fallback when the applier cannot be used: `mysqlbinlog --exclude-gtids=<clone's
+//    gtid_executed> [--stop-position=P] f1 … fn | mysql`.
+//  - The clone's datadir carries gtid_executed, so the first binlog can be given whole: what the clone already
+//    holds is skipped by GTID. No start position is needed; replay.ts checks that the chain reaches back to the
+//    clone. (Requires gtid_mode=ON on the backed-up instance.)
 //  - The stop is exact (replay.ts): the first transaction committed after the target (or the --at-gtid one) ends
-//    the replay at a transaction boundary, via --stop-position on the last file named; nothing after it is
-//    replayed (unlike --stop-datetime, which compares statement start times per event).
-//  - It needs no replication channel on the restored server (the relay-log method would leave one configured).
+//    the replay at a transaction boundary, a position in the last file; nothing after it is replayed (unlike
+//    --stop-datetime, which compares statement start times per event).
 //
 // Failure policy: the datadir must be empty (or absent) at the start, so everything in it afterwards is ours.
 // On any failure the server is stopped and the directory is emptied again (and removed if we created it):
@@ -24,11 +26,14 @@ import mysql from 'mysql2/promise';
 import { codecForObjectName, extractArchive } from '../archive/index.ts';
 import { GtidSet, type RestoreStop } from '../binlog/index.ts';
 import { mysqldFromPath, mysqldFromSidRoot, type MysqldBinary, type RunningMysqld } from '../mysql/mysqld.ts';
-import { HashingCounter, type ObjectStore } from '../storage/index.ts';
+import { HashingCounter, StorageError, type ObjectStore } from '../storage/index.ts';
+import { DEFAULT_DOWNLOAD_CONCURRENCY, openRangedDownload, type RangedDownloadOptions } from '../storage/ranged-download.ts';
 import { describeTarget, formatTime, type BinlogCandidate, type RestorePlan } from './plan.ts';
 import type { TimeZone } from '../time/zone.ts';
 import { checkReplayed, decideReplay, firstGtidMissingFromClone, previousGtidsOf } from './replay.ts';
 import { removeReplicationConfiguration, startRestoreServer } from './server.ts';
+import { ApplierUnavailableError, removeRelayLogLeftovers, replayThroughApplier } from './applier-replay.ts';
+import { reportProgress } from './progress.ts';
 
 /** The programs a restore runs. Each is an argv prefix plus arguments that must come first (`--no-defaults`). */
 export interface RestoreBinaries {
@@ -87,14 +92,24 @@ export interface RunRestoreOptions {
   signal?: AbortSignal;
   /** The metadata time zone, for the times printed (default UTC). */
   zone?: TimeZone;
+  /** Ranged GETs in flight per download ([restore] download_concurrency); default 4. */
+  downloadConcurrency?: number;
+  /** How binlogs are replayed ([restore] replay_method); default the server's applier, mysqlbinlog when it cannot be used. */
+  replayMethod?: ReplayMethod;
 }
+
+/** `applier`: the restored server's own SQL applier on the binlogs as relay logs; `mysqlbinlog`: `mysqlbinlog | mysql`. */
+export const replayMethods = ['applier', 'mysqlbinlog'] as const;
+export type ReplayMethod = (typeof replayMethods)[number];
 
 export interface RestoreResult {
   datadir: string;
   fullObject: string;
   binlogsApplied: string[];
-  /** --stop-position used on the last binlog, when the replay was cut there. */
+  /** The position in the last binlog where the replay was cut, when it was. */
   stopPosition?: number;
+  /** The method that replayed the binlogs (absent when none was replayed). */
+  replayMethod?: ReplayMethod;
   gtidExecuted: string;
   /** The last transaction replayed from binlogs (or the full backup's recovery point when none was). */
   lastTransactionTime: Date;
@@ -112,10 +127,19 @@ export function checkDatadirUsable(dir: string): { created: boolean } {
   return { created: false };
 }
 
+/** How a restore reads an object: ranged GETs in flight (default 4, [restore] download_concurrency), their size, abort. */
+export type DownloadOptions = Partial<RangedDownloadOptions>;
+
+function openDownload(store: ObjectStore, key: string, opts: DownloadOptions) {
+  const { concurrency = DEFAULT_DOWNLOAD_CONCURRENCY, rangeBytes, signal, retryDelaysMs } = opts;
+  return openRangedDownload(store, key, { concurrency, rangeBytes, signal, retryDelaysMs });
+}
+
 /** Streams an object to `dest` (decompressed by its name's codec), checking the sha256 of the stored bytes. */
-export async function downloadVerified(store: ObjectStore, key: string, expectedSha256: string | null, dest: string, signal?: AbortSignal): Promise<{ bytes: number; sha256: string }> {
+export async function downloadVerified(store: ObjectStore, key: string, expectedSha256: string | null, dest: string, opts: DownloadOptions = {}): Promise<{ bytes: number; sha256: string }> {
   const counter = new HashingCounter();
-  await pipeline(await store.getStream(key), counter, codecForObjectName(key).decompress(), createWriteStream(dest), { signal });
+  const { stream } = await openDownload(store, key, opts);
+  await pipeline(stream, counter, codecForObjectName(key).decompress(), createWriteStream(dest), { signal: opts.signal });
   const sha256 = counter.digest();
   if (expectedSha256 && sha256 !== expectedSha256) {
     throw new RestoreFailedError(`${key} in ${store.location}: sha256 is ${sha256}, the archive recorded ${expectedSha256}; the object is corrupt`);
@@ -136,12 +160,20 @@ export class RestoreCorruptError extends RestoreFailedError {
 const LOCAL_IO_CODES = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE', 'ENOMEM', 'EBUSY']);
 
 /** Hashes the whole stored object (no extraction): the second opinion before calling an archive corrupt. */
-async function storedSha256(store: ObjectStore, key: string, signal?: AbortSignal): Promise<string> {
+async function storedSha256(store: ObjectStore, key: string, opts: DownloadOptions): Promise<string> {
   const counter = new HashingCounter();
-  await pipeline(await store.getStream(key), counter, async function* (source: AsyncIterable<Buffer>) {
+  const { stream } = await openDownload(store, key, opts);
+  await pipeline(stream, counter, async function* (source: AsyncIterable<Buffer>) {
     for await (const _ of source) void _;
-  }, { signal });
+  }, { signal: opts.signal });
   return counter.digest();
+}
+
+export interface ExtractFullOptions extends DownloadOptions {
+  /** The stored length recorded with the backup (checked when there is no sha256 to check). */
+  expectedBytes?: number | null;
+  /** Progress lines every few seconds, and the totals at the end. */
+  log?: (line: string) => void;
 }
 
 /**
@@ -155,28 +187,35 @@ export async function extractFullVerified(
   key: string,
   expectedSha256: string | null,
   datadir: string,
-  signal?: AbortSignal,
-  expectedBytes?: number | null,
+  opts: ExtractFullOptions = {},
 ): Promise<void> {
+  const { signal, expectedBytes } = opts;
   const counter = new HashingCounter();
-  const source = await store.getStream(key);
+  const download = await openDownload(store, key, opts);
+  const source = download.stream;
   let sourceError: Error | undefined;
   source.on('error', (err) => {
     sourceError = err;
     counter.destroy(err);
   });
   source.pipe(counter);
+  const progress = opts.log ? reportProgress(`downloading and extracting ${key}`, download.size, () => counter.bytes, opts.log) : undefined;
   try {
     await extractArchive(counter, { codec: codecForObjectName(key), destDir: datadir, strip: 1, signal });
+    progress?.stop(true);
   } catch (err) {
+    progress?.stop(false);
     source.destroy();
     const e = err as NodeJS.ErrnoException;
     if (signal?.aborted) throw new RestoreFailedError(`extracting ${key} was interrupted: ${abortReason(signal)}`);
-    if (sourceError) throw new RestoreFailedError(`downloading ${key} from ${store.location} failed: ${sourceError.message}`);
+    if (sourceError) {
+      // The ranged download's own errors name the object and the store already.
+      throw new RestoreFailedError(sourceError instanceof StorageError ? sourceError.message : `downloading ${key} from ${store.location} failed: ${sourceError.message}`);
+    }
     if (e.code && LOCAL_IO_CODES.has(e.code)) throw new RestoreFailedError(`extracting ${key} into ${datadir} failed (local disk): ${e.message}`);
     let sha256: string;
     try {
-      sha256 = await storedSha256(store, key, signal);
+      sha256 = await storedSha256(store, key, opts);
     } catch (again) {
       throw new RestoreFailedError(`extracting ${key} from ${store.location} failed (${e.message}), and downloading it again to check it failed too: ${(again as Error).message}`);
     }
@@ -252,6 +291,42 @@ export async function pipeBinlogsIntoServer(
   if (a.code !== 0) throw new RestoreFailedError(`replaying binlogs failed: mysqlbinlog exited with ${a.signal ?? a.code}: ${a.stderr.trim()}`);
 }
 
+export interface ReplayBinlogsOptions {
+  binaries: RestoreBinaries;
+  /** The temporary server (started with `relayLogReplay` for the applier) and its datadir. */
+  socket: string;
+  datadir: string;
+  /** Binlogs in order, the last one up to stopPosition when set (replay.ts); the applier moves them into the datadir. */
+  files: string[];
+  stopPosition?: number;
+  /** The clone's gtid_executed: mysqlbinlog leaves these transactions out. */
+  clone: GtidSet;
+  method: ReplayMethod;
+  user: string;
+  password: string;
+  signal?: AbortSignal;
+  log?: (message: string) => void;
+}
+
+/** Replays by `method`; the applier falls back to mysqlbinlog, with a log line saying why, when it cannot be used. Returns the method that ran. */
+export async function replayBinlogs(opts: ReplayBinlogsOptions): Promise<ReplayMethod> {
+  const log = opts.log ?? (() => undefined);
+  const { socket, user, password, signal, stopPosition } = opts;
+  if (opts.method === 'applier') {
+    try {
+      await replayThroughApplier({ socket, user, password, datadir: opts.datadir, files: opts.files, stopPosition, clone: opts.clone, signal, log });
+      return 'applier';
+    } catch (err) {
+      if (!(err instanceof ApplierUnavailableError)) throw err;
+      log(`replaying with mysqlbinlog | mysql, not the server's applier: ${err.message}`);
+    }
+  }
+  // Transactions the clone holds are left out by mysqlbinlog itself rather than skipped by GTID on the server:
+  // the `USE db` mysqlbinlog writes before them would fail for a database dropped before the clone.
+  await pipeBinlogsIntoServer(opts.binaries, opts.files, { stopPosition, excludeGtids: opts.clone.toString(), socket, user, password, signal });
+  return 'mysqlbinlog';
+}
+
 /** The binlog reader's stop for a restore target. */
 export function restoreStopOf(target: RestorePlan['target']): RestoreStop {
   if (target.kind === 'latest') return { kind: 'end' };
@@ -304,7 +379,8 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
 
     const full = plan.full;
     log(`extracting ${full.objectKey} (recovery point ${formatTime(full.endTime, opts.zone)}) into ${datadir}`);
-    await extractFullVerified(opts.storeFor(full.bucket), full.objectKey, full.sha256, datadir, signal, full.bytes);
+    const reading = { signal, concurrency: opts.downloadConcurrency };
+    await extractFullVerified(opts.storeFor(full.bucket), full.objectKey, full.sha256, datadir, { ...reading, expectedBytes: full.bytes, log });
 
     const files: string[] = [];
     const downloaded: BinlogCandidate[] = [];
@@ -312,7 +388,7 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
       const dest = path.join(workDir, 'binlogs', b.file);
       log(`downloading ${b.objectKey}`);
       checkAbort();
-      await downloadVerified(opts.storeFor(b.bucket), b.objectKey, b.sha256, dest, signal);
+      await downloadVerified(opts.storeFor(b.bucket), b.objectKey, b.sha256, dest, reading);
       files.push(dest);
       downloaded.push(b);
     };
@@ -343,15 +419,17 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
       datadir,
       runDir: path.join(workDir, 'run'),
       extraArgs: ['--skip-log-bin', '--gtid-mode=ON', '--enforce-gtid-consistency=ON'],
+      relayLogReplay: true,
       signal,
     });
     checkAbort();
+    let replayMethod: ReplayMethod | undefined;
     if (replay.files.length) {
       const clone = await checkChainReachesClone(server.socket, user, password, replay.files[0]!, full.objectKey);
       log(`replaying ${replay.files.length} binlog(s)${stopPosition ? ` up to position ${stopPosition} of ${path.basename(replay.files[replay.files.length - 1]!)}` : ''}`);
-      // Transactions the clone holds are left out by mysqlbinlog itself rather than skipped by GTID on the server:
-      // their `USE db` would fail for a database dropped before the clone.
-      await pipeBinlogsIntoServer(binaries, replay.files, { stopPosition, excludeGtids: clone.toString(), socket: server.socket, user, password, signal });
+      const method = opts.replayMethod ?? 'applier';
+      replayMethod = await replayBinlogs({ binaries, socket: server.socket, datadir, files: replay.files, stopPosition, clone, method, user, password, signal, log });
+      log(`binlogs replayed by ${replayMethod === 'applier' ? "the server's applier" : 'mysqlbinlog | mysql'}`);
     }
     checkAbort();
     await removeReplicationConfiguration(server, user, password);
@@ -370,6 +448,7 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     log('stopping the temporary mysqld');
     await server.stop();
     server = undefined;
+    await removeRelayLogLeftovers(datadir);
     // The restore is done: a work directory that cannot be removed is worth a warning, not the restored datadir.
     await rm(workDir, { recursive: true, force: true }).catch((err: Error) => log(`warning: could not remove ${workDir}: ${err.message}`));
     return {
@@ -377,6 +456,7 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
       fullObject: full.objectKey,
       binlogsApplied: applied.map((b: BinlogCandidate) => b.file),
       stopPosition,
+      ...(replayMethod ? { replayMethod } : {}),
       gtidExecuted,
       lastTransactionTime: lastTime,
       lastTransactionGtid: lastGtid,

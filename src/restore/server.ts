@@ -13,13 +13,18 @@
 //    can reach nothing else.
 //  - as the `mysql` OS account when it exists and we are root (the owner a normally started server expects):
 //    the datadir, the run directory and the secure-file-priv directory are given to it.
+//  - for a restore's replay (`relayLogReplay`): `--relay-log=mcb-restore-relay`, so the relay log files of the
+//    replay channel (applier-replay.ts) have a name known in advance whatever the host's name, and nothing else's;
+//    `--replicate-same-server-id` so that no replayed event is skipped because its server id happens to be this
+//    server's, with `--log-replica-updates=OFF` (the two together would loop on a server with a binlog).
 //
 // Every server from 8.0.17 (the oldest that opens a CLONE datadir, src/restore/binaries.ts) must accept these
 // options: an unknown one stops mysqld. `skip_replica_start` exists from 8.0.26 only, `skip_slave_start` is its
 // older name (deprecated since), so both are given `--loose-`: a server that lacks one warns and ignores it, and
 // 8.0.26+ warns that the old name is deprecated. The group replication option belongs to a plugin that may not be
-// loaded, hence loose too. `--persisted-globals-load` (8.0.0), `--event-scheduler`, `--secure-file-priv` and
-// `--server-id` exist in every such version.
+// loaded, hence loose too. `--persisted-globals-load` (8.0.0), `--event-scheduler`, `--secure-file-priv`,
+// `--server-id`, `--relay-log` and `--replicate-same-server-id` exist in every such version; `log_replica_updates`
+// from 8.0.26 (loose).
 import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -44,6 +49,8 @@ export interface RestoreServerOptions {
   extraArgs?: string[];
   startTimeoutMs?: number;
   signal?: AbortSignal;
+  /** Relay log options for a replay through the server's applier (see the top of this file). */
+  relayLogReplay?: boolean;
   /**
    * Aborting while the server starts kills it (SIGKILL) instead of asking it to shut down: a server that already
    * handles signals finishes its start (crash recovery of a big datadir included) before it shuts down, which can
@@ -135,6 +142,16 @@ export function cleanServerArgs(secureFileDir: string, serverId: number): string
   ];
 }
 
+/** The relay log name (`--relay-log`) of a server started with `relayLogReplay`, relative to its datadir. */
+export const RESTORE_RELAY_LOG = 'mcb-restore-relay';
+
+/** mysqld options of a server that replays binlogs through its applier (see the top of this file). */
+export function relayLogReplayArgs(): string[] {
+  // log_replica_updates is 8.0.26's name; an older server ignores the loose option (and warns that
+  // replicate-same-server-id is ignored with its log_slave_updates on, harmless without a binlog).
+  return [`--relay-log=${RESTORE_RELAY_LOG}`, '--replicate-same-server-id=ON', '--loose-log-replica-updates=OFF'];
+}
+
 /** The temporary server's log: in its run directory, there even when the server did not start. */
 export function restoreServerLogFile(runDir: string): string {
   return path.join(path.resolve(runDir), 'mysqld.log');
@@ -163,6 +180,7 @@ export async function startRestoreServer(bin: MysqldBinary, opts: RestoreServerO
       extraArgs: [
         ...cleanServerArgs(secureFileDir, opts.serverId ?? randomInt(1_000_000_000, 2_000_000_000)),
         `--log-error=${restoreServerLogFile(runDir)}`,
+        ...(opts.relayLogReplay ? relayLogReplayArgs() : []),
         ...(opts.extraArgs ?? []),
       ],
       ...(opts.startTimeoutMs ? { startTimeoutMs: opts.startTimeoutMs } : {}),

@@ -24,6 +24,8 @@ export interface ServerOptions {
   /** How often the bull-board queue list is refreshed from Redis and tb_instance. */
   queueRefreshMs?: number;
   pageRefreshSeconds?: number;
+  /** A metadata store to read instead of connecting one; the server leaves it open when it closes. */
+  metadata?: MetadataStore;
 }
 
 export interface RunningServer {
@@ -40,7 +42,8 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const log = opts.log.child({ component: 'server' });
 
   // A page or API request must not hang for retry_seconds: it fails after a short wait and the next refresh works.
-  const metadata = await MetadataStore.connect(config.metadata, { log, retrySeconds: Math.min(5, config.metadata.retrySeconds ?? 5) });
+  const ownMetadata = !opts.metadata;
+  const metadata = opts.metadata ?? (await MetadataStore.connect(config.metadata, { log, retrySeconds: Math.min(5, config.metadata.retrySeconds ?? 5) }));
   log.info({ event: 'metadata.time-zone', timeZone: metadata.timeZone.name, source: metadata.timeZoneInfo.source }, `metadata time zone ${metadata.timeZone.name}`);
   // A long-running reader: reconnects for as long as Redis is away, but a request fails fast while it is.
   const redis = redisConnection(config, 'daemon');
@@ -170,7 +173,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await queues.close();
       dropRedis(redis);
-      await metadata.close();
+      if (ownMetadata) await metadata.close();
     },
   };
 }

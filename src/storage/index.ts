@@ -1,19 +1,29 @@
 // Object storage behind one small interface, so MinIO, Ceph, AWS and moto behave the same to the rest of
 // the code, and a fault-injecting or encrypting store can wrap it.
 import { createHash } from 'node:crypto';
-import { Transform, Writable, type Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { pipeline as streamPipeline, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as Minio from 'minio';
-import type { OssConfig } from '../config/index.ts';
+import type { OssConfig, VerifyMode } from '../config/index.ts';
 import { uploadInParts } from './multipart.ts';
 import { PartSizeError, S3_LIMITS } from './part-size.ts';
+import { throttle } from './throttle.ts';
 
 export interface ObjectInfo {
   key: string;
   size: number;
   lastModified?: Date;
   metadata: Record<string, string>;
+  /** The server's ETag (quotes stripped), which changes when the object is overwritten. */
+  etag?: string;
+}
+
+/** The version of an object a download reads (from stat): its size and ETag. */
+export interface ObjectPin {
+  size: number;
+  etag?: string;
 }
 
 export interface PutResult {
@@ -34,6 +44,12 @@ export interface ObjectStore {
   putStream(key: string, body: Readable, opts?: PutOptions): Promise<PutResult>;
   stat(key: string): Promise<ObjectInfo | undefined>;
   getStream(key: string): Promise<Readable>;
+  /**
+   * `length` bytes of `key` from `offset` (the whole object in one plain GET when that is all of it), only while
+   * the object is still `pin`: an overwritten or deleted object is refused with ObjectChangedError. Other
+   * errors are the client's own (their network codes kept, so the caller can tell what to retry).
+   */
+  getRange(key: string, offset: number, length: number, pin: ObjectPin): Promise<Readable>;
   remove(key: string): Promise<void>;
   /** Aborts every unfinished multipart upload of `key` (left by a killed or cut-off earlier upload). */
   removeIncompleteUploads(key: string): Promise<number>;
@@ -45,12 +61,17 @@ export interface PutOptions {
   size?: number;
   metadata?: Record<string, string>;
   signal?: AbortSignal;
+  /** Send every part's MD5 for the server to check (default true; `verify = size` turns it off). */
+  partChecksums?: boolean;
 }
 
 export class StorageError extends Error {}
 
 /** The stored object is not what was sent (absent, another size, another sha256): it must not be kept. */
 export class ObjectMismatchError extends StorageError {}
+
+/** The object changed (overwritten, deleted) while it was being downloaded: the bytes read are of no one version. */
+export class ObjectChangedError extends StorageError {}
 
 /** Counts and hashes the bytes that pass through it. */
 export class HashingCounter extends Transform {
@@ -71,6 +92,8 @@ export class MinioObjectStore implements ObjectStore {
   private readonly client: Minio.Client;
   private readonly minPartBytes: number;
   private readonly maxParts: number;
+  private readonly uploadConcurrency: number;
+  private readonly maxUploadMbPerS: number;
 
   constructor(
     config: OssConfig,
@@ -86,6 +109,8 @@ export class MinioObjectStore implements ObjectStore {
     });
     this.minPartBytes = config.partSizeBytes;
     this.maxParts = config.maxParts ?? S3_LIMITS.maxParts;
+    this.uploadConcurrency = config.uploadConcurrency ?? 4;
+    this.maxUploadMbPerS = config.maxUploadMbPerS ?? 0;
     this.location = `${config.useSSL ? 'https' : 'http'}://${config.endPoint}:${config.port}/${bucket}`;
   }
 
@@ -101,18 +126,22 @@ export class MinioObjectStore implements ObjectStore {
 
   async putStream(key: string, body: Readable, opts: PutOptions = {}): Promise<PutResult> {
     const counter = new HashingCounter();
-    body.on('error', (err) => counter.destroy(err));
+    // The throttle paces the bytes cut into parts, hence the bytes sent, whatever the parts in flight.
+    streamPipeline(body, throttle(this.maxUploadMbPerS), counter, () => undefined);
     try {
-      await uploadInParts(body.pipe(counter), {
+      await uploadInParts(counter, {
         client: this.client,
         bucket: this.bucket,
         key,
         metadata: { ...opts.metadata },
         limits: { minPartBytes: this.minPartBytes, maxParts: this.maxParts },
+        concurrency: this.uploadConcurrency,
+        partChecksums: opts.partChecksums ?? true,
         size: opts.size,
         signal: opts.signal,
       });
     } catch (err) {
+      counter.destroy();
       body.destroy();
       if (err instanceof PartSizeError) throw new StorageError(`upload of ${key} to ${this.location} refused: ${err.message}`);
       throw new StorageError(`upload of ${key} to ${this.location} failed: ${describe(err)}`);
@@ -123,7 +152,7 @@ export class MinioObjectStore implements ObjectStore {
   async stat(key: string): Promise<ObjectInfo | undefined> {
     try {
       const s = await this.client.statObject(this.bucket, key);
-      return { key, size: s.size, lastModified: s.lastModified, metadata: normaliseMetadata(s.metaData) };
+      return { key, size: s.size, lastModified: s.lastModified, metadata: normaliseMetadata(s.metaData), etag: s.etag || undefined };
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === 'NotFound' || code === 'NoSuchKey') return undefined;
@@ -137,6 +166,32 @@ export class MinioObjectStore implements ObjectStore {
     } catch (err) {
       throw new StorageError(`download of ${key} from ${this.location} failed: ${describe(err)}`);
     }
+  }
+
+  async getRange(key: string, offset: number, length: number, pin: ObjectPin): Promise<Readable> {
+    const whole = offset === 0 && length === pin.size;
+    const headers: Record<string, string> = pin.etag ? { 'if-match': `"${pin.etag}"` } : {};
+    if (!whole) headers.range = `bytes=${offset}-${offset + length - 1}`;
+    let res: IncomingMessage;
+    try {
+      res = await this.client.makeRequestAsync({ method: 'GET', bucketName: this.bucket, objectName: key, headers }, '', [200, 206]);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'PreconditionFailed') throw new ObjectChangedError(`${key} in ${this.location} was overwritten during the download (its ETag is no longer ${pin.etag})`);
+      if (code === 'NoSuchKey' || code === 'NotFound') throw new ObjectChangedError(`${key} was removed from ${this.location} during the download`);
+      throw err;
+    }
+    // Servers that ignore If-Match still name the version they serve.
+    const etag = String(res.headers.etag ?? '').replace(/"/g, '');
+    if (pin.etag && etag && etag !== pin.etag) {
+      res.destroy();
+      throw new ObjectChangedError(`${key} in ${this.location} was overwritten during the download (ETag ${pin.etag}, now ${etag})`);
+    }
+    if (!whole && res.statusCode !== 206) {
+      res.destroy();
+      throw new StorageError(`${this.location} answered a range request for ${key} with the whole object (HTTP ${res.statusCode})`);
+    }
+    return res;
   }
 
   async remove(key: string): Promise<void> {
@@ -198,12 +253,15 @@ export interface Expected {
 const READ_BACK_DELAYS_MS = [500, 1500];
 
 /**
- * Checks a stored object against what was sent. 'size' trusts the server's size (and the `mcb-sha256` it was
- * given); 'download' re-reads the object and compares sha256, which catches servers that store parts out of order
- * with the right size. Throws ObjectMismatchError when the object is wrong (remove it), and a plain StorageError
- * when it could not be read back, after retries (a network fault: the object may be good and is to be kept).
+ * Checks a stored object against what was sent: its size and the `mcb-sha256` it was given, in every mode. With
+ * 'parts' (the default) and 'size' that is all that is asked of the server here: under 'parts' each part's body was
+ * checked on its way up (Content-MD5) and the caller compares the sha256 computed while uploading with the one
+ * recorded. 'download' also re-reads the object and compares its sha256, which catches a server that stores parts
+ * out of order with the right size, at the cost of a second transfer. Throws ObjectMismatchError when the object
+ * is wrong (remove it), and a plain StorageError when it could not be read back, after retries (a network fault:
+ * the object may be good and is to be kept).
  */
-export async function verifyStoredObject(store: ObjectStore, key: string, expected: Expected, mode: 'size' | 'download'): Promise<void> {
+export async function verifyStoredObject(store: ObjectStore, key: string, expected: Expected, mode: VerifyMode): Promise<void> {
   const info = await store.stat(key);
   if (!info) throw new ObjectMismatchError(`verification failed: ${key} is not in ${store.location} after upload`);
   if (info.size !== expected.bytes) {
@@ -213,7 +271,7 @@ export async function verifyStoredObject(store: ObjectStore, key: string, expect
   if (declared !== undefined && declared !== expected.sha256) {
     throw new ObjectMismatchError(`verification failed: ${key} is stored with sha256 ${declared}, ${expected.sha256} was sent`);
   }
-  if (mode === 'size') return;
+  if (mode !== 'download') return;
   const read = await readBack(store, key);
   if (read.bytes !== expected.bytes) {
     throw new ObjectMismatchError(`verification failed: ${key} reads back as ${read.bytes} bytes, ${expected.bytes} were sent`);

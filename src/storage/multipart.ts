@@ -1,10 +1,20 @@
 // Uploads a stream to S3 in parts sized per upload (part-size.ts), so any object S3 takes fits its part limit;
 // the minio client's own putObject uses one fixed part size when one is configured (capping objects at
-// 10,000 × part_size_mb) and numbers parts from 2. Each part request is retried through a short network
-// outage; a longer one fails the upload, which is then aborted, so no unfinished upload is left behind.
+// 10,000 × part_size_mb), numbers parts from 2 and sends one at a time.
+//
+// Parts go up `concurrency` at a time (in-flight.ts): one TCP stream rarely fills the link to an S3 server.
+// Memory: each part in flight is one buffer of the part size, plus the one being filled from the stream; a sent
+// part's buffer is filled again (left to the garbage collector, sent buffers pile up: it frees them late).
+// Each part carries its MD5 (Content-MD5), so a server refuses a body damaged in transit (BadDigest); a server
+// that does not check it still answers with the MD5 of what it stored as the part's ETag, which is compared
+// too (unless the part is stored encrypted, when the ETag is no MD5). Each part request is retried through a
+// short network outage or a damaged body; a longer outage fails the upload, which is then aborted, so no
+// unfinished upload is left behind.
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as Minio from 'minio';
+import { runInFlight } from './in-flight.ts';
 import { partSizeFor, partSizeOfUnknownLength, type PartLimits } from './part-size.ts';
 
 export interface MultipartTarget {
@@ -13,6 +23,10 @@ export interface MultipartTarget {
   key: string;
   metadata: Record<string, string>;
   limits: PartLimits;
+  /** Parts in flight at once (at least 1). */
+  concurrency: number;
+  /** Send each part's Content-MD5 and compare the ETag the server answers with (default true). */
+  partChecksums?: boolean;
   /** Exact length when known: the part size is then computed once; a stream of another length fails. */
   size?: number;
   signal?: AbortSignal;
@@ -25,38 +39,36 @@ export interface Part {
 
 /** Waits between tries of one request: about 7 s of outage is ridden out before the upload fails. */
 const PART_RETRY_DELAYS_MS = [1000, 2000, 4000];
+/** Waits before sending again a body the server refused as damaged: damage in transit is no matter of time. */
+const DIGEST_RETRY_DELAYS_MS = [100, 300, 600];
 
 /** Sends `source` to the target; returns the number of parts (1 for a plain PUT). */
 export async function uploadInParts(source: AsyncIterable<Buffer>, target: MultipartTarget): Promise<{ parts: number }> {
   const sizeOf = target.size === undefined ? (n: number) => partSizeOfUnknownLength(n, target.limits) : constant(partSizeFor(target.size, target.limits));
-  const parts = splitIntoParts(source, sizeOf)[Symbol.asyncIterator]();
+  const buffers = new PartBuffers();
+  const parts = splitIntoParts(source, sizeOf, target.size, buffers.take)[Symbol.asyncIterator]();
   const first = await parts.next();
   if (first.done) throw new Error('internal: a stream yields at least one part');
   if (first.value.last) {
-    checkLength(target, first.value.data.length);
-    await retried(`PUT ${target.key}`, () => putWhole(target, first.value.data), target.signal);
+    const data = first.value.data;
+    await retried(`PUT ${target.key}`, () => putWhole(target, data), target.signal);
     return { parts: 1 };
   }
 
   const headers = metadataHeaders(target.metadata);
   const uploadId = await retried(`start of the multipart upload of ${target.key}`, () => target.client.initiateNewMultipartUpload(target.bucket, target.key, headers), target.signal);
   try {
-    const etags: Array<{ part: number; etag: string }> = [];
-    let sent = 0;
-    for (let next: IteratorResult<Part> = first; !next.done; next = await parts.next()) {
-      target.signal?.throwIfAborted();
-      const partNumber = etags.length + 1;
-      if (partNumber > target.limits.maxParts) throw new Error(`the stream needs more than ${target.limits.maxParts} parts`);
-      sent += next.value.data.length;
-      if (next.value.last) checkLength(target, sent);
-      const data = next.value.data;
-      const uploaded = await retried(
-        `part ${partNumber} of ${target.key}`,
-        () => target.client.uploadPart({ bucketName: target.bucket, objectName: target.key, uploadID: uploadId, partNumber, headers: {} }, data),
-        target.signal,
-      );
-      etags.push({ part: partNumber, etag: uploaded.etag });
-    }
+    const etags = await runInFlight(
+      startingWith(first.value, parts),
+      async (part, index, signal) => {
+        const partNumber = index + 1;
+        if (partNumber > target.limits.maxParts) throw new Error(`the stream needs more than ${target.limits.maxParts} parts`);
+        const etag = await putPart(target, uploadId, partNumber, part.data, signal);
+        buffers.give(part.data);
+        return { part: partNumber, etag };
+      },
+      { concurrency: target.concurrency, signal: target.signal },
+    );
     await retried(`completion of ${target.key}`, () => target.client.completeMultipartUpload(target.bucket, target.key, uploadId, etags), target.signal);
     return { parts: etags.length };
   } catch (err) {
@@ -67,35 +79,63 @@ export async function uploadInParts(source: AsyncIterable<Buffer>, target: Multi
 
 /**
  * Cuts a stream into parts of `sizeOf(partNumber)` bytes (the last may be shorter); `last` is known without reading
- * a whole extra part ahead. An empty stream is one empty part.
+ * a whole extra part ahead. An empty stream is one empty part. Each part is one buffer filled in place; with
+ * `announced` (the exact length) no buffer is larger than what is left, and a stream of another length fails.
  */
-export async function* splitIntoParts(source: AsyncIterable<Buffer>, sizeOf: (partNumber: number) => number): AsyncGenerator<Part> {
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
+export async function* splitIntoParts(
+  source: AsyncIterable<Buffer>,
+  sizeOf: (partNumber: number) => number,
+  announced?: number,
+  allocate: (size: number) => Buffer = Buffer.allocUnsafeSlow,
+): AsyncGenerator<Part> {
   let partNumber = 1;
+  let total = 0;
+  let filling: Buffer | undefined;
+  let filled = 0;
   // A full part read exactly to a chunk boundary: whether it is the last is known only when more data comes.
   let held: Buffer | undefined;
   for await (const chunk of source) {
     if (!chunk.length) continue;
+    if (announced !== undefined && total + chunk.length > announced) throw new Error(`the stream is longer than the ${announced} bytes announced`);
     if (held) {
       yield { data: held, last: false };
       held = undefined;
     }
-    pending.push(chunk);
-    pendingBytes += chunk.length;
-    while (pendingBytes >= sizeOf(partNumber)) {
-      const all = Buffer.concat(pending);
-      const part = all.subarray(0, sizeOf(partNumber));
-      const rest = all.subarray(part.length);
-      pending = rest.length ? [rest] : [];
-      pendingBytes = rest.length;
+    for (let offset = 0; offset < chunk.length; ) {
+      filling ??= allocate(announced === undefined ? sizeOf(partNumber) : Math.min(sizeOf(partNumber), announced - total));
+      const copied = chunk.copy(filling, filled, offset);
+      offset += copied;
+      filled += copied;
+      total += copied;
+      if (filled < filling.length) continue;
+      const part = filling;
+      filling = undefined;
+      filled = 0;
       partNumber++;
-      if (rest.length) yield { data: part, last: false };
+      if (offset < chunk.length) yield { data: part, last: false };
       else held = part;
     }
   }
+  if (announced !== undefined && total !== announced) throw new Error(`the stream has ${total} bytes, ${announced} were announced`);
   if (held) yield { data: held, last: true };
-  else if (pendingBytes > 0 || partNumber === 1) yield { data: Buffer.concat(pending), last: true };
+  else if (filled > 0 || partNumber === 1) yield { data: (filling ?? Buffer.alloc(0)).subarray(0, filled), last: true };
+}
+
+/** Buffers of sent parts, handed out again for the next parts of the same size. */
+class PartBuffers {
+  private free: Buffer[] = [];
+
+  readonly take = (size: number): Buffer => {
+    const reused = this.free.pop();
+    if (reused?.length === size) return reused;
+    this.free = []; // a new part size (the last part, or the next tier of a stream of unknown length)
+    return Buffer.allocUnsafeSlow(size);
+  };
+
+  /** `data` (a part, or the start of one) was sent whole and acknowledged: its buffer is free. */
+  give(data: Buffer): void {
+    this.free.push(Buffer.from(data.buffer, 0, data.buffer.byteLength));
+  }
 }
 
 /** Network errors and the S3 answers that mean "try again later". */
@@ -107,14 +147,25 @@ export function isTransientStorageError(err: unknown): boolean {
   return /socket hang up|Retryable HTTP status|aborted|premature close/i.test(e.message ?? '');
 }
 
+/** A request body that reached the server other than it was sent: refused by the server, or stored with another MD5. */
+export function isDamagedBodyError(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'BadDigest' || code === 'XAmzContentSHA256Mismatch';
+}
+
+/** The server stored a body whose MD5 (its ETag) is not the one sent. */
+class DamagedBodyError extends Error {
+  readonly code = 'BadDigest';
+}
+
 async function retried<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     signal?.throwIfAborted();
     try {
       return await fn();
     } catch (err) {
-      const delay = PART_RETRY_DELAYS_MS[attempt];
-      if (delay === undefined || !isTransientStorageError(err)) {
+      const delay = isDamagedBodyError(err) ? DIGEST_RETRY_DELAYS_MS[attempt] : isTransientStorageError(err) ? PART_RETRY_DELAYS_MS[attempt] : undefined;
+      if (delay === undefined) {
         if (attempt > 0 && err instanceof Error) err.message = `${what}: ${err.message} (after ${attempt + 1} tries)`;
         throw err;
       }
@@ -124,12 +175,52 @@ async function retried<T>(what: string, fn: () => Promise<T>, signal?: AbortSign
 }
 
 async function putWhole(target: MultipartTarget, data: Buffer): Promise<void> {
+  const md5 = target.partChecksums === false ? undefined : createHash('md5').update(data).digest();
   const res = await target.client.makeRequestAsync(
-    { method: 'PUT', bucketName: target.bucket, objectName: target.key, headers: metadataHeaders(target.metadata) },
+    { method: 'PUT', bucketName: target.bucket, objectName: target.key, headers: { ...metadataHeaders(target.metadata), ...md5Header(md5) } },
     data,
     [200],
   );
   await drain(res);
+  if (md5) checkStoredMd5(res, md5);
+}
+
+/** Sends one part; returns its ETag. */
+async function putPart(target: MultipartTarget, uploadId: string, partNumber: number, data: Buffer, signal: AbortSignal): Promise<string> {
+  const md5 = target.partChecksums === false ? undefined : createHash('md5').update(data).digest();
+  return retried(
+    `part ${partNumber} of ${target.key}`,
+    async () => {
+      const res = await target.client.makeRequestAsync(
+        { method: 'PUT', bucketName: target.bucket, objectName: target.key, query: `partNumber=${partNumber}&uploadId=${uriEscape(uploadId)}`, headers: md5Header(md5) },
+        data,
+        [200],
+      );
+      await drain(res);
+      if (md5) checkStoredMd5(res, md5);
+      return etagOf(res);
+    },
+    signal,
+  );
+}
+
+function md5Header(md5: Buffer | undefined): Record<string, string> {
+  return md5 ? { 'Content-MD5': md5.toString('base64') } : {};
+}
+
+/**
+ * S3 and most stores answer with the MD5 of the stored body as its ETag (not for encrypted objects: SSE-KMS, SSE-C
+ * and some stores' SSE-S3, which all say so in x-amz-server-side-encryption headers, and check Content-MD5 anyway).
+ */
+function checkStoredMd5(res: IncomingMessage, md5: Buffer): void {
+  if (Object.keys(res.headers).some((h) => h.startsWith('x-amz-server-side-encryption'))) return;
+  const etag = etagOf(res).toLowerCase();
+  if (!/^[0-9a-f]{32}$/.test(etag) || etag === md5.toString('hex')) return;
+  throw new DamagedBodyError(`stored with MD5 ${etag}, ${md5.toString('hex')} was sent (damaged in transit)`);
+}
+
+function etagOf(res: IncomingMessage): string {
+  return String(res.headers.etag ?? '').replace(/^(W\/)?"|"$/g, '').replace(/&quot;/g, '');
 }
 
 function drain(res: IncomingMessage): Promise<void> {
@@ -139,12 +230,23 @@ function drain(res: IncomingMessage): Promise<void> {
   });
 }
 
+/** `first`, then the rest of `rest`; closing it closes `rest`. */
+async function* startingWith<T>(first: T, rest: AsyncIterator<T>): AsyncGenerator<T> {
+  try {
+    yield first;
+    for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+  } finally {
+    await rest.return?.();
+  }
+}
+
 function metadataHeaders(metadata: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(metadata).map(([k, v]) => [`x-amz-meta-${k}`, v]));
 }
 
-function checkLength(target: MultipartTarget, bytes: number): void {
-  if (target.size !== undefined && bytes !== target.size) throw new Error(`the stream has ${bytes} bytes, ${target.size} were announced`);
+/** RFC 3986 escaping of a query value, as S3's signature expects. */
+function uriEscape(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 function constant(n: number): () => number {

@@ -38,13 +38,13 @@ export class Throttle extends Transform {
   private async pace(chunk: Buffer): Promise<void> {
     for (let offset = 0; offset < chunk.length; offset += SLICE_BYTES) {
       const slice = chunk.subarray(offset, offset + SLICE_BYTES);
-      await this.take(slice.length);
+      await this.earn(slice.length);
       if (this.destroyed) return;
       this.push(slice);
     }
   }
 
-  private async take(bytes: number): Promise<void> {
+  private async earn(bytes: number): Promise<void> {
     for (;;) {
       const now = this.clock.now();
       this.tokens = Math.min(this.bytesPerSecond, this.tokens + ((now - this.last) / 1000) * this.bytesPerSecond);

@@ -108,6 +108,7 @@ test('restore run to a time between T2 and T3: T1 and T2 rows, not T3', async ()
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
   const result = JSON.parse(r.stdout);
   assert.ok(result.stopPosition > 0, `the replay stopped at a position inside the last binlog: ${r.stdout}`);
+  assert.equal(result.replayMethod, 'applier', 'replayed by the server\'s applier, the default');
   assert.ok(result.lastTransactionTime <= target, `last applied transaction ${result.lastTransactionTime} is at or before ${target}`);
   assert.match(result.gtidExecuted, /^[0-9a-f-]{36}:/);
   assert.deepEqual(readdirSync(world.dir).filter((f) => f.startsWith('.mcb-restore-')), [], 'no work directory left behind');
@@ -119,6 +120,7 @@ test('restore run --at latest has all three', async () => {
   const r = await restore(['run', '--instance', String(world.sourceInstanceId), '--at', 'latest', '--datadir', datadir]);
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, /gtid_executed: +\S+/);
+  assert.match(r.stdout, /replayed by: +the server's applier/);
   assert.deepEqual(await rowsIn(datadir), ['T1:1', 'T1:2', 'T2:3', 'T2:4', 'T2:5', 'T3:6', 'T3:7']);
   assert.deepEqual(readdirSync(world.dir).filter((f) => f.startsWith('.mcb-restore-')), [], 'no work directory left behind');
 });

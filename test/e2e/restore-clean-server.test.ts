@@ -1,7 +1,8 @@
 // The temporary mysqld of a restore changes nothing by itself (real MySQL 9.7):
 //  1. A source of our own (the shared one is used by other tests and replicated) with an EVENT inserting a row every
 //     second: full backup with the real stage handlers, rows accumulate, target T, binlogs archived, `mcb restore run
-//     --at T`. The restored table holds exactly the source's rows inserted at or before T (ids contiguous from 1),
+//     --at T`. This source's backups use zstd (`compression` and `binlog_compression`; the other restore tests gzip),
+//     so the restore reads a .tar.zst full and .zst binlogs. The restored table holds exactly the source's rows inserted at or before T (ids contiguous from 1),
 //     and the event is still defined. While the restore runs, its mysqld is the mysql user's (we are root) and
 //     has no TCP listener.
 //  2. A restore of the shared replica's full backup leaves no replication channel, although the backup has one.
@@ -80,7 +81,14 @@ before(async () => {
   ownIni = world.writeConfig({
     instanceId: ownInstanceId,
     sections: { 'mysql-link': { host: '127.0.0.1', port: String(port), user: BACKUP_USER, password: BACKUP_PASSWORD, charset: 'utf8mb4' } },
-    backupConf: { bin_index_path: path.join(datadir, 'mysql-bin.index'), tb_instance_id: String(ownInstanceId), is_cluster: 'off', max_rpo_minutes: '100000' },
+    backupConf: {
+      bin_index_path: path.join(datadir, 'mysql-bin.index'),
+      tb_instance_id: String(ownInstanceId),
+      is_cluster: 'off',
+      max_rpo_minutes: '100000',
+      compression: 'zstd',
+      binlog_compression: 'zstd',
+    },
   });
   ownConfig = loadConfig(ownIni);
 });
@@ -138,7 +146,10 @@ test('an event inserting a row every second: the restore to T has exactly the ro
   assert.ok(started.started, `full backup of our source starts: ${JSON.stringify(started)}`);
   const payload = { instanceId: ownInstanceId, backupUuid: started.backupUuid };
   for (const stage of [cloneStage, tarStage, uploadStage, cleanupStage]) await stage.handle(payload, ctx);
-  assert.equal((await world.metadata.getBackup(started.backupUuid))?.state, 'Completed');
+  const full = await world.metadata.getBackup(started.backupUuid);
+  assert.equal(full?.state, 'Completed');
+  assert.match(full.objectKey ?? '', /^bak_\d+_\d{14}\.tar\.zst$/);
+  assert.equal(full.compression, 'zstd');
   const inClone = (await ticks(ownRoot)).length;
 
   // Enough transactions that the replay lasts seconds, while an event left to fire would insert rows (and ids)
@@ -150,6 +161,7 @@ test('an event inserting a row every second: the restore to T has exactly the ro
   await ownRoot.query('FLUSH BINARY LOGS');
   const archived = await binlogJob.handle({ instanceId: ownInstanceId }, directContext(ownConfig, world.metadata, { jobId: `events-binlog-${world.id}` }));
   assert.ok(archived.archived.length > 0, 'binlogs archived');
+  for (const a of archived.archived) assert.match(a.objectKey, /\.zst$/);
   const expected = await ticks(ownRoot, target);
   assert.ok(expected.length > inClone, `rows after the clone's ${inClone} are to be replayed (${expected.length} at T)`);
 

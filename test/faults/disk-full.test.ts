@@ -13,7 +13,8 @@ import mysql from 'mysql2/promise';
 import { loadConfig, type Config } from '../../src/config/index.ts';
 import { cloneNeed } from '../../src/jobs/free-space.ts';
 import type { BackupRow } from '../../src/metadata/index.ts';
-import { DataNode } from '../../src/mysql/data-node.ts';
+import { lastArchiveRatio } from '../../src/metadata/archive-ratio.ts';
+import { DataNode, type CloneSizeEstimate } from '../../src/mysql/data-node.ts';
 import { pingRedis, Queues, redisConnection } from '../../src/queues/index.ts';
 import { startWorker, type RunningWorker } from '../../src/workers/index.ts';
 import { servicesEnv } from '../support/env.ts';
@@ -29,8 +30,9 @@ let queues: Queues;
 let config: Config;
 let worker: RunningWorker;
 let backupUser: string;
-/** What a backup of the replica needs in backup_path, by the stage's own estimate. */
+/** What a backup of the replica needs in backup_path, by the stage's own estimate (the worst case: no backup yet). */
 let needed: number;
+let estimate: CloneSizeEstimate;
 let mounted = false;
 
 before(async () => {
@@ -41,9 +43,9 @@ before(async () => {
   config = loadConfig(world.writeConfig({ sections: { 'mysql-link': link } }));
   const node = await DataNode.connect({ ...link, port: env.replica.port });
   try {
-    const estimate = await node.cloneSizeEstimate();
+    estimate = (await node.cloneSizeEstimate())!;
     assert.equal(estimate?.source, 'information_schema', 'the backup user has PROCESS, as the README asks');
-    needed = cloneNeed(estimate!, config.backup.compression).total;
+    needed = cloneNeed(estimate, config.backup.compression).total;
   } finally {
     await node.close();
   }
@@ -228,7 +230,7 @@ test('backup_path too small for the clone and its archive: refused before CLONE,
   mountTmpfs(size);
   const row = await runFull('df-clone-refused');
   assert.equal(row.state, 'Error');
-  const m = /^clone failed: not enough space in backup_path (\S+) for bak_\d+_\d{14}\.tar\.gz: needs \S+, \S+ free \((\d+) > (\d+) bytes\); clone about \S+ \(tablespaces \S+ from information_schema \+ redo capacity \S+\), archive up to \S+, margin \S+$/.exec(row.info ?? '');
+  const m = /^clone failed: not enough space in backup_path (\S+) for bak_\d+_\d{14}\.tar\.gz: needs \S+, \S+ free \((\d+) > (\d+) bytes\); clone about \S+ \(tablespaces \S+ from information_schema \+ redo capacity \S+\), archive up to \S+ \(worst case: no earlier Completed gzip full of this instance records its ratio\), margin \S+$/.exec(row.info ?? '');
   assert.ok(m, row.info ?? '');
   assert.equal(m[1], world.backupPath);
   assert.equal(Number(m[2]), needed, 'needed: the estimate');
@@ -278,5 +280,28 @@ test('the disk fills up during the tar: Error with the reason, the partial archi
   assert.deepEqual(starts(row.backupUuid), { clone: 1, tar: 1 });
   assertBackupPathEmpty();
   await assertReplicaUnaffected(datadirBefore);
+  await assertBackupInvariants(world);
+});
+
+// Last: from here on the instance has a Completed full, so the estimates above would use its ratio.
+test('after a Completed full, the archive is estimated from its ratio: a backup_path the worst case would refuse holds the next backup', async (t) => {
+  const first = await runFull('df-ratio-first');
+  assert.equal(first.state, 'Completed', first.info ?? '');
+  assert.ok(first.sourceBytes! > first.backupBytes!, `the row records what the archive was made from: ${first.sourceBytes} > ${first.backupBytes}`);
+  const codec = config.backup.compression;
+  const last = await lastArchiveRatio(world.metadata, world.replicaInstanceId, codec);
+  assert.deepEqual(last, { ratio: first.backupBytes! / first.sourceBytes!, backupName: first.backupName, codec });
+  const byRatio = cloneNeed(estimate, codec, last).total;
+  const size = Math.ceil((byRatio + needed) / 2 / MiB) * MiB;
+  assert.ok(byRatio <= size && size < needed, `room for the estimate from the ratio (${byRatio}), not for the worst case (${needed}): ${size}`);
+
+  t.diagnostic(`ratio ${last!.ratio.toFixed(3)}: needs ${byRatio} bytes from the ratio, ${needed} in the worst case; tmpfs of ${size}`);
+  mountTmpfs(size);
+  const row = await runFull('df-ratio-second');
+  assert.equal(row.state, 'Completed', row.info ?? '');
+  const checks = captured.named('free-space.ok').filter((e) => String(e.jobId ?? '').startsWith(`${row.backupUuid}-`));
+  assert.deepEqual(checks.map((e) => [e.stage, e.archiveEstimate]), [['clone', 'ratio'], ['tar', 'ratio']]);
+  assert.equal(checks[0]!.needed, byRatio, 'the clone check asked for the estimate from the ratio');
+  assertBackupPathEmpty();
   await assertBackupInvariants(world);
 });

@@ -1,8 +1,8 @@
 // S3 answering wrongly after an upload, through an HTTP proxy in front of the real S3 server
-// (test/support/s3-fault-proxy.ts): an object read back with a byte changed, or reported and served at half its
-// length, is caught by verification, removed, and the backup never becomes Completed; a read back cut mid-body
-// (connection reset) is a network fault, not corruption: it is retried, the good object is neither removed nor sent
-// twice, and the backup completes.
+// (test/support/s3-fault-proxy.ts), with `verify = download`: an object read back with a byte changed, or reported
+// and served at half its length, is caught by verification, removed, and the backup never becomes Completed; a
+// read back cut mid-body (connection reset) is a network fault, not corruption: it is retried, the good object is
+// neither removed nor sent twice, and the backup completes.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,7 +30,8 @@ before(async () => {
   const redis = redisConnection(world.config, 'client');
   await pingRedis(redis, world.config.redis.url);
   queues = new Queues(world.config, redis);
-  worker = await startWorker(loadConfig(world.writeConfig({ s3Port: proxy.port, backupConf: { stage_attempts: '2', stage_backoff_ms: '200' } })), { log });
+  // The full read-back (not the default `parts`) is what finds an object that reads back wrong.
+  worker = await startWorker(loadConfig(world.writeConfig({ s3Port: proxy.port, backupConf: { stage_attempts: '2', stage_backoff_ms: '200', verify: 'download' } })), { log });
 });
 after(async () => {
   await worker?.close();

@@ -51,7 +51,9 @@ test('the store refuses a part above its limit: an upload in fixed 5 MiB parts f
   const data = randomBytes(12 * MiB);
   await assert.rejects(fixed.putStream(key, Readable.from([data]), { size: data.length }), /InvalidArgument.*Part number must be an integer between 1 and 2/);
   assert.deepEqual(
-    partsOf(key).map((c) => Number(c.query.get('partNumber'))),
+    partsOf(key)
+      .map((c) => Number(c.query.get('partNumber')))
+      .sort(),
     [1, 2, 3],
   );
   assert.equal(await world.minio.statObject(world.bucket, key).catch(() => undefined), undefined, 'no object');
@@ -67,13 +69,16 @@ test('the upload stage sizes parts per upload: an archive of more than max_parts
   await uploadStage.handle(payload, ctx);
   const parts = partsOf(row.backupName);
   assert.deepEqual(
-    parts.map((c) => [Number(c.query.get('partNumber')), c.bytes]),
+    parts.map((c) => [Number(c.query.get('partNumber')), c.bytes]).sort((a, b) => a[0]! - b[0]!),
     [
       [1, 6 * MiB],
       [2, 6 * MiB],
     ],
     'two parts of 6 MiB instead of three of the preferred 5 MiB',
   );
+  assert.ok(parts.every((c) => c.contentMd5), 'each part carries its Content-MD5 (verify = parts, the default)');
+  assert.equal(proxy.calls.filter((c) => c.key === row.backupName && c.method === 'GET').length, 0, 'the default verification reads nothing back');
+  assert.match((await world.metadata.getBackup(row.backupUuid))!.info ?? '', /uploaded and verified \(parts\)/);
   await cleanupStage.handle(payload, ctx);
   const done = (await world.metadata.getBackup(row.backupUuid))!;
   assert.equal(done.state, 'Completed', done.info ?? '');

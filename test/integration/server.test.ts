@@ -9,7 +9,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, loadConfig, type Config } from '../../src/config/index.ts';
 import { createLogger } from '../../src/log/index.ts';
-import type { BackupRow } from '../../src/metadata/index.ts';
+import type { RowDataPacket } from 'mysql2/promise';
+import type { BackupRow, MetadataStore } from '../../src/metadata/index.ts';
 import { pingRedis, Queues, redisConnection } from '../../src/queues/index.ts';
 import { retryJob } from '../../src/queues/admin.ts';
 import { startServer, type RunningServer } from '../../src/server/index.ts';
@@ -257,5 +258,91 @@ test('mcb_backup_failures_total counts each job that failed for good and never g
     assert.equal(await failures(), start + 2);
   } finally {
     await worker.close();
+  }
+});
+
+/** The store with every query (and connection taken) of its pool counted. */
+function countingStore(store: MetadataStore): { store: MetadataStore; queries: () => number } {
+  let n = 0;
+  const counted = new Set(['query', 'execute', 'getConnection']);
+  const pool = new Proxy(store.pool, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop) as unknown;
+      if (typeof value !== 'function') return value;
+      const fn = value as (...args: unknown[]) => unknown;
+      return counted.has(String(prop)) ? (...args: unknown[]) => (n++, fn.apply(target, args)) : fn.bind(target);
+    },
+  });
+  return { store: Object.create(store, { pool: { value: pool } }) as MetadataStore, queries: () => n };
+}
+
+/** `count` instances, each with an older Completed full, a newer one whose restore test failed, a Completed binlog, an Error row and a running full. */
+async function addInstancesWithRows(count: number, tag: string): Promise<number[]> {
+  const rows = Array.from({ length: count }, (_, i) => [`10.7.0.${i}:3306`, `${tag}-${i}`, `10.7.0.${i}`, 3306, 1]);
+  await world.metadata.pool.query('INSERT INTO tb_instance (instance_id, instance_name, string_link, db_port, is_clone) VALUES ?', [rows]);
+  const [found] = await world.metadata.pool.query<RowDataPacket[]>('SELECT id FROM tb_instance WHERE instance_name LIKE ? ORDER BY id', [`${tag}-%`]);
+  const ids = found.map((r) => Number(r.id));
+  const now = Date.now();
+  const at = (minutesAgo: number) => new Date(now - minutesAgo * 60_000);
+  const backups = ids.flatMap((id) => [
+    [randomUUID(), String(id), 'Completed', 'full', `bak_${id}_ok.tar.gz`, at(120), at(110), null, 1000 + id],
+    [randomUUID(), String(id), 'Completed', 'full', `bak_${id}_failed-verify.tar.gz`, at(60), at(50), 'failed', 2000 + id],
+    [randomUUID(), String(id), 'Completed', 'binlog', `log_${id}_mysql-bin.000007`, at(40), at(30), null, 10],
+    [randomUUID(), String(id), 'Error', 'full', `bak_${id}_error.tar.gz`, at(20), null, null, null],
+    [randomUUID(), String(id), 'Tar', 'full', `bak_${id}_running.tar.gz`, at(5), null, null, null],
+  ]);
+  await world.metadata.pool.query(
+    `INSERT INTO full_backup_metadata (backup_uuid, tb_instance_id, state, backup_type, backup_name, start_time, end_time, verify_state, backup_bytes, backup_path, bucket_name)
+     VALUES ${backups.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, '/tmp', 'local')").join(', ')}`,
+    backups.flat(),
+  );
+  return ids;
+}
+
+test('the status page, /api/instances and /metrics run as many SQL queries with 60 instances as with 3', async (t) => {
+  const counting = countingStore(world.metadata);
+  const counted = await startServer(config, { log: createLogger({ name: 'test-server', quiet: true }), listen: { host: '127.0.0.1', port: 0 }, metadata: counting.store, queueRefreshMs: 3_600_000 });
+  const tag = `fleet-${world.id}`;
+  try {
+    const queriesOf = async (route: string) => {
+      const before = counting.queries();
+      const res = await fetch(`${counted.url}${route}`);
+      assert.equal(res.status, 200, route);
+      await res.text();
+      return counting.queries() - before;
+    };
+    const measure = async () => ({ page: await queriesOf('/'), api: await queriesOf('/api/instances'), metrics: await queriesOf('/metrics') });
+    await addInstancesWithRows(1, `${tag}-a`);
+    assert.equal((await world.metadata.listInstances()).length, 3);
+    const three = await measure();
+    const ids = await addInstancesWithRows(57, `${tag}-b`);
+    assert.equal((await world.metadata.listInstances()).length, 60);
+    const sixty = await measure();
+    assert.deepEqual(sixty, three, 'the same number of queries');
+    t.diagnostic(`SQL queries per request, 3 and 60 instances alike: page ${sixty.page}, /api/instances ${sixty.api}, /metrics ${sixty.metrics}`);
+
+    // Each instance gets its own rows from the set queries.
+    type Api = { instances: Array<{ id: number; lastFull: { backupName: string } | null; lastBinlog: { backupName: string } | null; running: Array<{ backupName: string; stage: string | null }>; failures24h: number; lastFailure: { backupName: string } | null; verifyFailures: Array<{ backupName: string }> }> };
+    const body = (await (await fetch(`${counted.url}/api/instances`)).json()) as Api;
+    for (const id of [ids[0]!, ids.at(-1)!]) {
+      const s = body.instances.find((i) => i.id === id)!;
+      assert.equal(s.lastFull?.backupName, `bak_${id}_ok.tar.gz`, 'the newest full whose restore test did not fail');
+      assert.deepEqual(s.verifyFailures.map((v) => v.backupName), [`bak_${id}_failed-verify.tar.gz`]);
+      assert.equal(s.lastBinlog?.backupName, `log_${id}_mysql-bin.000007`);
+      assert.deepEqual(s.running.map((r) => [r.backupName, r.stage]), [[`bak_${id}_running.tar.gz`, 'tar']]);
+      assert.equal(s.failures24h, 1);
+      assert.equal(s.lastFailure?.backupName, `bak_${id}_error.tar.gz`);
+    }
+    const metrics = parseMetrics(await (await fetch(`${counted.url}/metrics`)).text()).samples;
+    assert.equal(sample(metrics, 'mcb_last_backup_bytes', { instance: String(ids[3]), type: 'full' }), 1000 + ids[3]!);
+    assert.equal(sample(metrics, 'mcb_backup_verify_failed', { instance: String(ids[3]) }), 1);
+  } finally {
+    await counted.close();
+    const [ids] = await world.metadata.pool.query<RowDataPacket[]>('SELECT id FROM tb_instance WHERE instance_name LIKE ?', [`${tag}-%`]);
+    if (ids.length) {
+      const list = ids.map((r) => String(r.id));
+      await world.metadata.pool.query('DELETE FROM full_backup_metadata WHERE tb_instance_id IN (?)', [list]);
+      await world.metadata.pool.query('DELETE FROM tb_instance WHERE id IN (?)', [list]);
+    }
   }
 });

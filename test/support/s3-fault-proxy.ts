@@ -13,14 +13,22 @@ export interface S3Call {
   query: URLSearchParams;
   /** The request body's declared length (a part's size, for part uploads). */
   bytes: number;
+  /** The Range header of a GET of part of an object. */
+  range?: string;
+  /** The Content-MD5 header of an upload. */
+  contentMd5?: string;
+  /** When the request arrived and when its answer was sent (performance.now()), to see requests in flight. */
+  startedAt: number;
+  endedAt?: number;
 }
 
 /**
- * corrupt: GET answered with one byte of the body flipped (same length);
+ * corrupt: GET (of the whole object or a range) answered with one byte of the body flipped (same length);
  * short: HEAD and GET answered with the first half of the object, as if it were that long;
- * cut: GET answered with the full length declared, half of the body sent, then the connection reset.
+ * cut: GET (whole or range) answered with the full length declared, half of the body sent, then the connection reset;
+ * damage: a PUT (an object or a part) forwarded with one byte of its body flipped, as a faulty network would.
  */
-export type S3Fault = 'corrupt' | 'short' | 'cut';
+export type S3Fault = 'corrupt' | 'short' | 'cut' | 'damage';
 
 export interface S3FaultProxy {
   port: number;
@@ -54,8 +62,12 @@ export async function startS3FaultProxy(targetHost: string, targetPort: number):
       key: rest.length ? decodeURIComponent(rest.join('/')) : undefined,
       query: url.searchParams,
       bytes: Number(req.headers['content-length'] ?? 0),
+      range: req.headers.range,
+      contentMd5: req.headers['content-md5'] as string | undefined,
+      startedAt: performance.now(),
     };
     proxy.calls.push(call);
+    res.on('close', () => (call.endedAt = performance.now()));
 
     const partNumber = Number(url.searchParams.get('partNumber') ?? 0);
     if (call.method === 'PUT' && proxy.maxParts !== undefined && partNumber > proxy.maxParts) {
@@ -66,7 +78,7 @@ export async function startS3FaultProxy(targetHost: string, targetPort: number):
 
     const fault = proxy.fault(call);
     const upstream = http.request({ host: targetHost, port: targetPort, method: req.method, path: req.url, headers: req.headers }, (up) => {
-      if (!fault || up.statusCode !== 200 || !['GET', 'HEAD'].includes(call.method)) {
+      if (!fault || (up.statusCode !== 200 && up.statusCode !== 206) || !['GET', 'HEAD'].includes(call.method)) {
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);
         return;
@@ -76,7 +88,8 @@ export async function startS3FaultProxy(targetHost: string, targetPort: number):
       up.on('end', () => answerWithFault(fault, call.method, up, Buffer.concat(chunks), res));
     });
     upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    if (fault === 'damage' && call.method === 'PUT') forwardDamaged(req, upstream);
+    else req.pipe(upstream);
   });
   server.on('connection', (s) => {
     sockets.add(s);
@@ -85,6 +98,17 @@ export async function startS3FaultProxy(targetHost: string, targetPort: number):
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy.port = (server.address() as net.AddressInfo).port;
   return proxy;
+}
+
+/** The request body with its middle byte flipped (same length). */
+function forwardDamaged(req: http.IncomingMessage, upstream: http.ClientRequest): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks);
+    if (body.length) body[Math.floor(body.length / 2)]! ^= 0xff;
+    upstream.end(body);
+  });
 }
 
 function answerWithFault(fault: S3Fault, method: string, up: http.IncomingMessage, body: Buffer, res: http.ServerResponse): void {
@@ -105,12 +129,12 @@ function answerWithFault(fault: S3Fault, method: string, up: http.IncomingMessag
   if (fault === 'corrupt') {
     const wrong = Buffer.from(body);
     if (wrong.length) wrong[Math.floor(wrong.length / 2)]! ^= 0xff;
-    res.writeHead(200, { ...headers, 'content-length': String(wrong.length) });
+    res.writeHead(up.statusCode!, { ...headers, 'content-length': String(wrong.length) });
     res.end(wrong);
     return;
   }
   // cut: the client was promised the whole object and gets half, then a reset.
-  res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+  res.writeHead(up.statusCode!, { ...headers, 'content-length': String(body.length) });
   res.write(body.subarray(0, Math.floor(body.length / 2)), () => res.socket?.destroy());
 }
 

@@ -18,7 +18,7 @@ test('object names: the seed\'s name first, then .<start>, then .<start ms + n>;
     assert.equal(parsed?.type, 'binlog', name);
     if (parsed?.type !== 'binlog') continue;
     assert.equal(parsed.instanceId, 3);
-    assert.equal(parsed.compressed, name.endsWith('.gz'));
+    assert.equal(parsed.compression, name.endsWith('.gz') ? 'gzip' : 'none');
     // What src/restore/bucket.ts does with a suffixed name: strip `.<9+ digits>`.
     const file = /^(.*\.\d+)\.(\d{9,})$/.exec(parsed.binlogFile)?.[1] ?? parsed.binlogFile;
     assert.equal(file, 'mysql-bin.000012', name);

@@ -85,6 +85,47 @@ test('[oss] endpoint host:port, secure and bucket from bucket_name', () => {
   assert.equal(secure.oss!.port, 443);
 });
 
+test('uploads: 4 parts in flight and no rate limit by default, verify = parts; each key checked', () => {
+  const defaults = parseConfig(seedCloneIni + ossSection, 'x.ini', {});
+  assert.equal(defaults.oss!.uploadConcurrency, 4);
+  assert.equal(defaults.oss!.maxUploadMbPerS, 0);
+  assert.equal(defaults.backup.verify, 'parts');
+  const set = parseConfig(seedCloneIni.replace('[backup-conf]', '[backup-conf]\nverify = download') + ossSection + 'upload_concurrency = 8\nmax_upload_mb_per_s = 50\n', 'x.ini', {});
+  assert.equal(set.oss!.uploadConcurrency, 8);
+  assert.equal(set.oss!.maxUploadMbPerS, 50);
+  assert.equal(set.backup.verify, 'download');
+  assert.equal(parseConfig(seedCloneIni.replace('[backup-conf]', '[backup-conf]\nverify = size'), 'x.ini', {}).backup.verify, 'size');
+  assert.match(configError(seedCloneIni + ossSection + 'upload_concurrency = 0\n').message, /\[oss\] upload_concurrency .*must be between 1 and 64, got 0/);
+  assert.match(configError(seedCloneIni + ossSection + 'max_upload_mb_per_s = -1\n').message, /\[oss\] max_upload_mb_per_s .*must be between 0 and 100000/);
+  assert.match(configError(seedCloneIni.replace('[backup-conf]', '[backup-conf]\nverify = etag')).message, /\[backup-conf\] verify .*must be one of parts, download, size, got "etag"/);
+});
+
+test('compression: level checked per codec (gzip 1-9, zstd 1-19, else the codec default), threads and read limit', () => {
+  const conf = (lines: string) => seedCloneIni.replace('[backup-conf]', `[backup-conf]\n${lines}`);
+  const defaults = parseConfig(seedCloneIni, 'x.ini', {});
+  assert.equal(defaults.backup.compressionLevel, undefined, "each codec's default");
+  assert.equal(defaults.backup.compressionThreads, os.availableParallelism());
+  assert.equal(defaults.backup.maxReadMbPerS, 0);
+  const zstd = parseConfig(conf('compression = zstd\nbinlog_compression = zstd\ncompression_level = 19\ncompression_threads = 3\nmax_read_mb_per_s = 200'), 'x.ini', {});
+  assert.equal(zstd.backup.compression, 'zstd');
+  assert.equal(zstd.backup.binlogCompression, 'zstd');
+  assert.equal(zstd.backup.compressionLevel, 19);
+  assert.equal(zstd.backup.compressionThreads, 3);
+  assert.equal(zstd.backup.maxReadMbPerS, 200);
+  assert.equal(parseConfig(conf('compression_level = 9'), 'x.ini', {}).backup.compressionLevel, 9);
+  assert.match(configError(conf('compression_level = 12')).message, /\[backup-conf\] compression_level .*12 is not a gzip level \(1-9, default 6\), and compression = gzip/);
+  assert.match(
+    configError(conf('compression = zstd\nbinlog_compression = gzip\ncompression_level = 12')).message,
+    /12 is not a gzip level \(1-9, default 6\), and binlog_compression = gzip/,
+  );
+  assert.equal(parseConfig(conf('compression = zstd\ncompression_level = 12'), 'x.ini', {}).backup.compressionLevel, 12, 'binlogs uncompressed: no gzip to suit');
+  assert.match(configError(conf('compression = zstd\ncompression_level = 20')).message, /compression_level .*20 is not a zstd level \(1-19, default 3\), and compression = zstd/);
+  assert.match(configError(conf('compression = none\ncompression_level = 0')).message, /compression_level .*must be between 1 and 19 \(gzip 1-9, zstd 1-19\), got 0/);
+  assert.match(configError(conf('compression = lz4')).message, /compression .*must be one of gzip, zstd, none, got "lz4"/);
+  assert.match(configError(conf('compression_threads = 0')).message, /compression_threads .*must be between 1 and 1024, got 0/);
+  assert.match(configError(conf('max_read_mb_per_s = -5')).message, /max_read_mb_per_s .*must be between 0 and 100000/);
+});
+
 test('environment variables override secrets', () => {
   const c = parseConfig(seedCloneIni + ossSection, 'x.ini', {
     MCB_MYSQL_PASSWORD: 'from-env-1',
@@ -155,7 +196,7 @@ test('[schedule] verify defaults to weekly and is checked like the other cron ke
 
 test('[restore] is optional: root with no password, no binaries named (PATH is used)', () => {
   const c = parseConfig(seedCloneIni, '/etc/clone.ini', {});
-  assert.deepEqual(c.restore, { sidRoot: undefined, mysqld: undefined, mysqlbinlog: undefined, mysql: undefined, scratchPath: undefined, user: 'root', password: '' });
+  assert.deepEqual(c.restore, { sidRoot: undefined, mysqld: undefined, mysqlbinlog: undefined, mysql: undefined, scratchPath: undefined, user: 'root', password: '', downloadConcurrency: 4, replayMethod: 'applier' });
 });
 
 test('[restore] keys are read, MCB_RESTORE_PASSWORD overrides the password, and the password is redacted', () => {
@@ -167,6 +208,8 @@ mysql = mysql
 scratch_path = /data/verify
 user = restore_check
 password = restore-secret
+download_concurrency = 8
+replay_method = mysqlbinlog
 `;
   const c = parseConfig(withMysqld, 'x.ini', {});
   assert.deepEqual(c.restore, {
@@ -177,6 +220,8 @@ password = restore-secret
     scratchPath: '/data/verify',
     user: 'restore_check',
     password: 'restore-secret',
+    downloadConcurrency: 8,
+    replayMethod: 'mysqlbinlog',
   });
   assert.equal(parseConfig(withMysqld, 'x.ini', { MCB_RESTORE_PASSWORD: 'from-env' }).restore.password, 'from-env');
   assert.ok(!JSON.stringify(redactConfig(c)).includes('restore-secret'));
@@ -192,6 +237,8 @@ test('[restore] rejects unknown keys, relative paths and contradictory binaries'
   assert.match(bad('mysqld_path = /usr/sbin/mysqld'), /\[restore\] mysqld_path in \/etc\/mcb\/clone\.ini line \d+: unknown key \(known keys: .*mysqld.*sid_root/);
   assert.match(bad('sid_root = sid-root'), /\[restore\] sid_root .*must be an absolute path, got "sid-root"/);
   assert.match(bad('scratch_path = tmp/verify'), /\[restore\] scratch_path .*must be an absolute path/);
+  assert.match(bad('download_concurrency = 0'), /\[restore\] download_concurrency .*must be between 1 and 64, got 0/);
+  assert.match(bad('replay_method = relay'), /\[restore\] replay_method .*must be one of applier, mysqlbinlog, got "relay"/);
   assert.match(bad('mysqld = bin/mysqld'), /\[restore\] mysqld .*absolute path or a program name on PATH, got "bin\/mysqld"/);
   assert.match(bad('sid_root = /sid\nmysqld = /usr/sbin/mysqld'), /\[restore\] mysqld .*give sid_root or mysqld, not both/);
   assert.match(bad('sid_root = /sid\nmysqlbinlog = /usr/bin/mysqlbinlog'), /\[restore\] mysqlbinlog .*sid_root provides mysqlbinlog and mysql/);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backupUuidFor, binlogObjectName, compactTimestamp, fullBackupObjectName, humanBytes, parseObjectName, seedFullObjectName } from '../../src/naming.ts';
+import { backupUuidFor, binlogObjectName, compactTimestamp, compressionOfObjectName, fullBackupBaseOf, fullBackupObjectName, humanBytes, parseObjectName, seedFullObjectName } from '../../src/naming.ts';
 import { objectKeyOf } from '../../src/metadata/expiry-queries.ts';
 import { fullBackupFiles } from '../../src/jobs/full-files.ts';
 import { canEnterStage, finalStates, inProgressStates, stageTransitions } from '../../src/metadata/states.ts';
@@ -15,10 +15,21 @@ test("object names follow the seed: bak_<id>_<YYYYmmddHHMMSS>.tar.gz and log_<id
   assert.equal(fullBackupObjectName(106, at, shanghai, '.gz'), 'bak_106_20231026102557.tar.gz');
   assert.equal(fullBackupObjectName(106, at, shanghai, ''), 'bak_106_20231026102557.tar');
   assert.equal(binlogObjectName(106, 'mysql-bin.000012'), 'log_106_mysql-bin.000012');
-  assert.deepEqual(parseObjectName('bak_106_20231026102557.tar.gz'), { type: 'full', instanceId: 106, timestamp: '20231026102557', compressed: true });
-  assert.deepEqual(parseObjectName('log_106_mysql-bin.000012'), { type: 'binlog', instanceId: 106, binlogFile: 'mysql-bin.000012', compressed: false });
-  assert.deepEqual(parseObjectName('log_7_binlog.000003.gz'), { type: 'binlog', instanceId: 7, binlogFile: 'binlog.000003', compressed: true });
+  assert.equal(fullBackupObjectName(106, at, shanghai, '.zst'), 'bak_106_20231026102557.tar.zst');
+  assert.equal(binlogObjectName(106, 'mysql-bin.000012', '.zst'), 'log_106_mysql-bin.000012.zst');
+  assert.deepEqual(parseObjectName('bak_106_20231026102557.tar.gz'), { type: 'full', instanceId: 106, timestamp: '20231026102557', compression: 'gzip' });
+  assert.deepEqual(parseObjectName('bak_106_20231026102557.tar.zst'), { type: 'full', instanceId: 106, timestamp: '20231026102557', compression: 'zstd' });
+  assert.deepEqual(parseObjectName('bak_106_20231026102557.tar'), { type: 'full', instanceId: 106, timestamp: '20231026102557', compression: 'none' });
+  assert.deepEqual(parseObjectName('log_106_mysql-bin.000012'), { type: 'binlog', instanceId: 106, binlogFile: 'mysql-bin.000012', compression: 'none' });
+  assert.deepEqual(parseObjectName('log_7_binlog.000003.gz'), { type: 'binlog', instanceId: 7, binlogFile: 'binlog.000003', compression: 'gzip' });
+  assert.deepEqual(parseObjectName('log_7_binlog.000003.1764600000.zst'), { type: 'binlog', instanceId: 7, binlogFile: 'binlog.000003.1764600000', compression: 'zstd' });
+  assert.equal(parseObjectName('bak_106_20231026102557.tar.bz2'), undefined);
   assert.equal(parseObjectName('random.txt'), undefined);
+  assert.equal(compressionOfObjectName('bak_1_20231026102557.tar.zst'), 'zstd');
+  assert.equal(compressionOfObjectName('log_1_mysql-bin.000001.gz'), 'gzip');
+  assert.equal(compressionOfObjectName('log_1_mysql-bin.000001'), 'none');
+  assert.equal(fullBackupBaseOf('bak_1_20231026102557.tar.zst'), 'bak_1_20231026102557');
+  assert.equal(fullBackupBaseOf('bak_1_20231026102557.tar.gz'), 'bak_1_20231026102557');
 });
 
 test('local files derive from the row: clone dir and archive side by side', () => {

@@ -12,7 +12,7 @@ import { mysqldFromPath } from '../../src/mysql/mysqld.ts';
 import { checkRestoreTools, probeMysqld, resolveRestoreBinaries, RestoreToolError } from '../../src/restore/binaries.ts';
 import { binariesFromPath } from '../../src/restore/run.ts';
 
-const none: RestoreConfig = { user: 'root', password: '' };
+const none: RestoreConfig = { user: 'root', password: '', downloadConcurrency: 4, replayMethod: 'applier' };
 const last = (cmd: string[]) => cmd[cmd.length - 1];
 
 test('nothing configured: mysqld, mysqlbinlog and mysql from PATH, marked default', () => {

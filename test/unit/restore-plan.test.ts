@@ -186,6 +186,14 @@ test('a full whose restore test failed is skipped unless named with --backup', (
   refusal(() => planRestore({ fulls: [good], binlogs: chain, target: { kind: 'latest' }, backup: 'nope' }), 'no-full', /no Completed full backup named nope/);
 });
 
+test('a zstd full is named by its key, or by the key without .tar.zst; a row without compression gets it from the key', () => {
+  const zst = { ...full('11:30:00', 'bak_1_20240501113000.tar.zst'), compression: 'zstd' };
+  const byBase = planRestore({ fulls: [full('09:30:00'), zst], binlogs: chain, target: { kind: 'latest' }, backup: 'bak_1_20240501113000' });
+  assert.equal(byBase.full.objectKey, 'bak_1_20240501113000.tar.zst');
+  const row = { id: 1, backupUuid: 'z1', backupType: 'full', state: 'Completed', isDelete: 0, objectKey: 'bak_1_z.tar.zst', compression: null, endTime: t('10:00:08'), startTime: t('09:59:00') };
+  assert.equal(candidatesFromRows([row as unknown as BackupRow]).fulls[0]!.compression, 'zstd');
+});
+
 test('seed-era rows: the object is found by backup_name and the chain starts before the clone began', () => {
   const row = (over: Partial<BackupRow>): BackupRow =>
     ({

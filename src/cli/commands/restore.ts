@@ -190,6 +190,8 @@ export function registerRestore(program: Command, run: Run): void {
             log: (m) => console.error(m),
             signal: interrupt.signal,
             zone,
+            downloadConcurrency: ctx.config.restore.downloadConcurrency,
+            replayMethod: ctx.config.restore.replayMethod,
           });
         } finally {
           process.off('SIGINT', onSignal);
@@ -201,6 +203,7 @@ export function registerRestore(program: Command, run: Run): void {
         }
         console.log(`restored into:    ${result.datadir}`);
         console.log(`binlogs applied:  ${result.binlogsApplied.join(', ') || 'none'}${result.stopPosition ? ` (last one up to position ${result.stopPosition})` : ''}`);
+        if (result.replayMethod) console.log(`replayed by:      ${result.replayMethod === 'applier' ? "the server's applier" : 'mysqlbinlog | mysql'}`);
         console.log(`last transaction: ${formatTime(result.lastTransactionTime, zone)}${result.lastTransactionGtid ? ` (${result.lastTransactionGtid})` : ''}`);
         console.log(`gtid_executed:    ${result.gtidExecuted}`);
       }),

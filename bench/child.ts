@@ -74,3 +74,12 @@ export async function runShell(commandLine: string): Promise<Measured> {
 export function commandExists(name: string): Promise<boolean> {
   return run('bash', ['-c', `command -v ${name}`]).then((r) => r.code === 0, () => false);
 }
+
+/** Whether a command is there, installing its Debian package with apt-get when it is missing and we are root. */
+export async function ensureCommand(name: string, debianPackage: string, log: (line: string) => void): Promise<boolean> {
+  if (await commandExists(name)) return true;
+  if (process.getuid?.() !== 0) return false;
+  log(`${name} is missing: apt-get install -y ${debianPackage}`);
+  const r = await run('apt-get', ['install', '-y', debianPackage], { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }).catch(() => undefined);
+  return r?.code === 0 && commandExists(name);
+}

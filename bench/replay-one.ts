@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import mysql from 'mysql2/promise';
 import { GtidSet } from '../src/binlog/index.ts';
 import { decideReplay } from '../src/restore/replay.ts';
-import { binariesFromSidRoot, replayBinlogs, type ReplayMethod } from '../src/restore/run.ts';
+import { binariesFromSidRoot, replayBinlogs, RESTORE_SERVER_ARGS, type ReplayMethod } from '../src/restore/run.ts';
 import { removeReplicationConfiguration, startRestoreServer } from '../src/restore/server.ts';
 
 export interface ReplayOnceArgs {
@@ -28,6 +28,8 @@ export interface ReplayOnceArgs {
   cloneGtids: string;
   /** Tables to CHECKSUM afterwards (e.g. sbtest.sbtest1), so two methods' results can be compared. */
   checksumTables?: string[];
+  /** More mysqld options for the temporary server, after the restore's (to measure a setting). */
+  extraServerArgs?: string[];
 }
 
 export interface ReplayOnceResult {
@@ -52,7 +54,7 @@ export async function replayOnce(args: ReplayOnceArgs): Promise<ReplayOnceResult
   const server = await startRestoreServer(binaries.mysqld, {
     datadir: args.datadir,
     runDir: path.join(args.workDir, 'run'),
-    extraArgs: ['--skip-log-bin', '--gtid-mode=ON', '--enforce-gtid-consistency=ON'],
+    extraArgs: [...RESTORE_SERVER_ARGS, ...(args.extraServerArgs ?? [])],
     relayLogReplay: true,
   });
   const log: string[] = [];

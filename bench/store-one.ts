@@ -9,11 +9,14 @@ import { HashingCounter, MinioObjectStore, verifyStoredObject } from '../src/sto
 import { childArgs, measureAndPrint } from './child.ts';
 
 export type StoreStep =
-  | { op: 'upload'; file: string; key: string; sha256: string; concurrency?: number; partChecksums?: boolean }
+  | { op: 'upload'; file: string; key: string; sha256: string; concurrency?: number; partChecksums?: boolean; via?: UploadVia }
   | { op: 'verify'; key: string; bytes: number; sha256: string; mode: VerifyMode }
-  | { op: 'restore'; key: string; bytes: number; sha256: string; destDir: string }
+  | { op: 'restore'; key: string; bytes: number; sha256: string; destDir: string; concurrency?: number }
   | { op: 'restore-one-stream'; key: string; bytes: number; sha256: string; destDir: string }
   | { op: 'extract-file'; file: string; destDir: string };
+
+/** putFile (default, as the upload stage sends an archive: parts read as ranges of the file) or putStream (parts buffered). */
+export type UploadVia = 'file' | 'stream';
 
 export interface StoreArgs {
   oss: OssConfig;
@@ -28,7 +31,8 @@ await measureAndPrint(async () => {
   switch (step.op) {
     case 'upload': {
       const size = statSync(step.file).size;
-      const put = await store.putStream(step.key, createReadStream(step.file), { size, metadata: { 'mcb-sha256': step.sha256 }, partChecksums: step.partChecksums });
+      const opts = { size, metadata: { 'mcb-sha256': step.sha256 }, partChecksums: step.partChecksums };
+      const put = step.via === 'stream' ? await store.putStream(step.key, createReadStream(step.file), opts) : await store.putFile(step.key, step.file, opts);
       if (put.sha256 !== step.sha256) throw new Error(`uploaded sha256 ${put.sha256}, the archive's is ${step.sha256}`);
       return { bytes: put.bytes };
     }
@@ -36,7 +40,7 @@ await measureAndPrint(async () => {
       await verifyStoredObject(store, step.key, { bytes: step.bytes, sha256: step.sha256 }, step.mode);
       return {};
     case 'restore':
-      await extractFullVerified(store, step.key, step.sha256, step.destDir, { expectedBytes: step.bytes });
+      await extractFullVerified(store, step.key, step.sha256, step.destDir, { expectedBytes: step.bytes, concurrency: step.concurrency });
       return {};
     case 'restore-one-stream': {
       // The restore as it was before parallel downloads: one GET stream → decompress → tar, in one pipeline.

@@ -1,8 +1,9 @@
 // Upload of one incompressible file to the S3 server of the test services (.services/env.json) with different
-// numbers of parts in flight, each run in a process of its own (store-one.ts) so its peak RSS is its own.
+// numbers of parts in flight, by putFile (parts sent as ranges of the file, as the worker uploads an archive) and
+// putStream (parts buffered), each run in a process of its own (store-one.ts) so its peak RSS is its own.
 // Figures, never pass/fail; on a shared machine they are noisy.
 //
-//   node --import tsx bench/upload-one.ts [size MiB = 1024] [parts in flight = 1,4] [part size MiB = 16]
+//   node --import tsx bench/upload-one.ts [size MiB = 1024] [parts in flight = 1,4] [part size MiB = 16] [--via=file,stream]
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
@@ -12,12 +13,16 @@ import * as Minio from 'minio';
 import type { OssConfig } from '../src/config/index.ts';
 import { servicesEnv } from '../test/support/env.ts';
 import { runNodeChild } from './child.ts';
-import type { StoreArgs } from './store-one.ts';
+import type { StoreArgs, UploadVia } from './store-one.ts';
 
 const MiB = 1024 * 1024;
-const sizeMiB = Number(process.argv[2] ?? 1024);
-const concurrencies = (process.argv[3] ?? '1,4').split(',').map(Number);
-const partSizeMiB = Number(process.argv[4] ?? 16);
+const viaFlag = process.argv.find((a) => a.startsWith('--via='));
+const vias = (viaFlag?.slice('--via='.length) ?? 'file,stream').split(',') as UploadVia[];
+for (const v of vias) if (v !== 'file' && v !== 'stream') throw new Error(`--via takes file and/or stream, got ${v}`);
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const sizeMiB = Number(positional[0] ?? 1024);
+const concurrencies = (positional[1] ?? '1,4').split(',').map(Number);
+const partSizeMiB = Number(positional[2] ?? 16);
 
 const s3 = servicesEnv().s3;
 const oss: OssConfig = { endPoint: s3.endPoint, port: s3.port, useSSL: s3.useSSL, accessKey: s3.accessKey, secretKey: s3.secretKey, partSizeBytes: partSizeMiB * MiB };
@@ -43,14 +48,16 @@ function writeRandomFile(): string {
 
 const sha256 = writeRandomFile();
 await minio.makeBucket(bucket);
-const rows: Array<{ concurrency: number; seconds: number; mbPerS: number; maxRssMiB?: number }> = [];
+const rows: Array<{ via: UploadVia; concurrency: number; seconds: number; mbPerS: number; maxRssMiB?: number }> = [];
 try {
-  for (const concurrency of concurrencies) {
-    const key = `upload-${concurrency}.bin`;
-    const args: StoreArgs = { oss: { ...oss, uploadConcurrency: concurrency }, bucket, step: { op: 'upload', file, key, sha256 } };
-    const m = await runNodeChild(path.join(path.dirname(fileURLToPath(import.meta.url)), 'store-one.ts'), args);
-    rows.push({ concurrency, seconds: m.seconds, mbPerS: (sizeMiB * MiB) / 1e6 / m.seconds, maxRssMiB: m.maxRssMiB });
-    await minio.removeObject(bucket, key);
+  for (const via of vias) {
+    for (const concurrency of concurrencies) {
+      const key = `upload-${via}-${concurrency}.bin`;
+      const args: StoreArgs = { oss: { ...oss, uploadConcurrency: concurrency }, bucket, step: { op: 'upload', file, key, sha256, via } };
+      const m = await runNodeChild(path.join(path.dirname(fileURLToPath(import.meta.url)), 'store-one.ts'), args);
+      rows.push({ via, concurrency, seconds: m.seconds, mbPerS: (sizeMiB * MiB) / 1e6 / m.seconds, maxRssMiB: m.maxRssMiB });
+      await minio.removeObject(bucket, key);
+    }
   }
 } finally {
   await minio.removeBucket(bucket).catch(() => undefined);
@@ -58,6 +65,6 @@ try {
 }
 
 console.log(`upload of ${sizeMiB} MiB to ${oss.useSSL ? 'https' : 'http'}://${oss.endPoint}:${oss.port} in ${partSizeMiB} MiB parts`);
-console.log('parts in flight | seconds | MB/s | peak RSS MiB');
-for (const r of rows) console.log(`${r.concurrency} | ${r.seconds.toFixed(1)} | ${r.mbPerS.toFixed(1)} | ${r.maxRssMiB?.toFixed(0) ?? '?'}`);
+console.log('via | parts in flight | seconds | MB/s | peak RSS MiB');
+for (const r of rows) console.log(`${r.via} | ${r.concurrency} | ${r.seconds.toFixed(1)} | ${r.mbPerS.toFixed(1)} | ${r.maxRssMiB?.toFixed(0) ?? '?'}`);
 console.log(JSON.stringify({ sizeMiB, partSizeMiB, rows }));

@@ -1,4 +1,4 @@
-// Streaming archives: tar → codec → (hash, count) → file. Memory stays flat whatever the datadir size.
+// Streaming archives: tar → read throttle → codec → (hash, count) → file. Memory stays flat at any datadir size.
 import { createWriteStream } from 'node:fs';
 import { readdir, lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';

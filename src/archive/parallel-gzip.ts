@@ -13,15 +13,17 @@ import zlib from 'node:zlib';
 /** Measured on sysbench-shaped InnoDB pages: 1 MiB blocks lose ~0.1 % of ratio to one stream; 64 KiB lose ~1 %. */
 export const GZIP_BLOCK_BYTES = 1024 * 1024;
 
-// Plain JavaScript evaluated by the worker (no file path: the same under tsx and a compiled build). The member is
-// posted back in a buffer of its own, transferred, so a small member never drags zlib's pooled allocation along.
+// Plain JavaScript evaluated by the worker (no file path: the same under tsx and a compiled build). zlib writes the
+// member into one buffer of chunkSize (the deflate bound of a block); it is transferred, not copied, and the block
+// goes back too, to be filled again: the worker keeps no garbage waiting for its own GC. A small member is copied
+// out instead (it may sit in a buffer shared with other allocations).
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { gzipSync } = require('node:zlib');
 parentPort.on('message', (block) => {
   const out = gzipSync(block, { level: workerData.level, chunkSize: workerData.chunkSize });
-  const member = out.byteOffset === 0 && out.buffer.byteLength === out.length ? out : Uint8Array.prototype.slice.call(out);
-  parentPort.postMessage(member, [member.buffer]);
+  const member = out.length < 65536 ? Uint8Array.prototype.slice.call(out) : out;
+  parentPort.postMessage({ block, member }, [block.buffer, member.buffer]);
 });
 `;
 
@@ -33,6 +35,11 @@ export interface ParallelGzipOptions {
 
 interface Job {
   member?: Buffer;
+}
+
+interface Answer {
+  block: Uint8Array;
+  member: Uint8Array;
 }
 
 interface PoolWorker {
@@ -56,6 +63,8 @@ export class ParallelGzip extends Duplex {
   /** Submitted blocks not yet pushed, in input order. */
   private readonly jobs: Job[] = [];
   private block: Buffer | undefined;
+  /** Blocks the workers gave back, to be filled again. */
+  private readonly freeBlocks: Buffer[] = [];
   private filled = 0;
   private submitted = 0;
   private pendingWrite: PendingWrite | undefined;
@@ -68,7 +77,7 @@ export class ParallelGzip extends Duplex {
     this.level = opts.level;
     this.threads = Math.max(1, Math.floor(opts.threads));
     this.blockBytes = opts.blockBytes ?? GZIP_BLOCK_BYTES;
-    this.maxJobs = Number(process.env.GZ_INFLIGHT ?? 2) * this.threads;
+    this.maxJobs = 2 * this.threads;
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
@@ -92,6 +101,7 @@ export class ParallelGzip extends Duplex {
     this.stopped = true;
     this.jobs.length = 0;
     this.block = undefined;
+    this.freeBlocks.length = 0;
     this.stopWorkers().then(
       () => done(err),
       () => done(err),
@@ -103,7 +113,7 @@ export class ParallelGzip extends Duplex {
     const w = this.pendingWrite;
     if (!w || this.stopped) return;
     while (w.offset < w.chunk.length && this.jobs.length < this.maxJobs) {
-      this.block ??= Buffer.allocUnsafeSlow(this.blockBytes);
+      this.block ??= this.freeBlocks.pop() ?? Buffer.allocUnsafeSlow(this.blockBytes);
       const n = w.chunk.copy(this.block, this.filled, w.offset);
       this.filled += n;
       w.offset += n;
@@ -150,13 +160,14 @@ export class ParallelGzip extends Duplex {
       eval: true,
       // The parent's --import tsx is not needed to run plain JavaScript, and would slow every start.
       execArgv: [],
-      workerData: { level: this.level, chunkSize: Math.max(64 * 1024, this.blockBytes + (this.blockBytes >> 8) + 64) },
+      workerData: { level: this.level, chunkSize: this.blockBytes + (this.blockBytes >> 12) + (this.blockBytes >> 14) + 64 },
     });
     const entry: PoolWorker = { worker, queue: [] };
-    worker.on('message', (member: Uint8Array) => {
+    worker.on('message', ({ block, member }: Answer) => {
       const job = entry.queue.shift();
       if (!job || this.stopped) return;
       job.member = Buffer.from(member.buffer, member.byteOffset, member.length);
+      if (block.buffer.byteLength === this.blockBytes) this.freeBlocks.push(Buffer.from(block.buffer));
       this.drain();
     });
     worker.on('error', (err) => this.destroy(err));

@@ -30,7 +30,9 @@ export interface ZstdCompressOptions {
 
 export function zstdCompressStream(opts: ZstdCompressOptions): Transform {
   // nbWorkers ≥ 1 even on one core: the output is then the same whatever the thread count (0 would differ).
-  return new (zstdLibrary().zstd.CompressStream)({ compressionLevel: opts.level, nbWorkers: Math.max(1, Math.floor(opts.threads)), checksumFlag: true });
+  // zstd accepts at most 200 (ZSTDMT_NBWORKERS_MAX).
+  const nbWorkers = Math.min(200, Math.max(1, Math.floor(opts.threads)));
+  return new (zstdLibrary().zstd.CompressStream)({ compressionLevel: opts.level, nbWorkers, checksumFlag: true });
 }
 
 export class ZstdDecompress extends Transform {

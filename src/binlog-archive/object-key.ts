@@ -1,6 +1,6 @@
 // Where a binlog goes in the bucket, never on top of another object.
 //
-// The seed's name `log_<id>_<file>[.gz]` when it is free. A binlog of another series (another server, or before a
+// The seed's name `log_<id>_<file>[.gz|.zst]` when it is free. A binlog of another series (another server, or before a
 // RESET BINARY LOGS) may hold that name already: then `log_<id>_<file>.<start>[.gz]`, `<start>` the epoch seconds of
 // the binlog's first event, and if even that is taken (two servers that opened a binlog of the same name in the same
 // second) `log_<id>_<file>.<start * 1000 + n>[.gz]`. Both suffixes are one `.` and at least 9 digits, which

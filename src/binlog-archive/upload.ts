@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Codec, CompressOptions } from '../archive/codec.ts';
 import { BinlogFormatError, summarizeBinlog } from '../binlog/index.ts';
 import type { JobContext } from '../jobs/types.ts';
-import { HashingCounter, ObjectMismatchError, verifyStoredObject } from '../storage/index.ts';
+import { HashingCounter, ObjectMismatchError, verifyStoredObject, type PutOptions, type PutResult } from '../storage/index.ts';
 
 /** What an upload of the file will store. */
 export interface EncodedDigest {
@@ -61,7 +61,7 @@ export interface UploadIds {
   name: string;
 }
 
-/** Streams the file to `objectKey` (a key chosen free: nothing is overwritten) and verifies what was stored. */
+/** Sends the file to `objectKey` (a key chosen free: nothing is overwritten) and verifies what was stored. */
 export async function uploadBinlog(
   file: string,
   objectKey: string,
@@ -71,24 +71,15 @@ export async function uploadBinlog(
   ctx: JobContext,
 ): Promise<StoredBinlog> {
   const size = (await stat(file)).size;
-  const source = createReadStream(file);
-  const raw = new HashingCounter();
-  const compressed = codec.compress(binlogCompressOptions(ctx));
-  source.on('error', (err) => compressed.destroy(err));
-  source.pipe(raw).pipe(compressed);
-  let put;
-  try {
-    put = await ctx.storage.putStream(objectKey, compressed, {
-      size: codec.name === 'none' ? size : undefined,
-      partChecksums: ctx.config.backup.verify !== 'size',
-      metadata: { 'mcb-instance': String(ids.instanceId), 'mcb-backup-uuid': ids.backupUuid, 'mcb-binlog-file': ids.name, 'mcb-sha256': expected.sha256 },
-    });
-  } finally {
-    source.destroy();
-  }
-  if (raw.bytes !== size) {
+  const opts: PutOptions = {
+    partChecksums: ctx.config.backup.verify !== 'size',
+    metadata: { 'mcb-instance': String(ids.instanceId), 'mcb-backup-uuid': ids.backupUuid, 'mcb-binlog-file': ids.name, 'mcb-sha256': expected.sha256 },
+  };
+  // Uncompressed, the file is the object: its parts are sent as ranges of it (no part held in memory).
+  const put = codec.name === 'none' ? await putWhole(file, objectKey, opts, ctx) : await putCompressed(file, objectKey, codec, opts, ctx);
+  if (put.sourceBytes !== size) {
     await ctx.storage.remove(objectKey).catch(() => undefined);
-    throw new Error(`${file} changed while it was read: ${raw.bytes} bytes read, ${size} expected (is it still being written?)`);
+    throw new Error(`${file} changed while it was read: ${put.sourceBytes} bytes read, ${size} expected (is it still being written?)`);
   }
   if (put.sha256 !== expected.sha256 || expected.sourceBytes !== size) {
     await ctx.storage.remove(objectKey).catch(() => undefined);
@@ -102,7 +93,26 @@ export async function uploadBinlog(
     if (err instanceof ObjectMismatchError) await ctx.storage.remove(objectKey).catch(() => undefined);
     throw err;
   }
-  return { ...put, sourceBytes: size };
+  return { bytes: put.bytes, sha256: put.sha256, sourceBytes: size };
+}
+
+async function putWhole(file: string, objectKey: string, opts: PutOptions, ctx: JobContext): Promise<PutResult & { sourceBytes: number }> {
+  const put = await ctx.storage.putFile(objectKey, file, opts);
+  return { ...put, sourceBytes: put.bytes };
+}
+
+/** The file through the codec, streamed; `sourceBytes` is what was read of the file. */
+async function putCompressed(file: string, objectKey: string, codec: Codec, opts: PutOptions, ctx: JobContext): Promise<PutResult & { sourceBytes: number }> {
+  const source = createReadStream(file);
+  const raw = new HashingCounter();
+  const compressed = codec.compress(binlogCompressOptions(ctx));
+  source.on('error', (err) => compressed.destroy(err));
+  source.pipe(raw).pipe(compressed);
+  try {
+    return { ...(await ctx.storage.putStream(objectKey, compressed, opts)), sourceBytes: raw.bytes };
+  } finally {
+    source.destroy();
+  }
 }
 
 /** An earlier attempt of this row stored exactly these bytes already: verify them instead of uploading again. */

@@ -96,7 +96,7 @@ export interface OssConfig {
   partSizeBytes: number;
   /** The store's limit on parts per multipart upload (S3: 10,000). */
   maxParts?: number;
-  /** Parts of one upload in flight at once; memory is about (this + 1) × the part size. */
+  /** Parts of one upload in flight at once; a stream's upload holds about (this + 1) × the part size, a file's no part. */
   uploadConcurrency?: number;
   /** Upload rate limit in MiB/s over all parts of an upload; 0 or absent: unlimited. */
   maxUploadMbPerS?: number;
@@ -476,7 +476,7 @@ function readOss(s: SectionReader): OssConfig {
     partSizeBytes: s.int('part_size_mb', 16, 5, 5120) * 1024 * 1024,
     // Lower only for a store configured with a lower limit than S3's (e.g. Ceph's rgw_multipart_part_upload_limit).
     maxParts: s.int('max_parts', 10_000, 1, 10_000),
-    // Parts in flight: memory is about (upload_concurrency + 1) × the part size (80 MiB with the defaults).
+    // Parts in flight. A stream's upload holds about (upload_concurrency + 1) parts in memory; a file's none.
     uploadConcurrency: s.int('upload_concurrency', 4, 1, 64),
     maxUploadMbPerS: s.int('max_upload_mb_per_s', 0, 0, 100_000),
   };

@@ -1,13 +1,13 @@
-// Stage 3 `upload`: stream the archive to object storage, then verify the stored object before anything is called
-// uploaded ([backup-conf] verify: by default every part checked by the server on the way up, the sha256 computed
-// while sending compared with the archive's, the stored size and `mcb-sha256`; `download` reads it all back).
+// Stage 3 `upload`: send the archive to object storage (its parts as ranges of the file), then verify the stored
+// object before anything is called uploaded ([backup-conf] verify: by default every part checked by the server on
+// the way up, the sha256 computed while sending compared with the archive's, the stored size and `mcb-sha256`;
+// `download` reads it all back).
 // State → Uploading.
 //
 // Every attempt starts from a clean slate: `object_key` is cleared (nothing may point at an object this attempt
 // has not verified) and unfinished multipart uploads of the key, left by a killed worker or a cut connection, are
 // aborted. An object an earlier attempt stored completely is verified again instead of being sent twice: a
 // verification that could not read it (a network fault) must not cost a good object.
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { BackupRow } from '../metadata/index.ts';
 import { ObjectMismatchError, verifyStoredObject, type Expected } from '../storage/index.ts';
@@ -86,20 +86,16 @@ async function sendArchive(
   ids: { instanceId: number; backupUuid: string; size: number },
   ctx: JobContext,
 ): Promise<void> {
-  let sent = 0;
-  const body = createReadStream(archiveFile);
-  // A worker shutting down hands the stage back instead of waiting for the whole upload.
-  const abort = () => body.destroy(new Error('upload interrupted: worker shutting down'));
-  ctx.signal.addEventListener('abort', abort, { once: true });
-  body.on('data', (chunk) => {
-    sent += chunk.length;
-  });
-  const timer = setInterval(() => void ctx.progress({ stage: 'upload', fraction: ids.size ? sent / ids.size : 1 }).catch(() => undefined), 1000);
+  let stored = 0;
+  const timer = setInterval(() => void ctx.progress({ stage: 'upload', fraction: ids.size ? stored / ids.size : 1 }).catch(() => undefined), 1000);
   let put;
   try {
-    put = await ctx.storage.putStream(key, body, {
+    // Parts are sent as ranges of the file, none held in memory. A worker shutting down (ctx.signal) hands the
+    // stage back instead of waiting for the whole upload.
+    put = await ctx.storage.putFile(key, archiveFile, {
       size: ids.size,
       signal: ctx.signal,
+      progress: (bytes) => (stored = bytes),
       partChecksums: ctx.config.backup.verify !== 'size',
       metadata: {
         'mcb-sha256': row.sha256!,
@@ -113,7 +109,6 @@ async function sendArchive(
     });
   } finally {
     clearInterval(timer);
-    ctx.signal.removeEventListener('abort', abort);
   }
   if (put.sha256 !== row.sha256) {
     await ctx.storage.remove(key).catch(() => undefined);

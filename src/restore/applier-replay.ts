@@ -10,15 +10,16 @@
 // workers); with replica_preserve_commit_order the workers commit in binlog order, so a failure leaves no gap.
 //
 // Transactions the clone already holds are skipped by GTID (a GTID in gtid_executed skips its whole
-// transaction, its default database included), so no --exclude-gtids is needed. The server's events are applied
-// with the events' own server ids; the temporary server also replicates events carrying its own id
-// (--replicate-same-server-id, server.ts) so none is skipped for a coincidence of ids.
+// transaction, its default database included), so no --exclude-gtids is needed. Events keep their own server
+// ids; the temporary server also applies those carrying its own id (--replicate-same-server-id, server.ts), so
+// none is skipped for a coincidence of ids.
 //
 // When the applier cannot be used, ApplierUnavailableError says why before anything is applied, and the files are
 // back where they were: the caller replays with mysqlbinlog instead. That is: a server older than 8.0.27; a restore
 // account without the REPLICATION_SLAVE_ADMIN/SYSTEM_VARIABLES_ADMIN privileges; binlogs that create or alter an
-// event (after the clone, up to the stop), because the applier stores every event it creates or alters as REPLICA_SIDE_DISABLED (an
-// event from a source must not run on its replica), where the restored datadir must hold it as on the source.
+// event (after the clone, up to the stop), because the applier stores every event it creates or alters as
+// REPLICA_SIDE_DISABLED (an event of a source must not run on its replica), where the restored datadir must hold
+// it as the source did.
 import { copyFile, chown, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

@@ -327,6 +327,14 @@ export async function replayBinlogs(opts: ReplayBinlogsOptions): Promise<ReplayM
   return 'mysqlbinlog';
 }
 
+/**
+ * mysqld options of the restore's temporary server, beyond the clean ones (server.ts). No redo log flush at each
+ * replayed commit (`innodb_flush_log_at_trx_commit=2`: written to the OS at each commit, flushed once a second),
+ * so a crash of mysqld loses nothing; only a crash of the host could lose the last second, and that interrupts the
+ * restore itself. The clean shutdown at the end flushes everything. With a flush per commit, a replay on a disk with a 2 ms fsync is bound to about 400 transactions a second whatever the method.
+ */
+export const RESTORE_SERVER_ARGS: readonly string[] = ['--skip-log-bin', '--gtid-mode=ON', '--enforce-gtid-consistency=ON', '--innodb-flush-log-at-trx-commit=2'];
+
 /** The binlog reader's stop for a restore target. */
 export function restoreStopOf(target: RestorePlan['target']): RestoreStop {
   if (target.kind === 'latest') return { kind: 'end' };
@@ -418,7 +426,7 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     server = await startRestoreServer(binaries.mysqld, {
       datadir,
       runDir: path.join(workDir, 'run'),
-      extraArgs: ['--skip-log-bin', '--gtid-mode=ON', '--enforce-gtid-consistency=ON'],
+      extraArgs: RESTORE_SERVER_ARGS,
       relayLogReplay: true,
       signal,
     });

@@ -46,7 +46,7 @@ export interface RestoreServerOptions {
   /** Default: a random one between 1e9 and 2e9, unlikely to be any real server's. */
   serverId?: number;
   /** More mysqld options after the clean ones (e.g. `--skip-log-bin`, `--gtid-mode=ON`). */
-  extraArgs?: string[];
+  extraArgs?: readonly string[];
   startTimeoutMs?: number;
   signal?: AbortSignal;
   /** Relay log options for a replay through the server's applier (see the top of this file). */

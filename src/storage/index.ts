@@ -7,9 +7,10 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as Minio from 'minio';
 import type { OssConfig, VerifyMode } from '../config/index.ts';
+import { uploadFile } from './file-upload.ts';
 import { uploadInParts } from './multipart.ts';
 import { PartSizeError, S3_LIMITS } from './part-size.ts';
-import { throttle } from './throttle.ts';
+import { RateLimit, throttle } from './throttle.ts';
 
 export interface ObjectInfo {
   key: string;
@@ -42,6 +43,12 @@ export interface ObjectStore {
    * unreachable for the abort too may an unfinished upload stay (removeIncompleteUploads clears it later).
    */
   putStream(key: string, body: Readable, opts?: PutOptions): Promise<PutResult>;
+  /**
+   * Uploads the file at `path` as putStream does a stream (same checks, retries, abort, rate limit, result), with
+   * no part held in memory: each part is sent as a range read from the file. With `size`, a file of another size
+   * is refused.
+   */
+  putFile(key: string, path: string, opts?: PutFileOptions): Promise<PutResult>;
   stat(key: string): Promise<ObjectInfo | undefined>;
   getStream(key: string): Promise<Readable>;
   /**
@@ -63,6 +70,11 @@ export interface PutOptions {
   signal?: AbortSignal;
   /** Send every part's MD5 for the server to check (default true; `verify = size` turns it off). */
   partChecksums?: boolean;
+}
+
+export interface PutFileOptions extends PutOptions {
+  /** Called as parts are stored, with the bytes stored so far. */
+  progress?: (bytesStored: number) => void;
 }
 
 export class StorageError extends Error {}
@@ -90,6 +102,8 @@ export class HashingCounter extends Transform {
 export class MinioObjectStore implements ObjectStore {
   readonly location: string;
   private readonly client: Minio.Client;
+  /** For requests whose body is a stream: the client's own retry would send the spent stream again. */
+  private readonly streamingClient: Minio.Client;
   private readonly minPartBytes: number;
   private readonly maxParts: number;
   private readonly uploadConcurrency: number;
@@ -99,14 +113,16 @@ export class MinioObjectStore implements ObjectStore {
     config: OssConfig,
     readonly bucket: string,
   ) {
-    this.client = new Minio.Client({
+    const options: Minio.ClientOptions = {
       endPoint: config.endPoint,
       port: config.port,
       useSSL: config.useSSL,
       accessKey: config.accessKey,
       secretKey: config.secretKey,
       region: config.region,
-    });
+    };
+    this.client = new Minio.Client(options);
+    this.streamingClient = new Minio.Client({ ...options, retryOptions: { disableRetry: true } });
     this.minPartBytes = config.partSizeBytes;
     this.maxParts = config.maxParts ?? S3_LIMITS.maxParts;
     this.uploadConcurrency = config.uploadConcurrency ?? 4;
@@ -147,6 +163,28 @@ export class MinioObjectStore implements ObjectStore {
       throw new StorageError(`upload of ${key} to ${this.location} failed: ${describe(err)}`);
     }
     return { bytes: counter.bytes, sha256: counter.digest() };
+  }
+
+  async putFile(key: string, path: string, opts: PutFileOptions = {}): Promise<PutResult> {
+    try {
+      const { bytes, sha256 } = await uploadFile(path, {
+        client: this.streamingClient,
+        bucket: this.bucket,
+        key,
+        metadata: { ...opts.metadata },
+        limits: { minPartBytes: this.minPartBytes, maxParts: this.maxParts },
+        concurrency: this.uploadConcurrency,
+        partChecksums: opts.partChecksums ?? true,
+        size: opts.size,
+        signal: opts.signal,
+        rate: this.maxUploadMbPerS ? new RateLimit(this.maxUploadMbPerS * 1024 * 1024) : undefined,
+        progress: opts.progress,
+      });
+      return { bytes, sha256 };
+    } catch (err) {
+      if (err instanceof PartSizeError) throw new StorageError(`upload of ${key} to ${this.location} refused: ${err.message}`);
+      throw new StorageError(`upload of ${key} to ${this.location} failed: ${describe(err)}`);
+    }
   }
 
   async stat(key: string): Promise<ObjectInfo | undefined> {

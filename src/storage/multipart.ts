@@ -4,7 +4,8 @@
 //
 // Parts go up `concurrency` at a time (in-flight.ts): one TCP stream rarely fills the link to an S3 server.
 // Memory: each part in flight is one buffer of the part size, plus the one being filled from the stream; a sent
-// part's buffer is filled again (left to the garbage collector, sent buffers pile up: it frees them late).
+// part's buffer is filled again (left to the garbage collector, sent buffers pile up: it frees them late). A file
+// needs no buffers: its parts are ranges of it (file-upload.ts), sent through the same requests as here.
 // Each part carries its MD5 (Content-MD5), so a server refuses a body damaged in transit (BadDigest); a server
 // that does not check it still answers with the MD5 of what it stored as the part's ETag, which is compared
 // too (unless the part is stored encrypted, when the ETag is no MD5). Each part request is retried through a
@@ -12,6 +13,7 @@
 // unfinished upload is left behind.
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as Minio from 'minio';
 import { runInFlight } from './in-flight.ts';
@@ -37,6 +39,20 @@ export interface Part {
   last: boolean;
 }
 
+/**
+ * A request body: a buffer, or a range of a file read anew on every try (file-upload.ts), with its MD5 (when part
+ * checksums are on) and, for a client that signs payloads (plain HTTP), its sha256 computed beforehand.
+ */
+export type PartBody = Buffer | FileRangeBody;
+
+export interface FileRangeBody {
+  length: number;
+  md5?: Buffer;
+  sha256?: string;
+  /** A new stream of exactly `length` bytes (it fails when the file has fewer). */
+  open(): Readable;
+}
+
 /** Waits between tries of one request: about 7 s of outage is ridden out before the upload fails. */
 const PART_RETRY_DELAYS_MS = [1000, 2000, 4000];
 /** Waits before sending again a body the server refused as damaged: damage in transit is no matter of time. */
@@ -55,18 +71,29 @@ export async function uploadInParts(source: AsyncIterable<Buffer>, target: Multi
     return { parts: 1 };
   }
 
+  return uploadMultipart(target, startingWith(first.value, parts), async (part, partNumber, uploadId, signal) => {
+    if (partNumber > target.limits.maxParts) throw new Error(`the stream needs more than ${target.limits.maxParts} parts`);
+    const etag = await putPart(target, uploadId, partNumber, part.data, signal);
+    buffers.give(part.data);
+    return etag;
+  });
+}
+
+/**
+ * Starts a multipart upload, sends each of `parts` with `send` (which returns the part's ETag), `concurrency` in
+ * flight, and completes the upload; on any failure the upload is aborted.
+ */
+export async function uploadMultipart<P>(
+  target: MultipartTarget,
+  parts: AsyncIterable<P>,
+  send: (part: P, partNumber: number, uploadId: string, signal: AbortSignal) => Promise<string>,
+): Promise<{ parts: number }> {
   const headers = metadataHeaders(target.metadata);
   const uploadId = await retried(`start of the multipart upload of ${target.key}`, () => target.client.initiateNewMultipartUpload(target.bucket, target.key, headers), target.signal);
   try {
     const etags = await runInFlight(
-      startingWith(first.value, parts),
-      async (part, index, signal) => {
-        const partNumber = index + 1;
-        if (partNumber > target.limits.maxParts) throw new Error(`the stream needs more than ${target.limits.maxParts} parts`);
-        const etag = await putPart(target, uploadId, partNumber, part.data, signal);
-        buffers.give(part.data);
-        return { part: partNumber, etag };
-      },
+      parts,
+      async (part, index, signal) => ({ part: index + 1, etag: await send(part, index + 1, uploadId, signal) }),
       { concurrency: target.concurrency, signal: target.signal },
     );
     await retried(`completion of ${target.key}`, () => target.client.completeMultipartUpload(target.bucket, target.key, uploadId, etags), target.signal);
@@ -158,7 +185,7 @@ class DamagedBodyError extends Error {
   readonly code = 'BadDigest';
 }
 
-async function retried<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+export async function retried<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     signal?.throwIfAborted();
     try {
@@ -174,34 +201,56 @@ async function retried<T>(what: string, fn: () => Promise<T>, signal?: AbortSign
   }
 }
 
-async function putWhole(target: MultipartTarget, data: Buffer): Promise<void> {
-  const md5 = target.partChecksums === false ? undefined : createHash('md5').update(data).digest();
-  const res = await target.client.makeRequestAsync(
-    { method: 'PUT', bucketName: target.bucket, objectName: target.key, headers: { ...metadataHeaders(target.metadata), ...md5Header(md5) } },
-    data,
-    [200],
-  );
+/** Sends the whole object in one PUT (one try: the caller retries). */
+export async function putWhole(target: MultipartTarget, body: PartBody, signal?: AbortSignal): Promise<void> {
+  const md5 = md5Of(target, body);
+  const res = await send(target, { method: 'PUT', bucketName: target.bucket, objectName: target.key, headers: { ...metadataHeaders(target.metadata), ...md5Header(md5) } }, body, signal);
   await drain(res);
   if (md5) checkStoredMd5(res, md5);
 }
 
-/** Sends one part; returns its ETag. */
-async function putPart(target: MultipartTarget, uploadId: string, partNumber: number, data: Buffer, signal: AbortSignal): Promise<string> {
-  const md5 = target.partChecksums === false ? undefined : createHash('md5').update(data).digest();
+/** Sends one part, retried; returns its ETag. */
+export async function putPart(target: MultipartTarget, uploadId: string, partNumber: number, body: PartBody, signal: AbortSignal): Promise<string> {
+  const md5 = md5Of(target, body);
   return retried(
     `part ${partNumber} of ${target.key}`,
     async () => {
-      const res = await target.client.makeRequestAsync(
-        { method: 'PUT', bucketName: target.bucket, objectName: target.key, query: `partNumber=${partNumber}&uploadId=${uriEscape(uploadId)}`, headers: md5Header(md5) },
-        data,
-        [200],
-      );
+      const query = `partNumber=${partNumber}&uploadId=${uriEscape(uploadId)}`;
+      const res = await send(target, { method: 'PUT', bucketName: target.bucket, objectName: target.key, query, headers: md5Header(md5) }, body, signal);
       await drain(res);
       if (md5) checkStoredMd5(res, md5);
       return etagOf(res);
     },
     signal,
   );
+}
+
+function md5Of(target: MultipartTarget, body: PartBody): Buffer | undefined {
+  if (target.partChecksums === false) return undefined;
+  return Buffer.isBuffer(body) ? createHash('md5').update(body).digest() : body.md5;
+}
+
+type RequestOptions = Parameters<Minio.Client['makeRequestAsync']>[0];
+
+/**
+ * One request with `body`. A file range is a stream of known length, signed with its sha256 where the client signs
+ * payloads (plain HTTP; over HTTPS it sends UNSIGNED-PAYLOAD); aborting `signal` cuts it off.
+ */
+async function send(target: MultipartTarget, options: RequestOptions, body: PartBody, signal?: AbortSignal): Promise<IncomingMessage> {
+  if (Buffer.isBuffer(body)) return target.client.makeRequestAsync(options, body, [200]);
+  const signed = target.client.enableSHA256;
+  if (signed && !body.sha256) throw new Error('internal: a client that signs payloads needs the sha256 of a file range');
+  const stream = body.open();
+  const stop = () => stream.destroy(signal?.reason instanceof Error ? signal.reason : new Error('upload aborted'));
+  if (signal?.aborted) stop();
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    const headers = { ...options.headers, 'content-length': String(body.length) };
+    return await target.client.makeRequestStreamAsync({ ...options, headers }, stream, signed ? body.sha256! : '', [200], '');
+  } finally {
+    signal?.removeEventListener('abort', stop);
+    stream.destroy();
+  }
 }
 
 function md5Header(md5: Buffer | undefined): Record<string, string> {
@@ -240,7 +289,7 @@ async function* startingWith<T>(first: T, rest: AsyncIterator<T>): AsyncGenerato
   }
 }
 
-function metadataHeaders(metadata: Record<string, string>): Record<string, string> {
+export function metadataHeaders(metadata: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(metadata).map(([k, v]) => [`x-amz-meta-${k}`, v]));
 }
 

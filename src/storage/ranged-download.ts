@@ -4,6 +4,8 @@
 // Memory: each range in flight or waiting for its turn is one buffer of `rangeBytes`, at most `concurrency` of
 // them plus the one being handed to the consumer. A range cut by a network fault is asked again from the byte
 // where it was cut, a few times; any other error, an abort or the consumer going away tears everything down.
+// An object of one range, or a download with concurrency 1, is one GET streamed as it comes (resumed the same
+// way): for servers where a range costs as much as the whole object (moto reads the whole object for each).
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isTransientStorageError } from './multipart.ts';
@@ -16,7 +18,7 @@ export const DEFAULT_DOWNLOAD_CONCURRENCY = 4;
 const RANGE_RETRY_DELAYS_MS = [1000, 2000, 4000];
 
 export interface RangedDownloadOptions {
-  /** Ranges in flight (at least 1). */
+  /** Ranges in flight; 1 is one streamed GET. */
   concurrency: number;
   rangeBytes?: number;
   signal?: AbortSignal;
@@ -36,8 +38,73 @@ export async function openRangedDownload(store: ObjectStore, key: string, opts: 
   opts.signal?.throwIfAborted();
   const info = await store.stat(key);
   if (!info) throw new StorageError(`download of ${key} from ${store.location} failed: the object does not exist`);
-  const pin: ObjectPin = { size: info.size, etag: info.etag };
-  return { stream: new RangedReadable(store, key, pin, opts), size: info.size, etag: info.etag };
+  const source: Source = { store, key, pin: { size: info.size, etag: info.etag }, retryDelays: opts.retryDelaysMs ?? RANGE_RETRY_DELAYS_MS };
+  const rangeBytes = Math.max(1, opts.rangeBytes ?? DEFAULT_RANGE_BYTES);
+  const concurrency = Math.max(1, Math.floor(opts.concurrency));
+  const stream = concurrency === 1 || info.size <= rangeBytes ? streamedDownload(source) : new RangedReadable(source, rangeBytes, concurrency);
+  if (opts.signal) {
+    const signal = opts.signal;
+    const onAbort = () => stream.destroy(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    stream.once('close', () => signal.removeEventListener('abort', onAbort));
+  }
+  return { stream, size: info.size, etag: info.etag };
+}
+
+interface Source {
+  store: ObjectStore;
+  key: string;
+  pin: ObjectPin;
+  retryDelays: number[];
+}
+
+/** One GET read as it comes; a cut is resumed from the byte reached (the tries count afresh after a range's worth). */
+function streamedDownload(src: Source): Readable {
+  const { size } = src.pin;
+  // Closing the stream ends the generator only at its next yield: no request may start meanwhile.
+  const closed = new AbortController();
+  async function* bytes(): AsyncGenerator<Buffer> {
+    let offset = 0;
+    let failedAt = -DEFAULT_RANGE_BYTES;
+    for (let attempt = 0; !closed.signal.aborted; attempt++) {
+      try {
+        const body = await src.store.getRange(src.key, offset, size - offset, src.pin);
+        if (closed.signal.aborted) {
+          body.destroy();
+          return;
+        }
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          if (offset + chunk.length > size) throw new StorageError(`the server sent more than the ${size} bytes of the object`);
+          offset += chunk.length;
+          yield chunk;
+        }
+        if (offset < size) throw new ShortRangeError(`the answer ended after ${offset} of ${size} bytes`);
+        return;
+      } catch (err) {
+        if (offset - failedAt >= DEFAULT_RANGE_BYTES) {
+          attempt = 0;
+          failedAt = offset;
+        }
+        await pauseBeforeRetry(src, err, attempt, `bytes ${offset}-${size - 1}`, closed.signal);
+      }
+    }
+  }
+  const stream = Readable.from(bytes(), { objectMode: false });
+  stream.once('close', () => closed.abort());
+  return stream;
+}
+
+/** Throws the error unless it is worth another try, then waits before it. */
+async function pauseBeforeRetry(src: Source, err: unknown, attempt: number, what: string, closed: AbortSignal): Promise<void> {
+  if (err instanceof ObjectChangedError) throw err;
+  const delay = src.retryDelays[attempt];
+  if (delay === undefined || !isTransient(err)) {
+    const e = err as { code?: string; message?: string };
+    const why = [e.code, e.message].filter(Boolean).join(': ') || String(err);
+    const tries = attempt + 1;
+    throw new StorageError(`download of ${src.key} from ${src.store.location} failed (${what}, ${tries} ${tries === 1 ? 'try' : 'tries'}): ${why}`);
+  }
+  await sleep(delay, undefined, { signal: closed });
 }
 
 interface Range {
@@ -52,29 +119,20 @@ interface Range {
 
 class RangedReadable extends Readable {
   private readonly ranges: Range[] = [];
-  private readonly rangeBytes: number;
-  private readonly concurrency: number;
-  private readonly retryDelays: number[];
   private nextToStart = 0;
   private nextToPush = 0;
   private wanted = false;
-  private readonly onAbort = () => this.destroy(abortError(this.opts.signal!));
+  private readonly teardown = new AbortController();
 
   constructor(
-    private readonly store: ObjectStore,
-    private readonly key: string,
-    private readonly pin: ObjectPin,
-    private readonly opts: RangedDownloadOptions,
+    private readonly src: Source,
+    rangeBytes: number,
+    private readonly concurrency: number,
   ) {
     super({ highWaterMark: 0 });
-    this.rangeBytes = Math.max(1, opts.rangeBytes ?? DEFAULT_RANGE_BYTES);
-    this.concurrency = Math.max(1, Math.floor(opts.concurrency));
-    this.retryDelays = opts.retryDelaysMs ?? RANGE_RETRY_DELAYS_MS;
-    // A small object (or an empty one) is one range: one plain GET.
-    for (let offset = 0; offset < pin.size || this.ranges.length === 0; offset += this.rangeBytes) {
-      this.ranges.push({ offset, length: Math.min(this.rangeBytes, pin.size - offset), filled: 0, done: false });
+    for (let offset = 0; offset < src.pin.size; offset += rangeBytes) {
+      this.ranges.push({ offset, length: Math.min(rangeBytes, src.pin.size - offset), filled: 0, done: false });
     }
-    opts.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
 
   override _read(): void {
@@ -84,7 +142,7 @@ class RangedReadable extends Readable {
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
-    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    this.teardown.abort();
     for (const r of this.ranges) {
       r.body?.destroy();
       r.buffer = undefined;
@@ -108,8 +166,7 @@ class RangedReadable extends Readable {
       const range = this.ranges[this.nextToPush++]!;
       const data = range.buffer!;
       range.buffer = undefined;
-      this.wanted = false;
-      if (data.length) this.wanted = this.push(data);
+      this.wanted = this.push(data);
       if (this.nextToPush === this.ranges.length) {
         this.push(null);
         return;
@@ -127,21 +184,18 @@ class RangedReadable extends Readable {
         return;
       } catch (err) {
         if (this.destroyed) return;
-        const delay = this.retryDelays[attempt];
-        if (err instanceof ObjectChangedError) throw err;
-        if (delay === undefined || !isTransient(err)) throw this.failure(range, err, attempt + 1);
-        try {
-          await sleep(delay, undefined, this.opts.signal ? { signal: this.opts.signal } : undefined);
-        } catch {
-          return; // aborted: onAbort destroys the stream
-        }
+        await pauseBeforeRetry(this.src, err, attempt, `bytes ${range.offset}-${range.offset + range.length - 1}`, this.teardown.signal).catch((e: unknown) => {
+          if (!this.destroyed) throw e;
+        });
+        if (this.destroyed) return;
       }
     }
   }
 
   /** Reads the rest of `range` (from where an earlier try was cut) into its buffer. */
   private async readInto(range: Range): Promise<void> {
-    const body = await this.store.getRange(this.key, range.offset + range.filled, range.length - range.filled, this.pin);
+    const { store, key, pin } = this.src;
+    const body = await store.getRange(key, range.offset + range.filled, range.length - range.filled, pin);
     if (this.destroyed) {
       body.destroy();
       return;
@@ -149,9 +203,7 @@ class RangedReadable extends Readable {
     range.body = body;
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
-        if (range.filled + chunk.length > range.length) {
-          throw new StorageError(`the server sent more than the ${range.length} bytes asked for`);
-        }
+        if (range.filled + chunk.length > range.length) throw new StorageError(`the server sent more than the ${range.length} bytes asked for`);
         chunk.copy(range.buffer!, range.filled);
         range.filled += chunk.length;
       }
@@ -159,13 +211,6 @@ class RangedReadable extends Readable {
       range.body = undefined;
     }
     if (range.filled < range.length) throw new ShortRangeError(`the answer ended after ${range.filled} of ${range.length} bytes`);
-  }
-
-  private failure(range: Range, err: unknown, tries: number): StorageError {
-    const e = err as { code?: string; message?: string };
-    const why = [e.code, e.message].filter(Boolean).join(': ') || String(err);
-    const bytes = `bytes ${range.offset}-${range.offset + range.length - 1}`;
-    return new StorageError(`download of ${this.key} from ${this.store.location} failed (${bytes}, ${tries} ${tries === 1 ? 'try' : 'tries'}): ${why}`);
   }
 }
 

@@ -16,35 +16,23 @@ const realClock: ThrottleClock = {
 /** Bytes a chunk may be cut into, so a large chunk is paced smoothly rather than in one burst. */
 const SLICE_BYTES = 64 * 1024;
 
-export class Throttle extends Transform {
+/** The token bucket behind a Throttle; one bucket shared by several throttles paces their bytes together. */
+export class RateLimit {
   private tokens: number;
   private last: number;
 
   constructor(
-    private readonly bytesPerSecond: number,
+    readonly bytesPerSecond: number,
     private readonly clock: ThrottleClock = realClock,
   ) {
-    super();
     if (!(bytesPerSecond > 0)) throw new RangeError(`a throttle needs a positive rate, got ${bytesPerSecond}`);
     // Start empty: the first second is paced like every other (no initial burst of a full bucket).
     this.tokens = 0;
     this.last = clock.now();
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.pace(chunk).then(() => done(), done);
-  }
-
-  private async pace(chunk: Buffer): Promise<void> {
-    for (let offset = 0; offset < chunk.length; offset += SLICE_BYTES) {
-      const slice = chunk.subarray(offset, offset + SLICE_BYTES);
-      await this.earn(slice.length);
-      if (this.destroyed) return;
-      this.push(slice);
-    }
-  }
-
-  private async earn(bytes: number): Promise<void> {
+  /** Resolves once `bytes` may pass. */
+  async earn(bytes: number): Promise<void> {
     for (;;) {
       const now = this.clock.now();
       this.tokens = Math.min(this.bytesPerSecond, this.tokens + ((now - this.last) / 1000) * this.bytesPerSecond);
@@ -57,6 +45,29 @@ export class Throttle extends Transform {
         return;
       }
       await this.clock.sleep(((bytes - this.tokens) / this.bytesPerSecond) * 1000);
+    }
+  }
+}
+
+export class Throttle extends Transform {
+  private readonly rate: RateLimit;
+
+  /** `rate`: bytes per second, or a RateLimit shared with other throttles. */
+  constructor(rate: number | RateLimit, clock: ThrottleClock = realClock) {
+    super();
+    this.rate = rate instanceof RateLimit ? rate : new RateLimit(rate, clock);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.pace(chunk).then(() => done(), done);
+  }
+
+  private async pace(chunk: Buffer): Promise<void> {
+    for (let offset = 0; offset < chunk.length; offset += SLICE_BYTES) {
+      const slice = chunk.subarray(offset, offset + SLICE_BYTES);
+      await this.rate.earn(slice.length);
+      if (this.destroyed) return;
+      this.push(slice);
     }
   }
 }

@@ -16,7 +16,7 @@ import { GtidSet } from '../../src/binlog/index.ts';
 import { mysqldFromSidRoot, type RunningMysqld } from '../../src/mysql/mysqld.ts';
 import { ApplierReplayError } from '../../src/restore/applier-replay.ts';
 import { checkReplayed, decideReplay, type ReplayDecision } from '../../src/restore/replay.ts';
-import { binariesFromSidRoot, replayBinlogs, type ReplayMethod } from '../../src/restore/run.ts';
+import { binariesFromSidRoot, replayBinlogs, RESTORE_SERVER_ARGS, type ReplayMethod } from '../../src/restore/run.ts';
 import { removeReplicationConfiguration, RESTORE_RELAY_LOG, startRestoreServer } from '../../src/restore/server.ts';
 import { servicesEnv } from '../support/env.ts';
 import { testServers, type TestServer, type TestServers } from '../support/test-mysqld.ts';
@@ -114,7 +114,7 @@ async function restoreClone(name: string): Promise<Restored> {
   const server = await startRestoreServer(mysqldFromSidRoot(servicesEnv().sidRoot), {
     datadir,
     runDir: path.join(servers.dir, name, 'run'),
-    extraArgs: ['--skip-log-bin', '--gtid-mode=ON', '--enforce-gtid-consistency=ON'],
+    extraArgs: RESTORE_SERVER_ARGS,
     relayLogReplay: true,
   });
   return { server, datadir, files };

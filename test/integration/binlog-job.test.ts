@@ -227,6 +227,10 @@ test('S3 down in the middle of a batch: files before it Completed, it Error, non
         if (++puts === 2) proxy.down(); // a real outage: connections refused and cut
         return real.putStream(...args);
       },
+      putFile: (...args: Parameters<ObjectStore['putFile']>) => {
+        if (++puts === 2) proxy.down();
+        return real.putFile(...args);
+      },
     });
     let failure: unknown;
     await binlogJob.handle({ instanceId: id }, directContext(config, w.metadata, { storage: flaky })).catch((e) => (failure = e));

@@ -82,7 +82,7 @@ test('an object of 3.5 ranges comes back byte-identical with 3 in flight, each r
   );
 });
 
-test('a range cut mid-body is asked again for the rest of it, and the bytes are still identical', async () => {
+test('a range cut mid-body is asked again for the rest of it, and the bytes are still identical; so is a single streamed GET', async () => {
   const data = randomBytes(Math.floor(3.5 * RANGE));
   await put('cut-range', data);
   proxy.calls = [];
@@ -98,6 +98,20 @@ test('a range cut mid-body is asked again for the rest of it, and the bytes are 
   assert.equal(starts.length, 3, 'the second range was cut twice, then asked a third time');
   assert.equal(starts[0], RANGE);
   assert.ok(starts[1]! >= starts[0]! && starts[2]! >= starts[1]!, `each retry asks for the rest of the range, from where it was cut (${starts.join(', ')})`);
+
+  // With concurrency 1 the object is one GET streamed as it comes, resumed the same way.
+  proxy.calls = [];
+  let streamedCuts = 0;
+  proxy.fault = (c) => (gets('cut-range')(c) && ++streamedCuts === 1 ? 'cut' : undefined);
+  try {
+    assert.ok((await download(proxied, 'cut-range', { concurrency: 1 })).equals(data));
+  } finally {
+    proxy.fault = () => undefined;
+  }
+  const streamed = proxy.calls.filter(gets('cut-range'));
+  assert.equal(streamed.length, 2, 'one GET, cut, then one for the rest');
+  assert.equal(streamed[0]!.range, undefined);
+  assert.ok(streamed[1]!.range === undefined || rangeOf(streamed[1]!)[1] === data.length - 1, streamed[1]!.range);
 });
 
 test('a range cut on every try fails the download naming the range and the tries', async () => {

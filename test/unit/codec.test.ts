@@ -143,6 +143,22 @@ test('free-space bounds hold on incompressible data, for every codec', async () 
   }
 });
 
+test('createArchive: max_read_mb_per_s paces the reads of the source (3 MiB at 6 MiB/s: at least half a second)', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mcb-codec-'));
+  try {
+    const source = path.join(dir, 'bak_1_20260101000000');
+    await mkdir(source);
+    await writeFile(path.join(source, 'ibdata1'), sample(3 * 1024 * 1024, 9));
+    const started = performance.now();
+    const result = await createArchive({ sourceDir: source, outFile: path.join(dir, 'a.tar'), codec: getCodec('none'), readMbPerSecond: 6 });
+    const seconds = (performance.now() - started) / 1000;
+    assert.ok(seconds >= 0.45, `took ${seconds.toFixed(2)} s`);
+    assert.ok(result.bytes > 3 * 1024 * 1024);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('an aborted compression leaves no thread behind: the process exits on its own', async () => {
   const script = `
     import { Readable, Writable } from 'node:stream';

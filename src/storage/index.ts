@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as Minio from 'minio';
 import type { OssConfig, VerifyMode } from '../config/index.ts';
 import { uploadFile } from './file-upload.ts';
-import { uploadInParts } from './multipart.ts';
+import { uploadInParts, type MultipartTarget } from './multipart.ts';
 import { PartSizeError, S3_LIMITS } from './part-size.ts';
 import { RateLimit, throttle } from './throttle.ts';
 
@@ -145,22 +145,11 @@ export class MinioObjectStore implements ObjectStore {
     // The throttle paces the bytes cut into parts, hence the bytes sent, whatever the parts in flight.
     streamPipeline(body, throttle(this.maxUploadMbPerS), counter, () => undefined);
     try {
-      await uploadInParts(counter, {
-        client: this.client,
-        bucket: this.bucket,
-        key,
-        metadata: { ...opts.metadata },
-        limits: { minPartBytes: this.minPartBytes, maxParts: this.maxParts },
-        concurrency: this.uploadConcurrency,
-        partChecksums: opts.partChecksums ?? true,
-        size: opts.size,
-        signal: opts.signal,
-      });
+      await uploadInParts(counter, this.uploadTarget(this.client, key, opts));
     } catch (err) {
       counter.destroy();
       body.destroy();
-      if (err instanceof PartSizeError) throw new StorageError(`upload of ${key} to ${this.location} refused: ${err.message}`);
-      throw new StorageError(`upload of ${key} to ${this.location} failed: ${describe(err)}`);
+      throw this.uploadError(key, err);
     }
     return { bytes: counter.bytes, sha256: counter.digest() };
   }
@@ -168,23 +157,33 @@ export class MinioObjectStore implements ObjectStore {
   async putFile(key: string, path: string, opts: PutFileOptions = {}): Promise<PutResult> {
     try {
       const { bytes, sha256 } = await uploadFile(path, {
-        client: this.streamingClient,
-        bucket: this.bucket,
-        key,
-        metadata: { ...opts.metadata },
-        limits: { minPartBytes: this.minPartBytes, maxParts: this.maxParts },
-        concurrency: this.uploadConcurrency,
-        partChecksums: opts.partChecksums ?? true,
-        size: opts.size,
-        signal: opts.signal,
+        ...this.uploadTarget(this.streamingClient, key, opts),
         rate: this.maxUploadMbPerS ? new RateLimit(this.maxUploadMbPerS * 1024 * 1024) : undefined,
         progress: opts.progress,
       });
       return { bytes, sha256 };
     } catch (err) {
-      if (err instanceof PartSizeError) throw new StorageError(`upload of ${key} to ${this.location} refused: ${err.message}`);
-      throw new StorageError(`upload of ${key} to ${this.location} failed: ${describe(err)}`);
+      throw this.uploadError(key, err);
     }
+  }
+
+  private uploadTarget(client: Minio.Client, key: string, opts: PutOptions): MultipartTarget {
+    return {
+      client,
+      bucket: this.bucket,
+      key,
+      metadata: { ...opts.metadata },
+      limits: { minPartBytes: this.minPartBytes, maxParts: this.maxParts },
+      concurrency: this.uploadConcurrency,
+      partChecksums: opts.partChecksums ?? true,
+      size: opts.size,
+      signal: opts.signal,
+    };
+  }
+
+  private uploadError(key: string, err: unknown): StorageError {
+    if (err instanceof PartSizeError) return new StorageError(`upload of ${key} to ${this.location} refused: ${err.message}`);
+    return new StorageError(`upload of ${key} to ${this.location} failed: ${describe(err)}`);
   }
 
   async stat(key: string): Promise<ObjectInfo | undefined> {

@@ -306,16 +306,18 @@ async function makeBigBinlog(targetBytes: number): Promise<{ file: string; bytes
   const conn = source!.conn;
   await conn.query('CREATE TABLE IF NOT EXISTS bench.binlog_fill (id BIGINT AUTO_INCREMENT PRIMARY KEY, k INT NOT NULL, c CHAR(120) NOT NULL, pad CHAR(60) NOT NULL)');
   await rotateBinlog(conn);
+  const file = await currentBinlog(conn);
   const { tables, rowsPerTable } = source!.shape;
   const chunk = Math.min(20_000, rowsPerTable);
+  // The server rotates at max_binlog_size (at most 1 GiB): a target at or above it is reached when the file closes.
   for (let i = 0; ; i++) {
     const [status] = await conn.query<import('mysql2/promise').RowDataPacket[]>('SHOW BINARY LOG STATUS');
-    if (Number(status[0]!.Position) >= targetBytes) break;
+    if (String(status[0]!.File) !== file || Number(status[0]!.Position) >= targetBytes) break;
     const table = `sbtest.sbtest${(i % tables) + 1}`;
     const from = (Math.floor(i / tables) * chunk) % rowsPerTable;
     await conn.query(`INSERT INTO bench.binlog_fill (k, c, pad) SELECT k, c, pad FROM ${table} WHERE id > ? AND id <= ?`, [from, from + chunk]);
   }
-  const file = await rotateBinlog(conn);
+  if ((await currentBinlog(conn)) === file) await rotateBinlog(conn);
   return { file: path.join(source!.datadir, file), bytes: statSync(path.join(source!.datadir, file)).size };
 }
 

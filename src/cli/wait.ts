@@ -22,11 +22,15 @@ export async function waitForJob(queue: Queue, jobId: string, opts: { timeoutMs?
   const started = Date.now();
   let warned = false;
   for (;;) {
-    const job = await queue.getJob(jobId);
-    if (!job) throw new JobFailedError(`job ${jobId} disappeared from queue ${queue.name}`);
-    const state = await job.getState();
-    if (state === 'completed') return { state, returnvalue: job.returnvalue };
-    if (state === 'failed') return { state, returnvalue: undefined, failedReason: job.failedReason };
+    // The state first, then the job: a job read before it finished would hold no return value yet.
+    const state = await queue.getJobState(jobId);
+    if (state === 'completed' || state === 'failed') {
+      const job = await queue.getJob(jobId);
+      if (!job) throw new JobFailedError(`job ${jobId} disappeared from queue ${queue.name}`);
+      if (state === 'completed') return { state, returnvalue: job.returnvalue };
+      return { state, returnvalue: undefined, failedReason: job.failedReason };
+    }
+    if (state === 'unknown') throw new JobFailedError(`job ${jobId} disappeared from queue ${queue.name}`);
     if (!warned && state === 'waiting' && Date.now() - started > 10_000) {
       warned = true;
       opts.onWaiting?.();

@@ -106,18 +106,23 @@ test('concurrency 3, 5 MiB parts: a 40 MB stream is stored byte for byte, 3 part
   }
 });
 
-test('a part body damaged on its way is refused and sent again: the object is exact; a small object (one PUT) too', async () => {
-  const data = randomBytes(12 * MiB);
-  const key = 'damaged-once.bin';
+/** Runs `upload` of `key` with its part 2 damaged on the way the first time only; it must be sent again. */
+async function withPart2DamagedOnce(key: string, upload: () => Promise<unknown>): Promise<void> {
   proxy.calls = [];
   let damaged = 0;
   proxy.fault = (c) => (c.key === key && c.query.get('partNumber') === '2' && damaged++ === 0 ? 'damage' : undefined);
   try {
-    await store({ uploadConcurrency: 2 }).putStream(key, chunked(data), { size: data.length });
+    await upload();
   } finally {
     proxy.fault = () => undefined;
   }
   assert.equal(damaged, 2, 'part 2 was damaged once, then sent again');
+}
+
+test('a part body damaged on its way is refused and sent again: the object is exact; a small object (one PUT) too', async () => {
+  const data = randomBytes(12 * MiB);
+  const key = 'damaged-once.bin';
+  await withPart2DamagedOnce(key, () => store({ uploadConcurrency: 2 }).putStream(key, chunked(data), { size: data.length }));
   assert.deepEqual(partPuts(key).map((c) => Number(c.query.get('partNumber'))).sort(), [1, 2, 2, 3]);
   assert.ok((await stored(key)).equals(data), 'the stored object is the bytes sent');
 
@@ -208,15 +213,7 @@ test('putFile, concurrency 3, 5 MiB parts: a 30 MB file is stored byte for byte,
 test('putFile: a part damaged on its way is read again from the file and sent again; the object is exact', async () => {
   const data = randomBytes(12 * MiB);
   const key = 'file-damaged-once.bin';
-  proxy.calls = [];
-  let damaged = 0;
-  proxy.fault = (c) => (c.key === key && c.query.get('partNumber') === '2' && damaged++ === 0 ? 'damage' : undefined);
-  try {
-    await store({ uploadConcurrency: 2 }).putFile(key, fileOf(key, data));
-  } finally {
-    proxy.fault = () => undefined;
-  }
-  assert.equal(damaged, 2, 'part 2 was damaged once, then sent again');
+  await withPart2DamagedOnce(key, () => store({ uploadConcurrency: 2 }).putFile(key, fileOf(key, data)));
   assert.deepEqual(partPuts(key).map((c) => Number(c.query.get('partNumber'))).sort(), [1, 2, 2, 3]);
   assert.ok((await stored(key)).equals(data), 'the stored object is the file');
 });

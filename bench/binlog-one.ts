@@ -4,8 +4,9 @@
 import { getCodec, type CodecName } from '../src/archive/index.ts';
 import type { Config, OssConfig } from '../src/config/index.ts';
 import type { JobContext } from '../src/jobs/types.ts';
-import { binlogCompressOptions, encodedDigest, uploadBinlog, verifyBinlogChecksums } from '../src/binlog-archive/upload.ts';
+import { binlogCompressOptions, discardEncoded, encodedDigest, uploadBinlog, verifyBinlogChecksums } from '../src/binlog-archive/upload.ts';
 import { MinioObjectStore } from '../src/storage/index.ts';
+import { parseKeyHex } from '../src/crypto/index.ts';
 import { childArgs, measureAndPrint } from './child.ts';
 
 interface Args {
@@ -17,6 +18,8 @@ interface Args {
   level: number;
   threads: number;
   verify: string;
+  /** Encrypts after compressing with this key (64 hex characters). */
+  encryptionKeyHex?: string;
 }
 
 const args = childArgs<Args>();
@@ -31,10 +34,10 @@ await measureAndPrint(async () => {
   await verifyBinlogChecksums(args.file, args.key);
   const checksumSeconds = since(t);
   t = process.hrtime.bigint();
-  const digest = await encodedDigest(args.file, codec, { level: args.level });
+  const digest = await encodedDigest(args.file, { codec, options: { level: args.level, threads: args.threads }, key: args.encryptionKeyHex ? parseKeyHex(args.encryptionKeyHex, 'bench key') : undefined });
   const digestSeconds = since(t);
   t = process.hrtime.bigint();
-  const stored = await uploadBinlog(args.file, args.key, digest, codec, { instanceId: 1, backupUuid: 'bench', name: args.key }, ctx);
+  const stored = await uploadBinlog(args.file, args.key, digest, codec, { instanceId: 1, backupUuid: 'bench', name: args.key }, ctx).finally(() => discardEncoded(digest));
   const uploadSeconds = since(t);
   return { ...stored, checksumSeconds, digestSeconds, uploadSeconds };
 });

@@ -11,6 +11,7 @@
 // the OS temp dir; the work dir is removed at the end unless MCB_BENCH_KEEP=1), MCB_BENCH_CACHE (filled datadirs;
 // default /var/cache/mcb/bench-data), MCB_BENCH_S3 (http[s]://ACCESS:SECRET@host:port; default the services' moto).
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,7 +63,9 @@ const ZSTD_LEVEL = 3;
 const DEFAULT_VERIFY: VerifyMode = 'parts';
 const VERIFY_MODES: VerifyMode[] = ['parts', 'download'];
 /** The uploads the restore section reads back. */
-const RESTORED = ['upload-mcb-gzip', 'upload-mcb-zstd'];
+const RESTORED = ['upload-mcb-gzip', 'upload-mcb-zstd', 'upload-mcb-zstd-enc'];
+/** The bench's own encryption key, made per run and never printed. */
+const benchKeyHex = randomBytes(32).toString('hex');
 /** [oss] upload_concurrency's default. */
 const UPLOAD_CONCURRENCY = 4;
 
@@ -138,7 +141,7 @@ interface ArchiveRow {
   /** Later sections that read the file (upload, restore): made for them even when the archive section is not selected. */
   usedBy: Section[];
   file: string;
-  mcb?: { codec: CodecName; level: number; threads?: number };
+  mcb?: { codec: CodecName; level: number; threads?: number; encryptionKeyHex?: string };
   /** A shell pipeline, and the compressor it needs besides tar. */
   cli?: { command: string; tool: string };
 }
@@ -153,6 +156,8 @@ function archiveRows(): ArchiveRow[] {
     { id: 'mcb-gzip', label: `mcb gzip-${GZIP_LEVEL}, ${cores} threads`, usedBy: ['upload', 'restore'], file: out('mcb.tar.gz'), mcb: { codec: 'gzip', level: GZIP_LEVEL, threads: cores } },
     { id: 'mcb-gzip-1', label: `mcb gzip-${GZIP_LEVEL}, 1 thread`, usedBy: [], file: out('mcb-1.tar.gz'), mcb: { codec: 'gzip', level: GZIP_LEVEL, threads: 1 } },
     { id: 'mcb-zstd', label: `mcb zstd-${ZSTD_LEVEL}, ${cores} threads`, usedBy: ['upload', 'restore'], file: out('mcb.tar.zst'), mcb: { codec: 'zstd', level: ZSTD_LEVEL, threads: cores } },
+    { id: 'mcb-gzip-enc', label: `mcb gzip-${GZIP_LEVEL} + AES-256-GCM, ${cores} threads`, usedBy: [], file: out('mcb-enc.tar.gz.enc'), mcb: { codec: 'gzip', level: GZIP_LEVEL, threads: cores, encryptionKeyHex: benchKeyHex } },
+    { id: 'mcb-zstd-enc', label: `mcb zstd-${ZSTD_LEVEL} + AES-256-GCM, ${cores} threads`, usedBy: ['upload', 'restore'], file: out('mcb-enc.tar.zst.enc'), mcb: { codec: 'zstd', level: ZSTD_LEVEL, threads: cores, encryptionKeyHex: benchKeyHex } },
     { id: 'mcb-none', label: 'mcb none (tar only)', usedBy: ['upload'], file: out('mcb.tar'), mcb: { codec: 'none', level: GZIP_LEVEL } },
     { id: 'tar-czf', label: 'tar -czf (the seed)', usedBy: [], file: out('cli.tar.gz'), cli: tar('-czf', 'cli.tar.gz', 'gzip') },
     { id: 'tar-pigz', label: 'tar -I pigz', usedBy: [], file: out('cli-pigz.tar.gz'), cli: tar('-I pigz -cf', 'cli-pigz.tar.gz', 'pigz') },
@@ -241,7 +246,7 @@ async function sectionUpload(archives: Map<string, ArchiveMade>, sourceBytes: nu
     { a: main, concurrency: UPLOAD_CONCURRENCY, partChecksums: false, key: keyOf(main, '-nomd5'), id: `upload-${main.row.id}-nomd5` },
     { a: main, concurrency: UPLOAD_CONCURRENCY, partChecksums: true, key: keyOf(main), id: `upload-${main.row.id}` },
   ];
-  for (const id of ['mcb-gzip', 'mcb-zstd', 'mcb-none']) {
+  for (const id of ['mcb-gzip', 'mcb-zstd', 'mcb-zstd-enc', 'mcb-none']) {
     const a = archives.get(id);
     if (a && a !== main) plan.push({ a, concurrency: UPLOAD_CONCURRENCY, partChecksums: true, key: keyOf(a), id: `upload-${id}` });
   }
@@ -275,7 +280,7 @@ async function sectionRestore(uploaded: Map<string, Uploaded>, archives: Map<str
   type Row = { id: string; label: string; step: (destDir: string) => StoreStep | undefined; bytes?: number };
   const fromStore = (up: string, op: 'restore' | 'restore-one-stream') => (destDir: string): StoreStep | undefined => {
     const u = uploaded.get(up);
-    return u && (op === 'restore' ? { op, key: u.key, bytes: u.bytes, sha256: u.sha256, destDir, concurrency: downloadConcurrency } : { op, key: u.key, bytes: u.bytes, sha256: u.sha256, destDir });
+    return u && (op === 'restore' ? { op, key: u.key, bytes: u.bytes, sha256: u.sha256, destDir, concurrency: downloadConcurrency, keyHex: benchKeyHex } : { op, key: u.key, bytes: u.bytes, sha256: u.sha256, destDir });
   };
   const fromFile = (id: string) => (destDir: string): StoreStep | undefined => {
     const a = archives.get(id);
@@ -288,6 +293,7 @@ async function sectionRestore(uploaded: Map<string, Uploaded>, archives: Map<str
     { id: 'restore-zstd-before', label: 'zstd, one GET stream', step: fromStore('upload-mcb-zstd', 'restore-one-stream') },
     { id: 'restore-zstd', label: `zstd, mcb restore (download_concurrency ${downloadConcurrency})`, step: fromStore('upload-mcb-zstd', 'restore') },
     { id: 'restore-zstd-file', label: 'zstd, from the local file (no S3)', step: fromFile('mcb-zstd') },
+    { id: 'restore-zstd-enc', label: `zstd + AES-256-GCM, mcb restore (download_concurrency ${downloadConcurrency})`, step: fromStore('upload-mcb-zstd-enc', 'restore') },
   ];
   for (const r of rows) {
     const step = r.step(dest);
@@ -326,11 +332,23 @@ async function sectionBinlog(): Promise<void> {
   const t0 = Date.now();
   const binlog = await makeBigBinlog(binlogMb * 1024 * 1024);
   log(`wrote a ${mb(binlog.bytes)} MB binlog (${path.basename(binlog.file)}) with INSERT … SELECT of sysbench rows in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  for (const codec of ['gzip', 'zstd', 'none'] as const) {
+  for (const [codec, encrypted] of [['gzip', false], ['zstd', false], ['zstd', true], ['none', false]] as const) {
     const level = codec === 'gzip' ? GZIP_LEVEL : ZSTD_LEVEL;
-    const m = await runNodeChild(script('binlog-one.ts'), { oss, bucket, file: binlog.file, key: `log_1_${path.basename(binlog.file)}-${codec}`, codec, level, threads: cores, verify: DEFAULT_VERIFY });
+    const id = `binlog-${codec}${encrypted ? '-enc' : ''}`;
+    const m = await runNodeChild(script('binlog-one.ts'), {
+      oss,
+      bucket,
+      file: binlog.file,
+      key: `log_1_${path.basename(binlog.file)}-${id}`,
+      codec,
+      level,
+      threads: cores,
+      verify: DEFAULT_VERIFY,
+      ...(encrypted ? { encryptionKeyHex: benchKeyHex } : {}),
+    });
+    // Encrypted, the digest pass also writes the encrypted object locally, and the upload sends that file.
     const phases = `checksums ${fmt(Number(m.checksumSeconds))} s, digest pass ${fmt(Number(m.digestSeconds))} s, upload+verify ${fmt(Number(m.uploadSeconds))} s`;
-    report.row(`binlog-${codec}`, `binlog ${codec}${codec === 'none' ? '' : `-${level}`}`, m, { sourceBytes: binlog.bytes, bytes: Number(m.bytes), worker: true, notes: phases });
+    report.row(id, `binlog ${codec}${codec === 'none' ? '' : `-${level}`}${encrypted ? ' + AES-256-GCM' : ''}`, m, { sourceBytes: binlog.bytes, bytes: Number(m.bytes), worker: true, notes: phases });
   }
   rmSync(binlog.file, { force: true });
 }

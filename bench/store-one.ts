@@ -2,16 +2,17 @@
 // verification of a stored object, or a restore (download + decompress + extract) of a full backup's object; and
 // the restore's ceiling without a store (decompress + extract of the local archive file). Prints one JSON line.
 import { createReadStream, statSync } from 'node:fs';
-import { codecForObjectName, extractArchive } from '../src/archive/index.ts';
+import { decodersFor, extractArchive } from '../src/archive/index.ts';
 import type { OssConfig, VerifyMode } from '../src/config/index.ts';
 import { extractFullVerified } from '../src/restore/run.ts';
+import { Keyring, parseKeyHex } from '../src/crypto/index.ts';
 import { HashingCounter, MinioObjectStore, verifyStoredObject } from '../src/storage/index.ts';
 import { childArgs, measureAndPrint } from './child.ts';
 
 export type StoreStep =
   | { op: 'upload'; file: string; key: string; sha256: string; concurrency?: number; partChecksums?: boolean; via?: UploadVia }
   | { op: 'verify'; key: string; bytes: number; sha256: string; mode: VerifyMode }
-  | { op: 'restore'; key: string; bytes: number; sha256: string; destDir: string; concurrency?: number }
+  | { op: 'restore'; key: string; bytes: number; sha256: string; destDir: string; concurrency?: number; keyHex?: string }
   | { op: 'restore-one-stream'; key: string; bytes: number; sha256: string; destDir: string }
   | { op: 'extract-file'; file: string; destDir: string };
 
@@ -40,7 +41,7 @@ await measureAndPrint(async () => {
       await verifyStoredObject(store, step.key, { bytes: step.bytes, sha256: step.sha256 }, step.mode);
       return {};
     case 'restore':
-      await extractFullVerified(store, step.key, step.sha256, step.destDir, { expectedBytes: step.bytes, concurrency: step.concurrency });
+      await extractFullVerified(store, step.key, step.sha256, step.destDir, { expectedBytes: step.bytes, concurrency: step.concurrency, keyring: step.keyHex ? new Keyring(parseKeyHex(step.keyHex, 'bench key')) : undefined });
       return {};
     case 'restore-one-stream': {
       // The restore as it was before parallel downloads: one GET stream → decompress → tar, in one pipeline.
@@ -48,12 +49,12 @@ await measureAndPrint(async () => {
       const source = await store.getStream(step.key);
       source.on('error', (err) => counted.destroy(err));
       source.pipe(counted);
-      await extractArchive(counted, { codec: codecForObjectName(step.key), destDir: step.destDir, strip: 1 });
+      await extractArchive(counted, { decoders: decodersFor(step.key, undefined), destDir: step.destDir, strip: 1 });
       if (counted.digest() !== step.sha256) throw new Error(`${step.key} read back with another sha256`);
       return {};
     }
     case 'extract-file':
-      await extractArchive(createReadStream(step.file), { codec: codecForObjectName(step.file), destDir: step.destDir, strip: 1 });
+      await extractArchive(createReadStream(step.file), { decoders: decodersFor(step.file, undefined), destDir: step.destDir, strip: 1 });
       return {};
   }
 });

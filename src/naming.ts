@@ -16,12 +16,12 @@ export function fullBackupBaseName(instanceId: number, startedAt: Date, zone: Ti
   return `bak_${instanceId}_${compactTimestamp(startedAt, zone)}`;
 }
 
-/** bak_<id>_<ts>.tar.gz (gzip), .tar.zst (zstd) or .tar (none). */
+/** bak_<id>_<ts>.tar.gz (gzip), .tar.zst (zstd) or .tar (none), and `.enc` after it when encrypted. */
 export function fullBackupObjectName(instanceId: number, startedAt: Date, zone: TimeZone, extension: string): string {
   return `${fullBackupBaseName(instanceId, startedAt, zone)}.tar${extension}`;
 }
 
-/** log_<tb_instance_id>_<binlog file name>[.gz|.zst] */
+/** log_<tb_instance_id>_<binlog file name>[.gz|.zst][.enc] */
 export function binlogObjectName(instanceId: number, binlogFile: string, extension = ''): string {
   return `log_${instanceId}_${binlogFile}${extension}`;
 }
@@ -38,33 +38,38 @@ export function seedFullObjectName(backupName: string | null | undefined): strin
   return undefined;
 }
 
-const fullNamePattern = /^bak_(\d+)_(\d{14})\.tar(\.gz|\.zst)?$/;
-const binlogNamePattern = /^log_(\d+)_(.+?)(\.gz|\.zst)?$/;
+const fullNamePattern = /^bak_(\d+)_(\d{14})\.tar(\.gz|\.zst)?(\.enc)?$/;
+const binlogNamePattern = /^log_(\d+)_(.+?)(\.gz|\.zst)?(\.enc)?$/;
 
 function compressionOfSuffix(suffix: string | undefined): CodecName {
   return suffix === '.gz' ? 'gzip' : suffix === '.zst' ? 'zstd' : 'none';
 }
 
-/** The compression of an object, from its name: `.gz` gzip, `.zst` zstd, anything else none. */
+/** The compression of an object, from its name: `.gz` gzip, `.zst` zstd (either before `.enc`), anything else none. */
 export function compressionOfObjectName(name: string): CodecName {
-  return compressionOfSuffix(/(\.gz|\.zst)$/.exec(name)?.[1]);
+  return compressionOfSuffix(/(\.gz|\.zst)(\.enc)?$/.exec(name)?.[1]);
+}
+
+/** An object whose name ends in `.enc` is encrypted (src/crypto); every other one is not. */
+export function isEncryptedObjectName(name: string): boolean {
+  return name.endsWith('.enc');
 }
 
 export type ParsedObjectName =
-  | { type: 'full'; instanceId: number; timestamp: string; compression: CodecName }
-  | { type: 'binlog'; instanceId: number; binlogFile: string; compression: CodecName };
+  | { type: 'full'; instanceId: number; timestamp: string; compression: CodecName; encrypted: boolean }
+  | { type: 'binlog'; instanceId: number; binlogFile: string; compression: CodecName; encrypted: boolean };
 
 export function parseObjectName(name: string): ParsedObjectName | undefined {
   const full = fullNamePattern.exec(name);
-  if (full) return { type: 'full', instanceId: Number(full[1]), timestamp: full[2]!, compression: compressionOfSuffix(full[3]) };
+  if (full) return { type: 'full', instanceId: Number(full[1]), timestamp: full[2]!, compression: compressionOfSuffix(full[3]), encrypted: !!full[4] };
   const log = binlogNamePattern.exec(name);
-  if (log) return { type: 'binlog', instanceId: Number(log[1]), binlogFile: log[2]!, compression: compressionOfSuffix(log[3]) };
+  if (log) return { type: 'binlog', instanceId: Number(log[1]), binlogFile: log[2]!, compression: compressionOfSuffix(log[3]), encrypted: !!log[4] };
   return undefined;
 }
 
-/** The object key without its `.tar[.gz|.zst]` suffix: the archive's top-level folder. */
+/** The object key without its `.tar[.gz|.zst][.enc]` suffix: the archive's top-level folder. */
 export function fullBackupBaseOf(objectKey: string): string {
-  return objectKey.replace(/\.tar(\.gz|\.zst)?$/, '');
+  return objectKey.replace(/\.tar(\.gz|\.zst)?(\.enc)?$/, '');
 }
 
 /**

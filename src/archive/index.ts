@@ -2,14 +2,17 @@
 import { createWriteStream } from 'node:fs';
 import { readdir, lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
 import { HashingCounter } from '../storage/index.ts';
 import { throttle } from '../storage/throttle.ts';
+import type { EncryptionKey } from '../crypto/index.ts';
 import { type Codec, type CompressOptions, getCodec, codecForObjectName, type CodecName, codecNames, levelProblem } from './codec.ts';
+import { decodersFor, encoders, encodingSuffix, type Encoding } from './encoding.ts';
 
 export { type Codec, type CompressOptions, getCodec, codecForObjectName, type CodecName, codecNames, levelProblem };
+export { decodersFor, encoders, encodingSuffix, type Encoding };
 
 export interface ArchiveResult {
   bytes: number;
@@ -45,6 +48,8 @@ export interface CreateArchiveOptions {
   sourceDir: string;
   outFile: string;
   codec: Codec;
+  /** Encrypts the compressed archive with this key (src/crypto); absent: not encrypted. */
+  encryptWith?: EncryptionKey;
   /** The codec's default when absent. */
   level?: number;
   /** Compression threads; default: every core. */
@@ -74,8 +79,8 @@ export async function createArchive(opts: CreateArchiveOptions): Promise<Archive
   const pack = tar.create({ cwd: path.dirname(opts.sourceDir), portable: false, maxReadSize: 1024 * 1024 }, [path.basename(opts.sourceDir)]) as unknown as Readable;
   const counter = new HashingCounter();
   // tar reads the files as fast as its output is taken, so the throttle on its output paces the disk reads.
-  const compress = opts.codec.compress({ level: opts.level, threads: opts.threads });
-  await pipeline(pack, throttle(opts.readMbPerSecond), progress, compress, counter, createWriteStream(opts.outFile), {
+  const encode = encoders({ codec: opts.codec, key: opts.encryptWith }, { level: opts.level, threads: opts.threads });
+  await pipeline(pack, throttle(opts.readMbPerSecond), progress, ...(encode as [Duplex]), counter, createWriteStream(opts.outFile, { mode: 0o600 }), {
     signal: opts.signal,
   });
   opts.onProgress?.(1);
@@ -83,7 +88,8 @@ export async function createArchive(opts: CreateArchiveOptions): Promise<Archive
 }
 
 export interface ExtractOptions {
-  codec: Codec;
+  /** From stored bytes to the tar stream: decodersFor(the object's name, keyring). */
+  decoders: Duplex[];
   destDir: string;
   /** Leading path components to drop (1 = put the archive's top-level folder's contents in destDir). */
   strip?: number;
@@ -101,10 +107,12 @@ export async function extractArchive(source: Readable, opts: ExtractOptions): Pr
   const extractor = tar.extract({
     cwd: opts.destDir,
     strip: opts.strip ?? 0,
+    // A bad header, a truncated archive or an entry that would leave destDir fails the extraction, not skipped.
+    strict: true,
     onwarn: (_code: string, _message: string, data: unknown) => {
       if (data instanceof Error && typeof (data as NodeJS.ErrnoException).syscall === 'string') fsError ??= data;
     },
   }) as unknown as NodeJS.WritableStream;
-  await pipeline(source, opts.codec.decompress(), extractor, { signal: opts.signal });
+  await pipeline(source, ...(opts.decoders as [Duplex]), extractor, { signal: opts.signal });
   if (fsError) throw fsError;
 }

@@ -89,7 +89,7 @@ async function identifySeedRow(row: ArchivedBinlogRow, ctx: JobContext, s: Serie
 /** The FORMAT_DESCRIPTION timestamp (seconds) of a stored binlog, from its first bytes; undefined when unreadable. */
 async function objectFirstEventTime(ctx: JobContext, key: string): Promise<number | undefined> {
   try {
-    return (await binlogStartOfObject(ctx.storage, key)).getTime() / 1000;
+    return (await binlogStartOfObject(ctx.storage, key, ctx.config.encryption)).getTime() / 1000;
   } catch (err) {
     ctx.log.warn({ objectKey: key, err: (err as Error).message }, 'cannot read the first event of a stored binlog');
     return undefined;

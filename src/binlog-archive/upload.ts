@@ -5,11 +5,19 @@
 // (`mcb-sha256`) is computed first, in one local pass through the same codec (gzip and zstd with the same level
 // are deterministic); the upload's own digest must then match it, or the object is removed and the file counts as
 // changed while read.
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { Writable } from 'node:stream';
+//
+// Encrypted, the stored bytes are written to a local file (0600) in a second pass and that file is uploaded: the
+// salt is derived from the first pass's digest of the compressed bytes, so a retry stores identical bytes (found
+// already stored instead of uploaded twice), and a salt is never used for two different plaintexts.
+import { randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Codec, CompressOptions } from '../archive/codec.ts';
+import { EncryptStream, saltForContent, type EncryptionKey } from '../crypto/index.ts';
 import { BinlogFormatError, summarizeBinlog } from '../binlog/index.ts';
 import type { JobContext } from '../jobs/types.ts';
 import { HashingCounter, ObjectMismatchError, verifyStoredObject, type PutOptions, type PutResult } from '../storage/index.ts';
@@ -17,10 +25,23 @@ import { HashingCounter, ObjectMismatchError, verifyStoredObject, type PutOption
 /** What an upload of the file will store. */
 export interface EncodedDigest {
   sha256: string;
-  /** Bytes stored (compressed when gzip). */
+  /** Bytes stored (compressed, encrypted). */
   bytes: number;
   /** Bytes of the binlog file. */
   sourceBytes: number;
+  /** Encrypted: the local file holding exactly the bytes to store (remove it with discardEncoded). */
+  encodedFile?: string;
+  /** Encrypted: the id of the key. */
+  keyId?: string;
+}
+
+/** How the binlog job stores a file: compressed by `codec` (with `options`), then encrypted with `key` when given. */
+export interface BinlogEncoding {
+  codec: Codec;
+  options: CompressOptions;
+  key?: EncryptionKey;
+  /** Where an encrypted object is written before its upload. */
+  scratchDir?: string;
 }
 
 export interface StoredBinlog {
@@ -47,11 +68,34 @@ export function binlogCompressOptions(ctx: Pick<JobContext, 'config'>): Compress
   return { level: ctx.config.backup.compressionLevel, threads: ctx.config.backup.compressionThreads };
 }
 
-/** sha256 and size of what the upload will store: the file through the codec. */
-export async function encodedDigest(file: string, codec: Codec, options: CompressOptions): Promise<EncodedDigest> {
+/** sha256 and size of what the upload will store: the file through the codec (and, encrypted, into a local file). */
+export async function encodedDigest(file: string, encoding: BinlogEncoding): Promise<EncodedDigest> {
+  const compressed = await digestThrough(file, [encoding.codec.compress(encoding.options)]);
+  if (!encoding.key) return compressed;
+  const key = encoding.key;
+  const encodedFile = path.join(encoding.scratchDir ?? os.tmpdir(), `.mcb-${randomUUID()}-${path.basename(file)}.enc`);
+  const plain = new HashingCounter();
+  try {
+    const stored = await digestThrough(file, [encoding.codec.compress(encoding.options), plain, new EncryptStream(key, { salt: saltForContent(key, compressed.sha256) })], createWriteStream(encodedFile, { mode: 0o600 }));
+    if (plain.digest() !== compressed.sha256 || stored.sourceBytes !== compressed.sourceBytes) {
+      throw new Error(`${file} changed while it was read: the two reads before its upload differ`);
+    }
+    return { ...stored, encodedFile, keyId: key.id };
+  } catch (err) {
+    await rm(encodedFile, { force: true });
+    throw err;
+  }
+}
+
+/** Removes the local encoded copy an encrypted digest made. */
+export async function discardEncoded(digest: EncodedDigest | undefined): Promise<void> {
+  if (digest?.encodedFile) await rm(digest.encodedFile, { force: true });
+}
+
+async function digestThrough(file: string, transforms: Duplex[], sink?: NodeJS.WritableStream): Promise<EncodedDigest> {
   const raw = new HashingCounter();
   const stored = new HashingCounter();
-  await pipeline(createReadStream(file), raw, codec.compress(options), stored, new Writable({ write: (_c, _e, done) => done() }));
+  await pipeline(createReadStream(file), raw, ...(transforms as [Duplex]), stored, sink ?? new Writable({ write: (_c, _e, done) => done() }));
   return { sha256: stored.digest(), bytes: stored.bytes, sourceBytes: raw.bytes };
 }
 
@@ -73,10 +117,20 @@ export async function uploadBinlog(
   const size = (await stat(file)).size;
   const opts: PutOptions = {
     partChecksums: ctx.config.backup.verify !== 'size',
-    metadata: { 'mcb-instance': String(ids.instanceId), 'mcb-backup-uuid': ids.backupUuid, 'mcb-binlog-file': ids.name, 'mcb-sha256': expected.sha256 },
+    metadata: {
+      'mcb-instance': String(ids.instanceId),
+      'mcb-backup-uuid': ids.backupUuid,
+      'mcb-binlog-file': ids.name,
+      'mcb-sha256': expected.sha256,
+      ...(expected.keyId ? { 'mcb-key-id': expected.keyId } : {}),
+    },
   };
-  // Uncompressed, the file is the object: its parts are sent as ranges of it (no part held in memory).
-  const put = codec.name === 'none' ? await putWhole(file, objectKey, opts, ctx) : await putCompressed(file, objectKey, codec, opts, ctx);
+  // Uncompressed or already encoded, a file is the object: its parts are sent as ranges of it (no part held in memory).
+  const put = expected.encodedFile
+    ? { ...(await ctx.storage.putFile(objectKey, expected.encodedFile, opts)), sourceBytes: expected.sourceBytes }
+    : codec.name === 'none'
+      ? await putWhole(file, objectKey, opts, ctx)
+      : await putCompressed(file, objectKey, codec, opts, ctx);
   if (put.sourceBytes !== size) {
     await ctx.storage.remove(objectKey).catch(() => undefined);
     throw new Error(`${file} changed while it was read: ${put.sourceBytes} bytes read, ${size} expected (is it still being written?)`);

@@ -1,5 +1,6 @@
 // What every subcommand needs, created on first use and closed once at the end.
 import { loadConfig, type Config } from '../config/index.ts';
+import { readableKeyFileWarnings, readableSecretsWarning } from '../config/file-mode.ts';
 import { createLogger, type Logger } from '../log/index.ts';
 import { MetadataError, MetadataStore } from '../metadata/index.ts';
 import { closeRedis, dropRedis, logRedisOutages, pingRedis, Queues, redisConnection } from '../queues/index.ts';
@@ -28,7 +29,12 @@ export class CliContext {
   constructor(readonly options: GlobalOptions) {}
 
   get config(): Config {
-    this.configValue ??= loadConfig(this.options.config);
+    if (!this.configValue) {
+      this.configValue = loadConfig(this.options.config);
+      const warning = readableSecretsWarning(this.configValue.file);
+      if (warning) console.error(`warning: ${warning}`);
+      for (const w of readableKeyFileWarnings(this.configValue.file)) console.error(`warning: ${w}`);
+    }
     return this.configValue;
   }
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { IniSyntaxError, parseIni, type IniEntry } from './ini.ts';
 import { type CodecName, codecNames, levelProblem } from '../archive/codec.ts';
 import { parseTimeZone, TimeError, type TimeZone } from '../time/zone.ts';
+import { Keyring, KeyError, loadKeyFile, parseKeyHex, type EncryptionKey } from '../crypto/index.ts';
 
 export class ConfigError extends Error {
   readonly exitCode = 2;
@@ -139,6 +140,8 @@ export interface ServerConfig {
   token?: string;
   user?: string;
   password?: string;
+  /** With credentials configured, whether the read-only routes (status page, /api GETs, /metrics) are open anyway. */
+  publicRead: boolean;
   staleFullHours: number;
   staleBinlogMinutes: number;
 }
@@ -153,6 +156,8 @@ export interface Config {
   schedule: ScheduleConfig;
   server: ServerConfig;
   restore: RestoreConfig;
+  /** [encryption]: `current` encrypts every object written; all of them decrypt. Empty: nothing is encrypted. */
+  encryption: Keyring;
 }
 
 type Section = Map<string, IniEntry>;
@@ -257,7 +262,7 @@ class SectionReader {
   }
 }
 
-const knownSections = ['mysql-link', 'metadata-link', 'backup-conf', 'redis', 'oss', 'schedule', 'server', 'restore'] as const;
+const knownSections = ['mysql-link', 'metadata-link', 'backup-conf', 'redis', 'oss', 'schedule', 'server', 'restore', 'encryption'] as const;
 
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
   const resolved = path.resolve(file);
@@ -337,7 +342,43 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const restore = readRestore(restoreSection);
   restoreSection.rejectUnknownKeys();
 
-  return { file, mysql, metadata, backup, redis, oss, schedule, server, restore };
+  const encryptionSection = reader('encryption');
+  const encryption = readEncryption(encryptionSection, env);
+  encryptionSection.rejectUnknownKeys();
+
+  return { file, mysql, metadata, backup, redis, oss, schedule, server, restore, encryption };
+}
+
+/**
+ * key_file (or MCB_ENCRYPTION_KEY, the key's 64 hex characters) encrypts what is written; key_files lists older
+ * keys, kept to read what they encrypted. The files are read here, once: a missing or malformed key stops start-up.
+ */
+function readEncryption(s: SectionReader, env: NodeJS.ProcessEnv): Keyring {
+  const load = (key: string, file: string): EncryptionKey => {
+    if (!path.isAbsolute(file)) s.fail(key, `must be an absolute path, got "${file}"`);
+    try {
+      return loadKeyFile(file);
+    } catch (err) {
+      if (err instanceof KeyError) s.fail(key, err.message);
+      throw err;
+    }
+  };
+  const keyFile = s.optionalString('key_file');
+  const older = (s.optionalString('key_files') ?? '').split(',').map((f) => f.trim()).filter(Boolean).map((f) => load('key_files', f));
+  const fromEnv = env.MCB_ENCRYPTION_KEY;
+  let current: EncryptionKey | undefined;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    try {
+      current = parseKeyHex(fromEnv, 'MCB_ENCRYPTION_KEY');
+    } catch (err) {
+      if (err instanceof KeyError) throw new ConfigError(err.message);
+      throw err;
+    }
+  } else if (keyFile !== undefined) current = load('key_file', keyFile);
+  if (!current && older.length) {
+    s.fail('key_files', 'lists keys to read older objects with, and needs key_file (or MCB_ENCRYPTION_KEY): the key new objects are encrypted with');
+  }
+  return new Keyring(current, older);
 }
 
 function readMysqlLink(s: SectionReader, passwordEnv: string): MysqlLinkConfig {
@@ -528,6 +569,7 @@ function readServer(s: SectionReader): ServerConfig {
     token: s.optionalString('token', 'MCB_SERVER_TOKEN'),
     user,
     password,
+    publicRead: s.bool('public_read', false),
     staleFullHours: s.int('stale_full_hours', 26, 1, 100000),
     staleBinlogMinutes: s.int('stale_binlog_minutes', 60, 1, 1000000),
   };

@@ -13,13 +13,13 @@
 //      overwritten) → upload (optionally gzip) → verify size and sha256 → Completed. The batch stops at the first
 //      failure (that row → Error, the job fails): the next run retries it, so no holes.
 import path from 'node:path';
-import { getCodec, type Codec } from '../archive/codec.ts';
+import { encodingSuffix, getCodec, type Codec } from '../archive/index.ts';
 import { recordGap, type GapReport } from '../binlog-archive/gap.ts';
 import { hasTransactions, headCache, readIndexUpToActive, resolveIndexPath, type BinlogHead, type IndexEntry } from '../binlog-archive/index-file.ts';
 import { chooseBinlogObjectKey } from '../binlog-archive/object-key.ts';
 import { pitrPreconditionFailures, recordPreconditionFailure } from '../binlog-archive/preconditions.ts';
 import { binlogBackupUuid, identifyRows, type IdentifiedRow } from '../binlog-archive/series.ts';
-import { binlogCompressOptions, confirmStoredBinlog, encodedDigest, uploadBinlog, verifyBinlogChecksums } from '../binlog-archive/upload.ts';
+import { binlogCompressOptions, confirmStoredBinlog, discardEncoded, encodedDigest, uploadBinlog, verifyBinlogChecksums, type EncodedDigest } from '../binlog-archive/upload.ts';
 import { requireBackupKey } from '../config/index.ts';
 import { backfillSeedBinlogRows, listBinlogRows } from '../metadata/binlog-queries.ts';
 import { MetadataError, type BackupRow } from '../metadata/index.ts';
@@ -242,6 +242,8 @@ function archivedIdentities(rows: IdentifiedRow[], zone: TimeZone): Set<string> 
 async function archiveOne(run: RunState, entry: IndexEntry, h: BinlogHead, backupUuid: string, existing: BackupRow | undefined): Promise<ArchivedBinlogInfo> {
   const { instanceId, serverUuid, codec, ctx } = run;
   const name = entry.name;
+  const key = ctx.config.encryption.current;
+  const suffix = encodingSuffix({ codec, key });
   const next = run.entries[run.entries.indexOf(entry) + 1]!; // never undefined: the active binlog is last and never archived
   const fields = {
     startTime: new Date(h.start * 1000),
@@ -250,9 +252,10 @@ async function archiveOne(run: RunState, entry: IndexEntry, h: BinlogHead, backu
     gtidSet: h.previousGtids,
     serverUuid,
     backupPath: path.dirname(entry.path),
-    backupName: binlogObjectName(instanceId, name, codec.extension),
+    backupName: binlogObjectName(instanceId, name, suffix),
     bucketName: ctx.storage.bucket,
     compression: codec.name,
+    encryptionKeyId: key?.id ?? null,
     overdueDay: ctx.config.backup.binlogStorageDays,
     workerHost: ctx.workerHost,
     jobId: ctx.jobId,
@@ -262,15 +265,16 @@ async function archiveOne(run: RunState, entry: IndexEntry, h: BinlogHead, backu
   } else {
     await ctx.metadata.transition(backupUuid, ['Uploading', 'Error'], 'Uploading', { ...fields, info: `uploading (retry after: ${existing.info ?? existing.state})` });
   }
+  let expected: EncodedDigest | undefined;
   try {
     await verifyBinlogChecksums(entry.path, name);
-    const expected = await encodedDigest(entry.path, codec, binlogCompressOptions(ctx));
+    expected = await encodedDigest(entry.path, { codec, key, options: binlogCompressOptions(ctx), scratchDir: ctx.config.backup.backupPath });
     const choice = await chooseBinlogObjectKey(ctx.storage, ctx.metadata, {
       instanceId,
       backupUuid,
       file: name,
       startSeconds: h.start,
-      extension: codec.extension,
+      extension: suffix,
       bytes: expected.bytes,
       sha256: expected.sha256,
     });
@@ -291,5 +295,7 @@ async function archiveOne(run: RunState, entry: IndexEntry, h: BinlogHead, backu
     const reason = `archiving ${name} failed: ${(err as Error).message}`;
     await ctx.metadata.markError(backupUuid, reason, (err as Error).stack);
     throw new Error(reason, { cause: err });
+  } finally {
+    await discardEncoded(expected);
   }
 }

@@ -2,7 +2,7 @@
 // (as the seed did, so the binlog holding the recovery point closes and is archived next), then Completed.
 // State Clearing → Completed.
 import { BackupState, type BackupRow } from '../metadata/index.ts';
-import { defineFullStage, fullBackupFiles, removeFullBackupFiles } from './full-files.ts';
+import { containedBackupFiles, defineFullStage, removeFullBackupFiles } from './full-files.ts';
 import { PermanentJobError, type JobContext } from './types.ts';
 
 export interface CleanupResult {
@@ -20,7 +20,7 @@ export const cleanupStage = defineFullStage<CleanupResult>({
   async run(row, { backupUuid }, ctx) {
     // Before the local archive goes: it is the only copy left if the object is not what the row says.
     await confirmStoredObject(row, ctx);
-    await removeFullBackupFiles(fullBackupFiles(row));
+    await removeFullBackupFiles(await containedBackupFiles(row, ctx.config), ctx.config);
     // The backup is verified in storage by now: a node that cannot be reached for the flush must not turn it
     // into an Error row that restore and expiry would ignore. The next binlog run rotates on its own (RPO).
     let flushNote = '';

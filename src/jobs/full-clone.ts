@@ -2,10 +2,11 @@
 // end_time = clone_status END_TIME (the recovery point) and the binary log the clone's consistent point lies in
 // or after (binlog_file, binlog_position): a point-in-time restore starts its binlog chain at that file
 // (src/restore/plan.ts), and expiry keeps it.
-import { rm } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
+import { removeTree } from '../fs/contained-rm.ts';
 import { BackupState } from '../metadata/index.ts';
 import type { DataNode } from '../mysql/data-node.ts';
-import { defineFullStage, fullBackupFiles } from './full-files.ts';
+import { backupRoot, containedBackupFiles, defineFullStage } from './full-files.ts';
 import { checkCloneSpace, isNoSpace, ranOutOfSpace } from './free-space.ts';
 import type { JobContext } from './types.ts';
 
@@ -32,13 +33,14 @@ export const cloneStage = defineFullStage<CloneResult>({
     }),
   },
   async run(row, { backupUuid }, ctx) {
-    const { cloneDir } = fullBackupFiles(row);
+    const { cloneDir } = await containedBackupFiles(row, ctx.config);
+    const within = backupRoot(ctx.config);
     const node = await ctx.connectDataNode();
     let monitor: DataNode;
     try {
       await stopOrphanClone(node, cloneDir, ctx);
       // A previous attempt may have died mid-clone; CLONE needs the directory not to exist.
-      await rm(cloneDir, { recursive: true, force: true });
+      await removeTree(cloneDir, { within });
       await checkCloneSpace(node, row, ctx);
       monitor = await ctx.connectDataNode();
     } catch (err) {
@@ -66,6 +68,7 @@ export const cloneStage = defineFullStage<CloneResult>({
       if (!status || status.state !== 'Completed' || !status.endTime) {
         throw new Error(`clone_status after CLONE is ${status?.state ?? 'empty'}: ${status?.errorMessage ?? ''}`);
       }
+      await makeClonePrivate(cloneDir, ctx);
       const binlog = status.binlogFile
         ? { binlogFile: status.binlogFile, binlogPosition: status.binlogPosition }
         : before
@@ -79,7 +82,7 @@ export const cloneStage = defineFullStage<CloneResult>({
       });
       return { recoveryPoint: status.endTime.toISOString(), gtidExecuted: status.gtidExecuted, ...binlog };
     } catch (err) {
-      await rm(cloneDir, { recursive: true, force: true });
+      await removeTree(cloneDir, { within });
       if (isNoSpace(err)) throw await ranOutOfSpace(row.backupPath, 'cloning', err, 'the partial clone was removed');
       throw err;
     } finally {
@@ -98,5 +101,19 @@ async function stopOrphanClone(node: DataNode, cloneDir: string, ctx: JobContext
   const killed = await node.stopCloneInto(cloneDir, ORPHAN_CLONE_STOP_SECONDS);
   if (killed !== undefined) {
     ctx.log.warn({ event: 'clone.orphan-killed', cloneDir, processlistId: killed }, `killed the CLONE into ${cloneDir} left running by a dead attempt (connection ${killed})`);
+  }
+}
+
+/**
+ * The clone holds every row and password hash of the instance; mysqld creates it readable by its group. Only its
+ * owner (and root) may read it. A worker that is neither (it reads the clone as a member of mysqld's group) cannot
+ * change the mode, and must keep its group access: it is told so once per backup.
+ */
+async function makeClonePrivate(cloneDir: string, ctx: JobContext): Promise<void> {
+  try {
+    await chmod(cloneDir, 0o700);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    ctx.log.warn({ event: 'clone.mode-kept', cloneDir }, `cannot make ${cloneDir} private (mode 0700): this worker does not own it; it keeps the mode mysqld gave it`);
   }
 }

@@ -5,8 +5,9 @@
 import { access, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createArchive, getCodec, type CodecName } from '../archive/index.ts';
+import { removeTree } from '../fs/contained-rm.ts';
 import { humanBytes } from '../naming.ts';
-import { defineFullStage, fullBackupFiles } from './full-files.ts';
+import { backupRoot, containedBackupFiles, defineFullStage } from './full-files.ts';
 import { checkArchiveSpace, isNoSpace, NoSpaceError, ranOutOfSpace } from './free-space.ts';
 import { PermanentJobError } from './types.ts';
 
@@ -20,9 +21,13 @@ export const tarStage = defineFullStage<TarResult>({
   name: 'tar',
   info: 'archiving',
   async run(row, { backupUuid }, ctx) {
-    const files = fullBackupFiles(row);
+    const files = await containedBackupFiles(row, ctx.config);
     const codec = getCodec((row.compression ?? 'gzip') as CodecName);
     if (!codec) throw new PermanentJobError(`unknown compression ${row.compression}`);
+    const encryptWith = row.encryptionKeyId ? ctx.config.encryption.find(row.encryptionKeyId) : undefined;
+    if (row.encryptionKeyId && !encryptWith) {
+      throw new PermanentJobError(`backup ${row.backupName} is to be encrypted with key ${row.encryptionKeyId}, which is no longer configured (${ctx.config.encryption.describe()}); the next full backup uses the current key`);
+    }
     // A previous attempt's partial archive is overwritten, so its space counts as free.
     const reclaimable = await stat(files.archiveFile).then(
       (s) => s.size,
@@ -35,6 +40,7 @@ export const tarStage = defineFullStage<TarResult>({
         sourceDir: files.cloneDir,
         outFile: files.archiveFile,
         codec,
+        encryptWith,
         level: ctx.config.backup.compressionLevel,
         threads: ctx.config.backup.compressionThreads,
         readMbPerSecond: ctx.config.backup.maxReadMbPerS,
@@ -54,7 +60,7 @@ export const tarStage = defineFullStage<TarResult>({
       if (err instanceof NoSpaceError) throw err;
       if (isNoSpace(err)) {
         // The disk is full: the clone is given back too, rather than kept for a retry on a disk that has no room.
-        await rm(files.cloneDir, { recursive: true, force: true });
+        await removeTree(files.cloneDir, { within: backupRoot(ctx.config) });
         throw await ranOutOfSpace(row.backupPath, 'archiving', err, 'the partial archive and the clone were removed to free the disk; the next full backup starts over');
       }
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {

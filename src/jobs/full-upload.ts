@@ -11,7 +11,7 @@
 import { stat } from 'node:fs/promises';
 import type { BackupRow } from '../metadata/index.ts';
 import { ObjectMismatchError, verifyStoredObject, type Expected } from '../storage/index.ts';
-import { defineFullStage, fullBackupFiles } from './full-files.ts';
+import { containedBackupFiles, defineFullStage } from './full-files.ts';
 import { PermanentJobError, type FullChainPayload, type JobContext, type JobDefinition } from './types.ts';
 
 export interface UploadResult {
@@ -25,7 +25,7 @@ const stage = defineFullStage<UploadResult>({
   info: 'uploading',
   async run(row, { backupUuid, instanceId }, ctx) {
     if (!row.sha256 || row.backupBytes === null) throw new PermanentJobError(`backup ${backupUuid} has no archive checksum; the tar stage must run again`);
-    const { archiveFile } = fullBackupFiles(row);
+    const { archiveFile } = await containedBackupFiles(row, ctx.config);
     const size = (await stat(archiveFile).catch(() => undefined))?.size;
     if (size === undefined) throw new PermanentJobError(`archive ${archiveFile} is missing; the tar stage must run again`);
     if (size !== row.backupBytes) throw new PermanentJobError(`archive ${archiveFile} is ${size} bytes but ${row.backupBytes} were written`);
@@ -101,6 +101,7 @@ async function sendArchive(
         'mcb-sha256': row.sha256!,
         'mcb-instance': String(ids.instanceId),
         'mcb-backup-uuid': ids.backupUuid,
+        ...(row.encryptionKeyId ? { 'mcb-key-id': row.encryptionKeyId } : {}),
         // The recovery point, for restores without the metadata center (mcb restore --from-bucket).
         ...(row.endTime ? { 'mcb-recovery-point': row.endTime.toISOString() } : {}),
         // The clone's binlog file, where its point-in-time replay starts (restore plan anchoring).

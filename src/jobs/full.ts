@@ -2,7 +2,7 @@
 // metadata row, and enqueues the stage chain. Does no heavy work itself.
 import { mkdir } from 'node:fs/promises';
 import { requireBackupKey } from '../config/index.ts';
-import { getCodec } from '../archive/codec.ts';
+import { encodingSuffix, getCodec } from '../archive/index.ts';
 import { BackupState, type BackupRow } from '../metadata/index.ts';
 import { sweepFailedBackupFiles } from './full-files.ts';
 import { backupUuidFor, fullBackupObjectName } from '../naming.ts';
@@ -45,7 +45,7 @@ export const fullJob = defineJob<FullPayload, FullResult>({
 
     const backupPath = requireBackupKey(ctx.config, 'backupPath', 'backup_path');
     const bucket = requireBackupKey(ctx.config, 'bucketName', 'bucket_name');
-    await mkdir(backupPath, { recursive: true });
+    await mkdir(backupPath, { recursive: true, mode: 0o700 });
     const backupUuid = backupUuidFor(`full:${instanceId}:${ctx.jobId}`);
     // A named lock makes check, insert and enqueue atomic across workers: one full backup per instance at a
     // time, and any row seen under the lock has its chain in Redis unless something lost it.
@@ -60,7 +60,10 @@ export const fullJob = defineJob<FullPayload, FullResult>({
         const swept = await sweepFailedBackupFiles(ctx, instanceId);
         if (swept.length) ctx.log.info({ event: 'full.swept', instance: instanceId, backups: swept }, `removed local files of failed backups ${swept.join(', ')}`);
         const codec = getCodec(ctx.config.backup.compression);
-        const startedAt = await unusedStartTime(ctx, instanceId, codec.extension);
+        // The key is chosen here, with the name: a key rotated mid-chain does not rename the backup.
+        const key = ctx.config.encryption.current;
+        const suffix = encodingSuffix({ codec, key });
+        const startedAt = await unusedStartTime(ctx, instanceId, suffix);
         await ctx.metadata.createBackup({
           backupUuid,
           tbInstanceId: instanceId,
@@ -68,9 +71,10 @@ export const fullJob = defineJob<FullPayload, FullResult>({
           backupType: 'full',
           startTime: startedAt,
           backupPath,
-          backupName: fullBackupObjectName(instanceId, startedAt, ctx.metadata.timeZone, codec.extension),
+          backupName: fullBackupObjectName(instanceId, startedAt, ctx.metadata.timeZone, suffix),
           bucketName: bucket,
           compression: codec.name,
+          encryptionKeyId: key?.id ?? null,
           overdueDay: ctx.config.backup.fullStorageDays,
           workerHost: ctx.workerHost,
           jobId: ctx.jobId,

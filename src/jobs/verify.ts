@@ -23,13 +23,15 @@
 // mysqld is on PATH (none, or MariaDB's), the job completes with state `skipped` and a warning: a worker host
 // without a server does not fail every week. A configured binary that is missing or unusable fails the job
 // (permanently): that is a configuration error to fix.
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
+import type { Config } from '../config/index.ts';
+import { removeTree } from '../fs/contained-rm.ts';
 import { MysqldStartError, type RunningMysqld } from '../mysql/mysqld.ts';
 import { probeMysqld, resolveRestoreBinaries } from '../restore/binaries.ts';
-import { extractFullVerified, RestoreCorruptError } from '../restore/run.ts';
+import { extractFullVerified, RestoreCorruptError, RestoreKeyMissingError } from '../restore/run.ts';
 import { restoreServerLogFile, RestoreServerSetupError, shutdownRequest, startRestoreServer, stopRestoreServer } from '../restore/server.ts';
 import { defineJob, PermanentJobError, requireInt } from './types.ts';
 
@@ -143,6 +145,7 @@ export function classifyVerifyError(err: unknown, signal: AbortSignal, serverShu
   // progress", which would otherwise read as the server's verdict): nothing about the backup either.
   if (serverShutdown) return { jobError: new Error(`the temporary mysqld was shut down from outside during the restore test (${serverShutdown}): ${errorOf(err).message}`) };
   if (err instanceof RestoreCorruptError) return { finding: err.message };
+  if (err instanceof RestoreKeyMissingError) return { jobError: new PermanentJobError(`verify: ${err.message}`) };
   if (err instanceof CheckTableError) return isServerVerdict(err.error) ? { finding: err.message } : { jobError: errorOf(err.error) };
   // A scratch path the server's account cannot reach: a configuration error.
   if (err instanceof RestoreServerSetupError) return { jobError: new PermanentJobError(`verify: ${err.message}`) };
@@ -174,7 +177,7 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
     const row = candidates[0];
     if (!row) throw new PermanentJobError(`instance ${instanceId} has no Completed full backup${backupUuid ? ` with uuid ${backupUuid}` : ''} to verify`);
 
-    const base = ctx.config.restore.scratchPath ?? ctx.config.backup.backupPath ?? os.tmpdir();
+    const { label, base } = scratchBase(ctx.config);
     const scratch = await mkdtemp(path.join(base, `verify_${instanceId}_`));
     await chmod(scratch, 0o711); // the temporary server may run as the mysql user: it must reach the datadir inside
     const datadir = path.join(scratch, 'data');
@@ -186,6 +189,7 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
       await extractFullVerified(ctx.storage, row.objectKey!, row.sha256, datadir, {
         signal: ctx.signal,
         concurrency: ctx.config.restore.downloadConcurrency,
+        keyring: ctx.config.encryption,
         log: (line) => ctx.log.info({ instance: instanceId, backupUuid: row.backupUuid }, line),
       });
       // The same clean server as a restore (src/restore/server.ts): no events fire, no replication, no TCP.
@@ -234,7 +238,7 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
     } finally {
       // Interrupted by a shutdown: the scratch copy is thrown away, so its server is killed, not shut down cleanly.
       if (server) await stopRestoreServer(server, { kill: ctx.signal.aborted });
-      await rm(scratch, { recursive: true, force: true });
+      await removeTree(scratch, { within: { [label]: base } });
     }
 
     const state = reason ? 'failed' : 'ok';
@@ -246,3 +250,10 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
     return { backupUuid: row.backupUuid, objectKey: row.objectKey!, state, tablesChecked, mysqldVersion: probe.version, ...(reason ? { reason } : {}) };
   },
 });
+
+/** Where restore tests unpack: [restore] scratch_path, else [backup-conf] backup_path, else the OS temp dir. */
+function scratchBase(config: Config): { label: string; base: string } {
+  if (config.restore.scratchPath) return { label: 'scratch_path', base: config.restore.scratchPath };
+  if (config.backup.backupPath) return { label: 'backup_path', base: config.backup.backupPath };
+  return { label: 'the temp dir', base: os.tmpdir() };
+}

@@ -48,6 +48,8 @@ export interface BackupRow {
   sha256: string | null;
   objectKey: string | null;
   compression: string | null;
+  /** The id of the key the object is encrypted with (sql/008); NULL: not encrypted. */
+  encryptionKeyId: string | null;
   workerHost: string | null;
   jobId: string | null;
   stageStartedAt: Date | null;
@@ -80,6 +82,7 @@ const backupColumns = {
   sha256: 'sha256',
   objectKey: 'object_key',
   compression: 'compression',
+  encryptionKeyId: 'encryption_key_id',
   workerHost: 'worker_host',
   jobId: 'job_id',
   errorDetail: 'error_detail',
@@ -530,6 +533,7 @@ export function toBackup(r: RowDataPacket): BackupRow {
     sha256: r.sha256,
     objectKey: r.object_key,
     compression: r.compression,
+    encryptionKeyId: r.encryption_key_id ?? null,
     workerHost: r.worker_host,
     jobId: r.job_id,
     stageStartedAt: r.stage_started_at,

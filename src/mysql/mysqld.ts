@@ -3,10 +3,11 @@
 // process exits without having called stop().
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, closeSync, existsSync, openSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { removeTree } from '../fs/contained-rm.ts';
 
 /** How to run mysqld: an argv prefix (the binary, or a loader and its arguments then the binary) and the
  * arguments that must come first (`--no-defaults` must be the very first one). */
@@ -292,8 +293,10 @@ export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): 
   process.on('exit', onProcessExit);
 
   const cleanupDirs = async () => {
-    if (extraDir) await rm(extraDir, { recursive: true, force: true });
-    if (ownsRunDir) await rm(runDir, { recursive: true, force: true });
+    // Both were made by mkdtemp in the temp dir.
+    const within = { 'the temp dir': os.tmpdir() };
+    if (extraDir) await removeTree(extraDir, { within });
+    if (ownsRunDir) await removeTree(runDir, { within });
   };
 
   let stopping: Promise<void> | undefined;

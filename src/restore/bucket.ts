@@ -1,20 +1,24 @@
 // Restore candidates without the metadata center (`--from-bucket`): from object names, object metadata and the
 // binlog files' own headers. The metadata DB may be exactly what was lost.
-//  - Full backups: bak_<id>_<ts>.tar[.gz|.zst]. The recovery point comes from the object's `mcb-recovery-point`
+//  - Full backups: bak_<id>_<ts>.tar[.gz|.zst][.enc] (encrypted objects need their key in [encryption]). The recovery point comes from the object's `mcb-recovery-point`
 //    metadata (written by the upload stage); objects uploaded before it existed fall back to the name's
 //    timestamp (the clone's start, marked inexact). The sha256 comes from `mcb-sha256`.
-//  - Binlogs: log_<id>_<file>[.gz|.zst]. The start time is the FORMAT_DESCRIPTION timestamp, read from the head of
+//  - Binlogs: log_<id>_<file>[.gz|.zst][.enc]. The start time is the FORMAT_DESCRIPTION timestamp, read from the head of
 //    the object (a few KB are downloaded, not the file); the end is the next file's start, and for the newest
 //    file its last event (that one is downloaded whole). The sha256 comes from `mcb-sha256` (written by the binlog
 //    job since it was added); the restore verifies it while downloading. Objects archived before that carry none:
 //    they are named in a warning and restored unverified.
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { codecForObjectName } from '../archive/index.ts';
+import { Writable, type Duplex } from 'node:stream';
+import { decodersFor } from '../archive/index.ts';
+import type { Keyring } from '../crypto/index.ts';
 import { readBinlogStart, summarizeBinlog } from '../binlog/index.ts';
+import { removeTree } from '../fs/contained-rm.ts';
+import { localFileName } from '../fs/safe-name.ts';
 import { parseObjectName } from '../naming.ts';
 import type { ObjectStore } from '../storage/index.ts';
 import { parseCompact, type TimeZone } from '../time/zone.ts';
@@ -22,33 +26,36 @@ import { binlogSequence, type BinlogCandidate, type FullCandidate } from './plan
 
 const HEAD_BYTES = 64 * 1024;
 
-/** Downloads (decompressed) the whole object, or only its first `limit` bytes (then the download is dropped). */
-async function fetch(store: ObjectStore, key: string, dest: string, limit?: number): Promise<void> {
+/** Downloads (decrypted, decompressed) the whole object, or only its first `limit` bytes (then the download is dropped). */
+async function fetch(store: ObjectStore, key: string, dest: string, keyring: Keyring | undefined, limit?: number): Promise<void> {
   const source = await store.getStream(key);
-  const decoded = codecForObjectName(key).decompress();
+  const decoders = decodersFor(key, keyring) as [Duplex];
   if (!limit) {
-    await pipeline(source, decoded, createWriteStream(dest));
+    await pipeline(source, ...decoders, createWriteStream(dest, { mode: 0o600 }));
     return;
   }
-  source.on('error', (err) => decoded.destroy(err));
-  source.pipe(decoded);
   const chunks: Buffer[] = [];
   let n = 0;
+  // Enough read: the download is aborted, which rejects the pipeline with an AbortError that is expected here.
+  const stop = new AbortController();
+  const collect = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      chunks.push(chunk);
+      n += chunk.length;
+      if (n >= limit) stop.abort();
+      done();
+    },
+  });
   try {
-    for await (const chunk of decoded) {
-      chunks.push(chunk as Buffer);
-      n += (chunk as Buffer).length;
-      if (n >= limit) break;
-    }
-  } finally {
-    source.destroy();
-    decoded.destroy();
+    await pipeline(source, ...decoders, collect, { signal: stop.signal });
+  } catch (err) {
+    if (!stop.signal.aborted) throw err;
   }
-  await writeFile(dest, Buffer.concat(chunks));
+  await writeFile(dest, Buffer.concat(chunks), { mode: 0o600 });
 }
 
 /** `zone`: the metadata time zone, which object names' timestamps are in. */
-export async function candidatesFromBucket(store: ObjectStore, instanceId: number, zone: TimeZone): Promise<{ fulls: FullCandidate[]; binlogs: BinlogCandidate[]; warnings: string[] }> {
+export async function candidatesFromBucket(store: ObjectStore, instanceId: number, zone: TimeZone, keyring?: Keyring): Promise<{ fulls: FullCandidate[]; binlogs: BinlogCandidate[]; warnings: string[] }> {
   const warnings: string[] = [];
   const fulls: FullCandidate[] = [];
   for await (const o of store.list(`bak_${instanceId}_`)) {
@@ -79,13 +86,14 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
       const parsed = parseObjectName(o.key);
       if (!parsed || parsed.type !== 'binlog' || parsed.instanceId !== instanceId) continue;
       // A reset series is archived as log_<id>_<file>.<start>: the file name is what has a sequence number.
-      let file = parsed.binlogFile;
+      // The file name becomes a local file name when the binlog is restored: a key holding '/' or '..' is refused.
+      let file = localFileName(parsed.binlogFile, o.key);
       const reset = /^(.*\.\d+)\.(\d{9,})$/.exec(file);
       if (reset) file = reset[1]!;
       if (!binlogSequence(file)) continue;
       const sha256 = (await store.stat(o.key))?.metadata?.['mcb-sha256'] ?? null;
       const local = path.join(tmp, `head-${i++}`);
-      await fetch(store, o.key, local, HEAD_BYTES);
+      await fetch(store, o.key, local, keyring, HEAD_BYTES);
       const start = await readBinlogStart(local);
       binlogs.push({
         file,
@@ -107,7 +115,7 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
     const newest = binlogs[binlogs.length - 1];
     if (newest) {
       const local = path.join(tmp, 'newest');
-      await fetch(store, newest.objectKey, local);
+      await fetch(store, newest.objectKey, local, keyring);
       const summary = await summarizeBinlog(local);
       newest.endTime = new Date(summary.lastEventTimestamp * 1000);
     }
@@ -118,18 +126,18 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
     }
     return { fulls, binlogs, warnings };
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    await removeTree(tmp, { within: { 'the temp dir': os.tmpdir() } });
   }
 }
 
 /** When the binlog stored under `key` was opened (its FORMAT_DESCRIPTION timestamp), from the object's first bytes. */
-export async function binlogStartOfObject(store: ObjectStore, key: string): Promise<Date> {
+export async function binlogStartOfObject(store: ObjectStore, key: string, keyring?: Keyring): Promise<Date> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'mcb-binlog-head-'));
   try {
     const local = path.join(tmp, 'head');
-    await fetch(store, key, local, HEAD_BYTES);
+    await fetch(store, key, local, keyring, HEAD_BYTES);
     return new Date((await readBinlogStart(local)).firstEventTimestamp * 1000);
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    await removeTree(tmp, { within: { 'the temp dir': os.tmpdir() } });
   }
 }

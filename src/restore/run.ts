@@ -19,12 +19,17 @@
 // SIGINT/SIGTERM) is such a failure: the step in progress is interrupted and the same clean-up runs.
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import type { Duplex } from 'node:stream';
 import mysql from 'mysql2/promise';
-import { codecForObjectName, extractArchive } from '../archive/index.ts';
+import { decodersFor, extractArchive } from '../archive/index.ts';
+import { DecryptionError, type Keyring } from '../crypto/index.ts';
+import { isEncryptedObjectName } from '../naming.ts';
 import { GtidSet, type RestoreStop } from '../binlog/index.ts';
+import { removeTree } from '../fs/contained-rm.ts';
+import { localFileName } from '../fs/safe-name.ts';
 import { mysqldFromPath, mysqldFromSidRoot, type MysqldBinary, type RunningMysqld } from '../mysql/mysqld.ts';
 import { HashingCounter, StorageError, type ObjectStore } from '../storage/index.ts';
 import { DEFAULT_DOWNLOAD_CONCURRENCY, openRangedDownload, type RangedDownloadOptions } from '../storage/ranged-download.ts';
@@ -96,6 +101,8 @@ export interface RunRestoreOptions {
   downloadConcurrency?: number;
   /** How binlogs are replayed ([restore] replay_method); default the server's applier, mysqlbinlog when it cannot be used. */
   replayMethod?: ReplayMethod;
+  /** The keys that open encrypted objects ([encryption]); none: an encrypted object fails the restore before it starts. */
+  keyring?: Keyring;
 }
 
 /** `applier`: the restored server's own SQL applier on the binlogs as relay logs; `mysqlbinlog`: `mysqlbinlog | mysql`. */
@@ -127,8 +134,8 @@ export function checkDatadirUsable(dir: string): { created: boolean } {
   return { created: false };
 }
 
-/** How a restore reads an object: ranged GETs in flight (default 4, [restore] download_concurrency), their size, abort. */
-export type DownloadOptions = Partial<RangedDownloadOptions>;
+/** How a restore reads an object: ranged GETs in flight (default 4, [restore] download_concurrency), their size, abort, and the keys of encrypted objects. */
+export type DownloadOptions = Partial<RangedDownloadOptions> & { keyring?: Keyring };
 
 function openDownload(store: ObjectStore, key: string, opts: DownloadOptions) {
   const { concurrency = DEFAULT_DOWNLOAD_CONCURRENCY, rangeBytes, signal, retryDelaysMs } = opts;
@@ -139,7 +146,12 @@ function openDownload(store: ObjectStore, key: string, opts: DownloadOptions) {
 export async function downloadVerified(store: ObjectStore, key: string, expectedSha256: string | null, dest: string, opts: DownloadOptions = {}): Promise<{ bytes: number; sha256: string }> {
   const counter = new HashingCounter();
   const { stream } = await openDownload(store, key, opts);
-  await pipeline(stream, counter, codecForObjectName(key).decompress(), createWriteStream(dest), { signal: opts.signal });
+  try {
+    await pipeline(stream, counter, ...(decodersFor(key, opts.keyring) as [Duplex]), createWriteStream(dest, { mode: 0o600 }), { signal: opts.signal });
+  } catch (err) {
+    if (err instanceof DecryptionError) throw decryptionFailure(err, store);
+    throw err;
+  }
   const sha256 = counter.digest();
   if (expectedSha256 && sha256 !== expectedSha256) {
     throw new RestoreFailedError(`${key} in ${store.location}: sha256 is ${sha256}, the archive recorded ${expectedSha256}; the object is corrupt`);
@@ -201,13 +213,14 @@ export async function extractFullVerified(
   source.pipe(counter);
   const progress = opts.log ? reportProgress(`downloading and extracting ${key}`, download.size, () => counter.bytes, opts.log) : undefined;
   try {
-    await extractArchive(counter, { codec: codecForObjectName(key), destDir: datadir, strip: 1, signal });
+    await extractArchive(counter, { decoders: decodersFor(key, opts.keyring), destDir: datadir, strip: 1, signal });
     progress?.stop(true);
   } catch (err) {
     progress?.stop(false);
     source.destroy();
     const e = err as NodeJS.ErrnoException;
     if (signal?.aborted) throw new RestoreFailedError(`extracting ${key} was interrupted: ${abortReason(signal)}`);
+    if (err instanceof DecryptionError && !sourceError) throw decryptionFailure(err, store);
     if (sourceError) {
       // The ranged download's own errors name the object and the store already.
       throw new RestoreFailedError(sourceError instanceof StorageError ? sourceError.message : `downloading ${key} from ${store.location} failed: ${sourceError.message}`);
@@ -233,6 +246,35 @@ export async function extractFullVerified(
     throw new RestoreCorruptError(`${key} in ${store.location}: ${counter.bytes} bytes were read, ${expectedBytes} expected; the object is truncated or changed`);
   }
   if (!existsSync(path.join(datadir, 'mysql.ibd'))) throw new RestoreCorruptError(`${key} does not hold a MySQL datadir (no mysql.ibd after extraction)`);
+}
+
+/**
+ * A missing key is this host's configuration, not the backup's fault; any other decryption failure (a changed
+ * byte, a moved or missing chunk, a cut object) means the stored object is not what was written.
+ */
+function decryptionFailure(err: DecryptionError, store: ObjectStore): RestoreFailedError {
+  const message = `${err.message} (in ${store.location})`;
+  return err.problem === 'unknown-key' ? new RestoreKeyMissingError(message) : new RestoreCorruptError(message);
+}
+
+/** An encrypted object's key is not configured on this host: retrying cannot help until [encryption] lists it. */
+export class RestoreKeyMissingError extends RestoreFailedError {
+  override readonly name = 'RestoreKeyMissingError';
+}
+
+/**
+ * Before anything is downloaded or written: every encrypted object of the plan names (in its `mcb-key-id`) a key
+ * this host has. Objects without that metadata are checked by their header when read.
+ */
+export async function checkKeysForPlan(plan: Pick<RestorePlan, 'full' | 'binlogs'>, keyring: Keyring | undefined, storeFor: (bucket: string | undefined) => ObjectStore): Promise<void> {
+  const objects = [plan.full, ...plan.binlogs].filter((o) => isEncryptedObjectName(o.objectKey));
+  for (const o of objects) {
+    const keyId = (await storeFor(o.bucket).stat(o.objectKey))?.metadata['mcb-key-id'];
+    if (keyId && !keyring?.find(keyId)) {
+      const configured = keyring ? keyring.describe() : 'no encryption key is configured';
+      throw new RestoreKeyMissingError(`${o.objectKey} is encrypted with key ${keyId}, which is not configured (${configured}): add its key file to [encryption] key_files; nothing was restored`);
+    }
+  }
 }
 
 function abortReason(signal: AbortSignal): string {
@@ -378,22 +420,28 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
   const user = opts.user ?? 'root';
   const password = opts.password ?? '';
   const workDir = path.join(path.dirname(datadir), `.mcb-restore-${path.basename(datadir)}-${process.pid}`);
+  // A restore removes only what it made: its work directory, a datadir it created, what it put in the datadir.
+  const ownWorkDir = { within: { 'the restore work dir': workDir }, allowRoot: true };
+  const inDatadir = { within: { '--datadir': datadir } };
   let server: RunningMysqld | undefined;
+  await checkKeysForPlan(plan, opts.keyring, opts.storeFor);
   await mkdir(datadir, { recursive: true });
   try {
     checkAbort();
-    await rm(workDir, { recursive: true, force: true });
-    await mkdir(path.join(workDir, 'binlogs'), { recursive: true });
+    await removeTree(workDir, ownWorkDir);
+    await mkdir(workDir);
+    await chmod(workDir, 0o711); // the temporary server may run as the mysql user: it must reach its run directory inside
+    await mkdir(path.join(workDir, 'binlogs'), { mode: 0o700 });
 
     const full = plan.full;
     log(`extracting ${full.objectKey} (recovery point ${formatTime(full.endTime, opts.zone)}) into ${datadir}`);
-    const reading = { signal, concurrency: opts.downloadConcurrency };
+    const reading = { signal, concurrency: opts.downloadConcurrency, keyring: opts.keyring };
     await extractFullVerified(opts.storeFor(full.bucket), full.objectKey, full.sha256, datadir, { ...reading, expectedBytes: full.bytes, log });
 
     const files: string[] = [];
     const downloaded: BinlogCandidate[] = [];
     const download = async (b: BinlogCandidate) => {
-      const dest = path.join(workDir, 'binlogs', b.file);
+      const dest = path.join(workDir, 'binlogs', localFileName(b.file, b.objectKey));
       log(`downloading ${b.objectKey}`);
       checkAbort();
       await downloadVerified(opts.storeFor(b.bucket), b.objectKey, b.sha256, dest, reading);
@@ -458,7 +506,7 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     server = undefined;
     await removeRelayLogLeftovers(datadir);
     // The restore is done: a work directory that cannot be removed is worth a warning, not the restored datadir.
-    await rm(workDir, { recursive: true, force: true }).catch((err: Error) => log(`warning: could not remove ${workDir}: ${err.message}`));
+    await removeTree(workDir, ownWorkDir).catch((err: Error) => log(`warning: could not remove ${workDir}: ${err.message}`));
     return {
       datadir,
       fullObject: full.objectKey,
@@ -472,10 +520,10 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     };
   } catch (err) {
     if (server) await server.stop().catch(() => undefined);
-    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    await removeTree(workDir, ownWorkDir).catch(() => undefined);
     // Nothing half-restored may stay behind: the directory was empty when we started.
-    if (created) await rm(datadir, { recursive: true, force: true }).catch(() => undefined);
-    else for (const e of await readdir(datadir).catch(() => [] as string[])) await rm(path.join(datadir, e), { recursive: true, force: true }).catch(() => undefined);
+    if (created) await removeTree(datadir, { ...inDatadir, allowRoot: true }).catch(() => undefined);
+    else for (const e of await readdir(datadir).catch(() => [] as string[])) await removeTree(path.join(datadir, e), inDatadir).catch(() => undefined);
     const why = signal?.aborted ? abortReason(signal) : (err as Error).message;
     throw new RestoreFailedError(`restore into ${datadir} failed; ${created ? 'the directory was removed' : 'the directory was emptied'}, nothing half-restored is left: ${why}`);
   }

@@ -1,5 +1,7 @@
 // `mcb server`: one port with bull-board at /queues (behind auth), the status page at /, JSON at /api/*,
 // Prometheus metrics at /metrics and /healthz. Reads the metadata center for backups and Redis for queues.
+// With credentials configured every route but /healthz needs them ([server] public_read = on opens the read-only
+// ones); /queues and mutating requests always do, and mutating requests only from the server's own pages.
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
@@ -12,7 +14,7 @@ import { MetadataStore } from '../metadata/index.ts';
 import { failureCounts } from '../ops/outcomes.ts';
 import { backupCounts, instanceStatuses } from '../ops/status.ts';
 import { dropRedis, instanceQueueName, logRedisOutages, pingRedis, Queues, redisConnection } from '../queues/index.ts';
-import { assertSafeListen, hasCredentials, requireAuth } from './auth.ts';
+import { assertSafeListen, hasCredentials, requireAuth, requireReadAuth, sameOriginOnly } from './auth.ts';
 import { boardRetryRouter } from './board-retry.ts';
 import { renderMetrics } from './metrics.ts';
 import { renderStatusPage } from './page.ts';
@@ -89,8 +91,14 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const app = express();
   app.disable('x-powered-by');
   const auth = requireAuth(serverConfig);
-  // Anything that changes state needs credentials, whatever its path.
-  app.use((req: Request, res: Response, next: NextFunction) => (['GET', 'HEAD', 'OPTIONS'].includes(req.method) ? next() : auth(req, res, next)));
+  const readAuth = requireReadAuth(serverConfig);
+  const sameOrigin = sameOriginOnly(log);
+  const mutating = (req: Request) => !['GET', 'HEAD', 'OPTIONS'].includes(req.method);
+  // Anything that changes state, whatever its path: only from this server's own pages, and with credentials.
+  app.use((req: Request, res: Response, next: NextFunction) => (mutating(req) ? sameOrigin(req, res, next) : next()));
+  app.use((req: Request, res: Response, next: NextFunction) => (mutating(req) ? auth(req, res, next) : next()));
+  // Reads: every route but the probes' /healthz, so a route added later is not open by mistake.
+  app.use((req: Request, res: Response, next: NextFunction) => (req.path === '/healthz' ? next() : readAuth(req, res, next)));
 
   app.get('/healthz', async (_req, res) => {
     const checks: Record<string, string> = {};
@@ -132,8 +140,8 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
       type: q.type as 'full' | 'binlog' | undefined,
       limit: Math.min(Number(q.limit ?? 100), 1000),
     });
-    // Open to read, so the full error (stack traces, paths) stays out: `info` has the reason; the rest is
-    // in `mcb jobs show` and the metadata center, both behind credentials.
+    // Possibly open to read (no credentials, or public_read), so the full error (stack traces, paths) stays out:
+    // `info` has the reason; the rest is in `mcb jobs show` and the metadata center.
     res.json(rows.map(({ errorDetail: _omitted, ...row }) => row));
   });
 
@@ -161,7 +169,11 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
   const authMode = [config.server.user ? 'basic' : '', config.server.token ? 'bearer' : ''].filter(Boolean).join('+') || 'none';
-  log.info({ event: 'server.listening', url, auth: authMode }, `mcb server on ${url} (auth: ${authMode}${hasCredentials(serverConfig) ? '' : '; /queues refuses everyone'})`);
+  const reads = hasCredentials(serverConfig) && !serverConfig.publicRead ? 'authenticated' : 'open';
+  log.info(
+    { event: 'server.listening', url, auth: authMode, reads },
+    `mcb server on ${url} (auth: ${authMode}; reads ${reads}${hasCredentials(serverConfig) ? '' : '; /queues and changes refuse everyone'})`,
+  );
 
   return {
     url,

@@ -39,7 +39,8 @@ async function browser(httpCredentials?: { username: string; password: string })
 before(async () => {
   if (skip) return;
   world = await createWorld();
-  const config = loadConfig(world.writeConfig({ sections: { server: { user: USER, password: PASSWORD } } }));
+  // public_read: the status page opens without credentials while /queues asks for them.
+  const config = loadConfig(world.writeConfig({ sections: { server: { user: USER, password: PASSWORD, public_read: 'on' } } }));
   backup = await makeCompletedFullBackup(world);
   server = await startServer(config, { log: createLogger({ name: 'browser-test-server' }), listen: { host: '127.0.0.1', port: 0 } });
 });

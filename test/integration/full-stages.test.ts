@@ -3,7 +3,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { fullJob } from '../../src/jobs/full.ts';
 import { cloneStage } from '../../src/jobs/full-clone.ts';
@@ -52,6 +52,7 @@ test('clone → tar → upload → cleanup moves the row Doing → Done → Tar 
   assert.equal(row.endTime!.toISOString().slice(0, 19), clone.recoveryPoint.slice(0, 19));
   const files = fullBackupFiles(row);
   assert.ok(existsSync(`${files.cloneDir}/mysql.ibd`), 'clone directory holds a datadir');
+  assert.equal(statSync(files.cloneDir).mode & 0o777, 0o700, 'the clone is private to its owner');
 
   const tar = await tarStage.handle(payload, ctx);
   row = (await world.metadata.getBackup(uuid))!;
@@ -61,6 +62,7 @@ test('clone → tar → upload → cleanup moves the row Doing → Done → Tar 
   assert.equal(row.compression, 'gzip');
   assert.ok(row.backupSize.length <= 10 && row.backupSize !== '0');
   assert.ok(existsSync(files.archiveFile));
+  assert.equal(statSync(files.archiveFile).mode & 0o777, 0o600, 'the archive is private to its owner');
 
   const upload = await uploadStage.handle(payload, ctx);
   row = (await world.metadata.getBackup(uuid))!;

@@ -51,6 +51,8 @@ after(async () => {
 });
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+/** The read-only routes need credentials too when they are configured ([server] public_read is off). */
+const reader = { headers: { authorization: `Bearer ${TOKEN}` } };
 
 interface Sample {
   name: string;
@@ -81,7 +83,7 @@ function sample(samples: Sample[], name: string, labels: Record<string, string>)
 }
 
 test('/metrics carries the backup just made, failures and queue depths, in valid Prometheus text', async () => {
-  const res = await fetch(`${server.url}/metrics`);
+  const res = await fetch(`${server.url}/metrics`, reader);
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
   const { samples, types } = parseMetrics(await res.text());
@@ -107,7 +109,7 @@ test('/metrics carries the backup just made, failures and queue depths, in valid
 });
 
 test('/api/backups and /api/instances return the backup as JSON; bad filters are 400', async () => {
-  const rows = (await (await fetch(`${server.url}/api/backups?instance=${world.replicaInstanceId}&type=full`)).json()) as Array<Record<string, unknown>>;
+  const rows = (await (await fetch(`${server.url}/api/backups?instance=${world.replicaInstanceId}&type=full`, reader)).json()) as Array<Record<string, unknown>>;
   const row = rows.find((r) => r.backupUuid === backup.backupUuid);
   assert.ok(row, JSON.stringify(rows));
   assert.equal(row.state, 'Completed');
@@ -116,10 +118,10 @@ test('/api/backups and /api/instances return the backup as JSON; bad filters are
   assert.equal(rows.length, 2, 'the Completed and the Error row');
   assert.ok(rows.every((r) => !('errorDetail' in r)), 'the open API leaves out full error details (stacks)');
   assert.ok(rows.some((r) => r.state === 'Error' && typeof r.info === 'string'), 'the short reason is there');
-  assert.equal((await fetch(`${server.url}/api/backups?type=bogus`)).status, 400);
-  assert.equal((await fetch(`${server.url}/api/backups?instance=x`)).status, 400);
+  assert.equal((await fetch(`${server.url}/api/backups?type=bogus`, reader)).status, 400);
+  assert.equal((await fetch(`${server.url}/api/backups?instance=x`, reader)).status, 400);
 
-  const body = (await (await fetch(`${server.url}/api/instances`)).json()) as { redis: string; instances: Array<{ id: number; lastFull: { backupName: string } | null; failures24h: number }> };
+  const body = (await (await fetch(`${server.url}/api/instances`, reader)).json()) as { redis: string; instances: Array<{ id: number; lastFull: { backupName: string } | null; failures24h: number }> };
   assert.equal(body.redis, 'ok');
   const replica = body.instances.find((i) => i.id === world.replicaInstanceId)!;
   assert.equal(replica.lastFull?.backupName, backup.backupName);
@@ -131,7 +133,7 @@ test('/api/backups and /api/instances return the backup as JSON; bad filters are
 });
 
 test('status page: instances, the backup as Completed, the Error row highlighted and escaped, auto-refresh', async () => {
-  const res = await fetch(`${server.url}/`);
+  const res = await fetch(`${server.url}/`, reader);
   assert.equal(res.status, 200);
   const html = await res.text();
   assert.match(html, /<meta http-equiv="refresh" content="30">/);
@@ -212,7 +214,7 @@ test('a running full backup shows its stage progress (from the stage job in Redi
   const job = await queues.forInstance(world.sourceInstanceId).add('tar', { instanceId: world.sourceInstanceId, backupUuid }, { jobId: `${backupUuid}-tar`, delay: 3600_000 });
   await job.updateProgress({ stage: 'tar', fraction: 0.42 });
 
-  const body = (await (await fetch(`${server.url}/api/instances`)).json()) as { instances: Array<{ id: number; running: Array<{ backupName: string; state: string; stage: string | null; progressPercent: number | null }> }> };
+  const body = (await (await fetch(`${server.url}/api/instances`, reader)).json()) as { instances: Array<{ id: number; running: Array<{ backupName: string; state: string; stage: string | null; progressPercent: number | null }> }> };
   const source = body.instances.find((i) => i.id === world.sourceInstanceId)!;
   const running = source.running.find((r) => r.backupName === 'bak_running.tar.gz');
   assert.ok(running, JSON.stringify(source.running));
@@ -220,13 +222,13 @@ test('a running full backup shows its stage progress (from the stage job in Redi
   assert.equal(running.stage, 'tar');
   assert.equal(running.progressPercent, 42);
 
-  const html = await (await fetch(`${server.url}/`)).text();
+  const html = await (await fetch(`${server.url}/`, reader)).text();
   assert.match(html, /full Tar <span class="progress">tar 42%<\/span>/);
 });
 
 test('mcb_backup_failures_total counts each job that failed for good and never goes down when Error rows are retried or expired', async () => {
   const replica = { instance: String(world.replicaInstanceId), type: 'full' };
-  const scrape = async () => parseMetrics(await (await fetch(`${server.url}/metrics`)).text()).samples;
+  const scrape = async () => parseMetrics(await (await fetch(`${server.url}/metrics`, reader)).text()).samples;
   const failures = async () => sample(await scrape(), 'mcb_backup_failures_total', replica)!;
   const queue = queues.forInstance(world.replicaInstanceId);
   const failedFor = async (jobId: string) => {
@@ -306,7 +308,7 @@ test('the status page, /api/instances and /metrics run as many SQL queries with 
   try {
     const queriesOf = async (route: string) => {
       const before = counting.queries();
-      const res = await fetch(`${counted.url}${route}`);
+      const res = await fetch(`${counted.url}${route}`, reader);
       assert.equal(res.status, 200, route);
       await res.text();
       return counting.queries() - before;
@@ -315,6 +317,7 @@ test('the status page, /api/instances and /metrics run as many SQL queries with 
     await addInstancesWithRows(1, `${tag}-a`);
     assert.equal((await world.metadata.listInstances()).length, 3);
     const three = await measure();
+    assert.ok(three.page > 0 && three.api > 0 && three.metrics > 0, `the counter sees the queries: ${JSON.stringify(three)}`);
     const ids = await addInstancesWithRows(57, `${tag}-b`);
     assert.equal((await world.metadata.listInstances()).length, 60);
     const sixty = await measure();
@@ -323,7 +326,7 @@ test('the status page, /api/instances and /metrics run as many SQL queries with 
 
     // Each instance gets its own rows from the set queries.
     type Api = { instances: Array<{ id: number; lastFull: { backupName: string } | null; lastBinlog: { backupName: string } | null; running: Array<{ backupName: string; stage: string | null }>; failures24h: number; lastFailure: { backupName: string } | null; verifyFailures: Array<{ backupName: string }> }> };
-    const body = (await (await fetch(`${counted.url}/api/instances`)).json()) as Api;
+    const body = (await (await fetch(`${counted.url}/api/instances`, reader)).json()) as Api;
     for (const id of [ids[0]!, ids.at(-1)!]) {
       const s = body.instances.find((i) => i.id === id)!;
       assert.equal(s.lastFull?.backupName, `bak_${id}_ok.tar.gz`, 'the newest full whose restore test did not fail');
@@ -333,7 +336,7 @@ test('the status page, /api/instances and /metrics run as many SQL queries with 
       assert.equal(s.failures24h, 1);
       assert.equal(s.lastFailure?.backupName, `bak_${id}_error.tar.gz`);
     }
-    const metrics = parseMetrics(await (await fetch(`${counted.url}/metrics`)).text()).samples;
+    const metrics = parseMetrics(await (await fetch(`${counted.url}/metrics`, reader)).text()).samples;
     assert.equal(sample(metrics, 'mcb_last_backup_bytes', { instance: String(ids[3]), type: 'full' }), 1000 + ids[3]!);
     assert.equal(sample(metrics, 'mcb_backup_verify_failed', { instance: String(ids[3]) }), 1);
   } finally {

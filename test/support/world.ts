@@ -136,7 +136,7 @@ export async function createWorld(
       .map(([name, keys]) => `[${name}]\n${Object.entries(keys).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`)
       .join('\n');
     const file = o.file ?? path.join(dir, `clone-${o.node ?? 'replica'}-${randomId()}.ini`);
-    writeFileSync(file, text);
+    writeFileSync(file, text, { mode: 0o600 }); // it holds passwords: mcb warns about a config others can read
     return file;
   };
 

@@ -315,3 +315,25 @@ test('[redis] cluster_nodes: the prefix must be a hash tag, {mcb} by default', (
   assert.equal(parseConfig(seedCloneIni, 'x.ini', {}).redis.prefix, 'mcb');
   assert.equal(parseConfig(`${seedCloneIni}\n[redis]\nprefix = {mcb}\n`, 'x.ini', {}).redis.prefix, '{mcb}');
 });
+
+test('[encryption]: off by default; key_file or MCB_ENCRYPTION_KEY encrypts, key_files only decrypt; keys never printed', () => {
+  assert.equal(parseConfig(seedCloneIni, 'x.ini', {}).encryption.current, undefined, 'seed users see no change');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mcb-enc-config-'));
+  const current = path.join(dir, 'current.key');
+  const old = path.join(dir, 'old.key');
+  writeFileSync(current, `${'1a'.repeat(32)}\n`, { mode: 0o600 });
+  writeFileSync(old, '2b'.repeat(32), { mode: 0o600 });
+  const c = parseConfig(`${seedCloneIni}\n[encryption]\nkey_file = ${current}\nkey_files = ${old}\n`, 'x.ini', {});
+  assert.ok(c.encryption.current);
+  assert.equal(c.encryption.ids.length, 2);
+  const printed = JSON.stringify(redactConfig(c));
+  assert.ok(!printed.includes('1a1a1a') && !printed.includes('2b2b2b') && printed.includes(c.encryption.current.id), printed);
+
+  const fromEnv = parseConfig(seedCloneIni, 'x.ini', { MCB_ENCRYPTION_KEY: '3c'.repeat(32) });
+  assert.ok(fromEnv.encryption.current);
+  assert.throws(() => parseConfig(seedCloneIni, 'x.ini', { MCB_ENCRYPTION_KEY: 'secret-but-short' }), (e: Error) => e instanceof ConfigError && /^MCB_ENCRYPTION_KEY must hold a 256-bit key as 64 hex characters/.test(e.message) && !e.message.includes('secret-but-short'));
+  assert.throws(() => parseConfig(`${seedCloneIni}\n[encryption]\nkey_file = ${path.join(dir, 'absent.key')}\n`, 'x.ini', {}), /\[encryption\] key_file in x\.ini line \d+: cannot read key file .*absent\.key: ENOENT/);
+  assert.throws(() => parseConfig(`${seedCloneIni}\n[encryption]\nkey_file = relative.key\n`, 'x.ini', {}), /key_file .*must be an absolute path/);
+  assert.throws(() => parseConfig(`${seedCloneIni}\n[encryption]\nkey_files = ${old}\n`, 'x.ini', {}), /key_files .*needs key_file \(or MCB_ENCRYPTION_KEY\)/);
+  assert.throws(() => parseConfig(`${seedCloneIni}\n[encryption]\nkey = 1\n`, 'x.ini', {}), /\[encryption\] key in x\.ini line \d+: unknown key/);
+});

@@ -72,7 +72,7 @@ async function buildPlan(
   if (o.fromBucket) {
     const store = storeFor(undefined);
     await store.checkBucket();
-    const found = await candidatesFromBucket(store, instanceId, zone);
+    const found = await candidatesFromBucket(store, instanceId, zone, ctx.config.encryption);
     const plan = planRestore({ fulls: found.fulls, binlogs: found.binlogs, target, backup: o.backup, zone });
     warnings.push(...found.warnings.filter((w) => !w.includes('mcb-recovery-point') || w.startsWith(plan.full.objectKey)));
     if (!plan.full.endTimeExact) warnings.push(`the recovery point of ${plan.full.objectKey} is an estimate`);
@@ -192,6 +192,7 @@ export function registerRestore(program: Command, run: Run): void {
             zone,
             downloadConcurrency: ctx.config.restore.downloadConcurrency,
             replayMethod: ctx.config.restore.replayMethod,
+            keyring: ctx.config.encryption,
           });
         } finally {
           process.off('SIGINT', onSignal);

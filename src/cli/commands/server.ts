@@ -13,7 +13,9 @@ export function registerServer(program: Command, run: Run): void {
       `
 Auth: /queues (it can retry, remove and pause jobs) and every non-GET request need HTTP Basic
 ([server] user/password, or MCB_SERVER_USER/MCB_SERVER_PASSWORD) or "Authorization: Bearer <token>"
-([server] token or MCB_SERVER_TOKEN). The server refuses to start on a non-loopback address without them (exit 2).`,
+([server] token or MCB_SERVER_TOKEN). The server refuses to start on a non-loopback address without them (exit 2).
+With them configured, /, /api/* and /metrics need them too, unless [server] public_read = on; /healthz is open.
+Non-GET requests from another origin's page (Origin, Sec-Fetch-Site or Referer) are refused (403).`,
     )
     .action((o) =>
       run(async (ctx) => {

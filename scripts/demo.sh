@@ -15,6 +15,9 @@ if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-loc
   npm ci --no-audit --no-fund
 fi
 
+echo "== npm run build (bin/mcb.js runs the compiled JavaScript in dist/)"
+npm run build --silent
+
 echo "== starting local services (first run builds a cached MySQL 9.7 + S3 root: a few minutes)"
 bash scripts/services.sh up
 # shellcheck disable=SC1091
@@ -61,6 +64,7 @@ access_key = $MCB_TEST_S3_ACCESS_KEY
 secret_key = $MCB_TEST_S3_SECRET_KEY
 secure = off
 INI
+  chmod 600 "$ini" # it holds passwords
 }
 mcb() { node bin/mcb.js -f "$ini" "$@"; }
 

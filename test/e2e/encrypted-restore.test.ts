@@ -201,7 +201,7 @@ test('--from-bucket: the plain full, then binlogs encrypted under A (eras side b
   assert.deepEqual(await phaseRowsIn(datadir, `${db}.t`), ['T0:1', 'T1:2']);
 });
 
-test('only key B configured: a restore needing A fails before anything is written, naming A', async () => {
+test('only key B configured, or no key: a restore needing A (or B) fails before anything is written, naming the key', async () => {
   const datadir = path.join(world.dir, 'restore-only-b');
   const r = await restore(iniB, ['run', '--instance', String(world.sourceInstanceId), '--at', targetInA, '--datadir', datadir]);
   assert.equal(r.code, 1, r.stdout);
@@ -210,6 +210,11 @@ test('only key B configured: a restore needing A fails before anything is writte
   assert.ok(last.includes(`is encrypted with key ${ids.A}, which is not configured (configured keys: ${ids.B})`), last);
   assert.ok(!existsSync(datadir), 'no datadir created');
   assertNoKeyIn(r.stdout, r.stderr);
+  // No [encryption] at all: the same refusal, saying so.
+  const none = await restore(iniPlain, ['run', '--instance', String(world.sourceInstanceId), '--at', 'latest', '--datadir', datadir]);
+  assert.equal(none.code, 1, none.stdout);
+  assert.match(none.stderr.trim().split('\n').pop()!, new RegExp(`${fulls.B!.objectKey!.replace(/\./g, '\\.')} is encrypted with key ${ids.B}, which is not configured \\(no encryption key is configured`));
+  assert.ok(!existsSync(datadir), 'no datadir created');
 });
 
 /** Stores `damaged` in place of the object of full B for one restore, which must fail with `expected` and leave nothing. */

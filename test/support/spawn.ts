@@ -1,10 +1,10 @@
-// Runs the real `mcb` binary, as a DBA would.
+// Runs the real `mcb` command line, as a DBA would, from the sources (bin/mcb.js runs the compiled build).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from './env.ts';
 
-export const mcbBin = path.join(repoRoot, 'bin', 'mcb.js');
+export const mcbBin = path.join(repoRoot, 'test', 'support', 'mcb-from-sources.js');
 
 export interface CliResult {
   code: number | null;

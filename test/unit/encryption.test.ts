@@ -181,3 +181,35 @@ describe('encryption keys', () => {
     assert.throws(() => loadKeyFile(path.join(dir, 'absent.key')), /cannot read key file .*absent\.key: ENOENT/);
   });
 });
+
+describe('encrypted binlog encoding (src/binlog-archive/upload.ts)', () => {
+  it('two encodings of one file store identical bytes (a retry is found already stored), in a 0600 file that decrypts', async () => {
+    const { encodedDigest, discardEncoded } = await import('../../src/binlog-archive/upload.ts');
+    const { getCodec } = await import('../../src/archive/index.ts');
+    const { decodersFor } = await import('../../src/archive/index.ts');
+    const { createReadStream, existsSync, statSync } = await import('node:fs');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'mcb-enc-binlog-'));
+    const file = path.join(dir, 'mysql-bin.000007');
+    const content = Buffer.concat([randomBytes(3 * 1024 * 1024), Buffer.alloc(2 * 1024 * 1024, 7)]);
+    await writeFile(file, content);
+    const encoding = { codec: getCodec('zstd'), options: { level: 3, threads: 2 }, key: keyA, scratchDir: dir };
+    const first = await encodedDigest(file, encoding);
+    const second = await encodedDigest(file, encoding);
+    try {
+      assert.equal(first.sha256, second.sha256, 'same file, same key: same stored bytes');
+      assert.equal(first.keyId, keyA.id);
+      assert.equal(first.sourceBytes, content.length);
+      assert.equal(statSync(first.encodedFile!).mode & 0o777, 0o600);
+      assert.equal(statSync(first.encodedFile!).size, first.bytes);
+      const other = await encodedDigest(file, { ...encoding, key: keyB });
+      assert.notEqual(other.sha256, first.sha256, 'another key stores other bytes');
+      await discardEncoded(other);
+      const plain = await collect(createReadStream(first.encodedFile!), ...(decodersFor('log_1_mysql-bin.000007.zst.enc', new Keyring(keyA)) as NodeJS.ReadWriteStream[]));
+      assert.ok(plain.equals(content), 'the encoded file decrypts and decompresses to the binlog');
+    } finally {
+      await discardEncoded(first);
+      await discardEncoded(second);
+    }
+    assert.ok(!existsSync(first.encodedFile!) && !existsSync(second.encodedFile!), 'discardEncoded removes the local copies');
+  });
+});

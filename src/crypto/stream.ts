@@ -53,6 +53,25 @@ function headerMac(macKey: Buffer, body: Buffer): Buffer {
   return createHmac('sha256', macKey).update(body).digest();
 }
 
+/**
+ * Copies `data` into `buf` after its first `filled` bytes, handing a full `buf` to `takeFull` only when more data
+ * follows (so whatever is left at the end is the last chunk). `takeFull` reads `buf` whole. Returns the new fill.
+ */
+function fillHoldingLast(data: Buffer, buf: Buffer, filled: number, takeFull: () => void): number {
+  let offset = 0;
+  while (offset < data.length) {
+    if (filled === buf.length) {
+      takeFull();
+      filled = 0;
+    }
+    const n = Math.min(buf.length - filled, data.length - offset);
+    data.copy(buf, filled, offset, offset + n);
+    filled += n;
+    offset += n;
+  }
+  return filled;
+}
+
 export interface EncryptOptions {
   /** 32 bytes; random when absent. A salt must never be reused for different plaintexts under one key. */
   salt?: Buffer;
@@ -89,21 +108,15 @@ export class EncryptStream extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.sendHeader();
-    let offset = 0;
-    while (offset < chunk.length) {
-      // A full chunk is sealed only once more plaintext arrives: the last chunk must carry the last flag.
-      if (this.filled === this.chunkSize) this.seal(false);
-      const n = Math.min(this.chunkSize - this.filled, chunk.length - offset);
-      chunk.copy(this.pending, this.filled, offset, offset + n);
-      this.filled += n;
-      offset += n;
-    }
+    // A full chunk is sealed only once more plaintext arrives: the last chunk must carry the last flag.
+    this.filled = fillHoldingLast(chunk, this.pending, this.filled, () => this.seal(false, this.chunkSize));
     done();
   }
 
   override _flush(done: TransformCallback): void {
     this.sendHeader();
-    this.seal(true);
+    this.seal(true, this.filled);
+    this.filled = 0;
     done();
   }
 
@@ -113,13 +126,13 @@ export class EncryptStream extends Transform {
     this.push(this.header);
   }
 
-  private seal(last: boolean): void {
+  /** Encrypts the first `length` bytes of the pending chunk. */
+  private seal(last: boolean, length: number): void {
     const cipher = createCipheriv('aes-256-gcm', this.payloadKey, chunkNonce(this.index++, last));
-    const body = cipher.update(this.pending.subarray(0, this.filled));
+    const body = cipher.update(this.pending.subarray(0, length));
     cipher.final();
     this.push(body);
     this.push(cipher.getAuthTag());
-    this.filled = 0;
   }
 }
 
@@ -162,15 +175,8 @@ export class DecryptStream extends Transform {
         this.openHeader(this.head.subarray(0, HEADER_BYTES));
         this.head = undefined;
       }
-      let offset = 0;
-      while (offset < data.length) {
-        // A full record is opened only once more bytes follow: at the end it is the last chunk.
-        if (this.filled === this.recordSize) this.open(false);
-        const n = Math.min(this.recordSize - this.filled, data.length - offset);
-        data.copy(this.record, this.filled, offset, offset + n);
-        this.filled += n;
-        offset += n;
-      }
+      // A full record is opened only once more bytes follow: at the end it is the last chunk.
+      this.filled = fillHoldingLast(data, this.record, this.filled, () => this.open(false, this.recordSize));
       done();
     } catch (err) {
       done(err as Error);
@@ -181,7 +187,8 @@ export class DecryptStream extends Transform {
     try {
       if (this.head) throw this.fail('truncated', `is truncated: it ends inside its ${HEADER_BYTES}-byte encryption header (${this.head.length} bytes)`);
       if (this.filled < TAG_BYTES) throw this.truncated();
-      this.open(true);
+      this.open(true, this.filled);
+      this.filled = 0;
       done();
     } catch (err) {
       done(err as Error);
@@ -216,12 +223,13 @@ export class DecryptStream extends Transform {
     this.record = Buffer.allocUnsafe(this.recordSize);
   }
 
-  private open(last: boolean): void {
-    const sealed = this.record.subarray(0, this.filled);
+  /** Opens the first `length` bytes of the record as chunk `index`, releasing its plaintext once its tag checks. */
+  private open(last: boolean, length: number): void {
+    const sealed = this.record.subarray(0, length);
     const plain = this.tryOpen(sealed, this.index, last);
     if (!plain) {
       // Say which damage it is when the record opens under the other flag.
-      if (last && this.filled === this.recordSize && this.tryOpen(sealed, this.index, false)) throw this.truncated();
+      if (last && length === this.recordSize && this.tryOpen(sealed, this.index, false)) throw this.truncated();
       if (!last && this.tryOpen(sealed, this.index, true)) {
         throw this.fail('trailing-data', `has data after its final chunk ${this.index}: bytes were appended`);
       }
@@ -230,7 +238,6 @@ export class DecryptStream extends Transform {
       throw this.fail('chunk', `fails authentication at ${where}: a byte was changed, or chunks were moved, dropped or repeated`);
     }
     this.index++;
-    this.filled = 0;
     this.push(plain);
   }
 

@@ -1,13 +1,15 @@
 // Restore candidates without the metadata center (`--from-bucket`): from object names, object metadata and the
 // binlog files' own headers. The metadata DB may be exactly what was lost.
-//  - Full backups: bak_<id>_<ts>.tar[.gz|.zst][.enc] (encrypted objects need their key in [encryption]). The recovery point comes from the object's `mcb-recovery-point`
-//    metadata (written by the upload stage); objects uploaded before it existed fall back to the name's
-//    timestamp (the clone's start, marked inexact). The sha256 comes from `mcb-sha256`.
-//  - Binlogs: log_<id>_<file>[.gz|.zst][.enc]. The start time is the FORMAT_DESCRIPTION timestamp, read from the head of
-//    the object (a few KB are downloaded, not the file); the end is the next file's start, and for the newest
+//  - Full backups: bak_<id>_<ts>.tar[.gz|.zst][.enc]. The recovery point comes from the object's
+//    `mcb-recovery-point` metadata (written by the upload stage); objects uploaded before it existed fall back to
+//    the name's timestamp (the clone's start, marked inexact). The sha256 comes from `mcb-sha256`.
+//  - Binlogs: log_<id>_<file>[.gz|.zst][.enc]. The start time is the FORMAT_DESCRIPTION timestamp, read from the
+//    head of the object (a few KB, or the first 1 MiB chunk of an encrypted one, are downloaded, not the file);
+//    the end is the next file's start, and for the newest
 //    file its last event (that one is downloaded whole). The sha256 comes from `mcb-sha256` (written by the binlog
 //    job since it was added); the restore verifies it while downloading. Objects archived before that carry none:
 //    they are named in a warning and restored unverified.
+//  - Encrypted objects (`.enc`) are read with the keys of [encryption] (docs/security.md).
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';

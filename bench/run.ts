@@ -208,9 +208,21 @@ async function sectionArchive(sourceBytes: number, all: boolean): Promise<Map<st
     }
     report.row(row.id, row.label, m, { sourceBytes, bytes: Number(m.bytes), worker: !row.cli });
     made.set(row.id, { row, bytes: Number(m.bytes), sha256: String(m.sha256) });
+    if (row.id === 'mcb-zstd') await measureEncryptionAlone(row.file, sourceBytes);
     if (!needed) rmSync(row.file, { force: true });
   }
   return made;
+}
+
+/** AES-256-GCM alone over the zstd archive, each direction: its share of the archive stage, without that stage's noise. */
+async function measureEncryptionAlone(file: string, sourceBytes: number): Promise<void> {
+  const m = await runNodeChild(script('crypt-one.ts'), { file, keyHex: benchKeyHex });
+  const bytes = statSync(file).size;
+  for (const direction of ['encrypt', 'decrypt'] as const) {
+    const seconds = Number(m[`${direction}Seconds`]);
+    const label = `AES-256-GCM ${direction}ion alone, zstd archive`;
+    report.row(`${direction}-alone`, label, { seconds, maxRssMiB: m.maxRssMiB }, { sourceBytes, bytes, objectRate: true, worker: true, notes: 'the file read time subtracted' });
+  }
 }
 
 function sha256Of(file: string): string {

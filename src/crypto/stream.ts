@@ -21,6 +21,12 @@ export const HEADER_BYTES = MAGIC.length + 1 + KEY_ID_BYTES + SALT_BYTES + MAC_B
 /** 1 MiB: large enough that the per-chunk cost is lost in the AES work, small enough to hold a few in memory. */
 export const DEFAULT_CHUNK_LOG2 = 20;
 const MIN_CHUNK_LOG2 = 10;
+/**
+ * A stream's buffers hold a whole chunk or two. With node's 16 KiB default, a 1 MiB chunk pushed downstream stops
+ * the input until the reader has taken all of it, so a download and the decompression after it take turns instead
+ * of overlapping.
+ */
+const BUFFERING = { writableHighWaterMark: 2 << DEFAULT_CHUNK_LOG2, readableHighWaterMark: 1 << DEFAULT_CHUNK_LOG2 };
 const MAX_CHUNK_LOG2 = 24;
 
 export type DecryptionProblem = 'not-encrypted' | 'unknown-key' | 'header' | 'chunk' | 'truncated' | 'trailing-data';
@@ -93,7 +99,7 @@ export class EncryptStream extends Transform {
   private headerSent = false;
 
   constructor(key: EncryptionKey, opts: EncryptOptions = {}) {
-    super();
+    super(BUFFERING);
     const log2 = opts.chunkLog2 ?? DEFAULT_CHUNK_LOG2;
     if (log2 < MIN_CHUNK_LOG2 || log2 > MAX_CHUNK_LOG2) throw new RangeError(`chunk size 2^${log2} is out of range`);
     const salt = opts.salt ?? randomBytes(SALT_BYTES);
@@ -161,7 +167,7 @@ export class DecryptStream extends Transform {
     private readonly keyring: Keyring,
     opts: DecryptOptions,
   ) {
-    super();
+    super(BUFFERING);
     this.label = opts.label;
   }
 

@@ -616,3 +616,28 @@ export function redactConfig(config: Config): unknown {
     restore: { ...config.restore, password: config.restore.password ? '***' : '' },
   };
 }
+
+/** The environment variables that may hold a secret (a password, a storage key, the encryption key). */
+export const secretEnvNames = [
+  'MCB_MYSQL_PASSWORD',
+  'MCB_METADATA_PASSWORD',
+  'MCB_REDIS_URL',
+  'MCB_REDIS_PASSWORD',
+  'MCB_REDIS_SENTINEL_PASSWORD',
+  'MCB_OSS_ACCESS_KEY',
+  'MCB_OSS_SECRET_KEY',
+  'MCB_SERVER_TOKEN',
+  'MCB_SERVER_PASSWORD',
+  'MCB_RESTORE_PASSWORD',
+  'MCB_ENCRYPTION_KEY',
+] as const;
+
+/**
+ * The environment for a program we start (mysqld, mysqlbinlog, mysql): ours without the secrets above. A child
+ * such as mysqld may run as another account, which can read its own process's environment.
+ */
+export function childEnvironment(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of secretEnvNames) delete out[name];
+  return out;
+}

@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { removeTree } from '../fs/contained-rm.ts';
+import { childEnvironment } from '../config/index.ts';
 
 /** How to run mysqld: an argv prefix (the binary, or a loader and its arguments then the binary) and the
  * arguments that must come first (`--no-defaults` must be the very first one). */
@@ -156,7 +157,7 @@ export async function initializeDatadir(bin: MysqldBinary, datadir: string): Pro
   const [file, prefix] = splitCommand(bin);
   const args = [...prefix, ...bin.baseArgs, ...userArgs(bin), '--initialize-insecure', `--datadir=${dir}`];
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnvironment() });
     let output = '';
     const collect = (chunk: Buffer) => {
       output += chunk.toString('utf8');
@@ -280,7 +281,7 @@ export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): 
   let child: ChildProcess;
   try {
     if (user) for (const p of [runDir, ...(extraDir ? [extraDir] : []), logFile]) chownSync(p, user.uid, user.gid);
-    child = spawn(file, args, { stdio: ['ignore', logFd, logFd] });
+    child = spawn(file, args, { stdio: ['ignore', logFd, logFd], env: childEnvironment() });
   } finally {
     closeSync(logFd);
   }

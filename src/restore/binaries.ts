@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { RestoreConfig } from '../config/index.ts';
+import { childEnvironment, type RestoreConfig } from '../config/index.ts';
 import type { MysqldBinary } from '../mysql/mysqld.ts';
 import { binariesFromPath, binariesFromSidRoot, type RestoreBinaries } from './run.ts';
 
@@ -113,7 +113,7 @@ function versionLine(bin: MysqldBinary, timeoutMs: number): Promise<VersionOutpu
   const name = programOf(bin);
   return new Promise((resolve) => {
     let out = '';
-    const child = spawn(file!, [...prefix, ...bin.baseArgs, '--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file!, [...prefix, ...bin.baseArgs, '--version'], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnvironment() });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
     child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));

@@ -25,6 +25,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Duplex } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { decodersFor, extractArchive } from '../archive/index.ts';
+import { childEnvironment } from '../config/index.ts';
 import { DecryptionError, type Keyring } from '../crypto/index.ts';
 import { isEncryptedObjectName } from '../naming.ts';
 import { GtidSet, type RestoreStop } from '../binlog/index.ts';
@@ -304,8 +305,8 @@ export async function pipeBinlogsIntoServer(
     ...files,
   ];
   const myArgs = [...myPrefix, ...binaries.mysql.baseArgs, '--binary-mode', '--protocol=SOCKET', `--socket=${opts.socket}`, `--user=${opts.user}`];
-  const mb = spawn(mbFile!, mbArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const my = spawn(myFile!, myArgs, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, MYSQL_PWD: opts.password } });
+  const mb = spawn(mbFile!, mbArgs, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnvironment() });
+  const my = spawn(myFile!, myArgs, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...childEnvironment(), MYSQL_PWD: opts.password } });
   const kill = () => {
     mb.kill('SIGTERM');
     my.kill('SIGTERM');

@@ -337,3 +337,16 @@ test('[encryption]: off by default; key_file or MCB_ENCRYPTION_KEY encrypts, key
   assert.throws(() => parseConfig(`${seedCloneIni}\n[encryption]\nkey_files = ${old}\n`, 'x.ini', {}), /key_files .*needs key_file \(or MCB_ENCRYPTION_KEY\)/);
   assert.throws(() => parseConfig(`${seedCloneIni}\n[encryption]\nkey = 1\n`, 'x.ini', {}), /\[encryption\] key in x\.ini line \d+: unknown key/);
 });
+
+test('programs we start get our environment without any secret (mysqld may run as another account)', async () => {
+  const { childEnvironment, secretEnvNames } = await import('../../src/config/index.ts');
+  const env: NodeJS.ProcessEnv = { PATH: '/usr/bin', LD_LIBRARY_PATH: '/x', MCB_SID_ROOT: '/sid' };
+  for (const name of secretEnvNames) env[name] = 'secret';
+  const child = childEnvironment(env);
+  assert.deepEqual(child, { PATH: '/usr/bin', LD_LIBRARY_PATH: '/x', MCB_SID_ROOT: '/sid' });
+  assert.ok(secretEnvNames.includes('MCB_ENCRYPTION_KEY') && secretEnvNames.includes('MCB_OSS_SECRET_KEY'));
+  // Every secret the config reads from the environment is in the list.
+  const source = (await import('node:fs')).readFileSync(new URL('../../src/config/index.ts', import.meta.url), 'utf8');
+  const read = new Set([...source.matchAll(/'(MCB_[A-Z_]*(?:PASSWORD|KEY|TOKEN|URL))'/g)].map((m) => m[1]!));
+  for (const name of read) assert.ok((secretEnvNames as readonly string[]).includes(name), `${name} is missing from secretEnvNames`);
+});

@@ -72,9 +72,12 @@ export async function checkDeletable(p: string, opts: ContainedOptions): Promise
   throw new OutsideRootError(`refusing to delete ${what}: outside ${describeRoots(roots)}`);
 }
 
-/** rm -rf of `p`, once checkDeletable allows it. A symbolic link at `p` is removed, not what it points to. */
+/**
+ * rm -rf of `p`, once checkDeletable allows it. A symbolic link at `p` is removed, not what it points to. A file
+ * created inside while the tree is removed (a write still in flight) fails a removal with ENOTEMPTY: it is retried.
+ */
 export async function removeTree(p: string, opts: ContainedOptions): Promise<void> {
-  await rm(await checkDeletable(p, opts), { recursive: true, force: true });
+  await rm(await checkDeletable(p, opts), { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
 }
 
 /** rm -f of the file `p`, once checkDeletable allows it. */

@@ -22,6 +22,7 @@ import { createWriteStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { chmod, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Duplex } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { decodersFor, extractArchive } from '../archive/index.ts';
@@ -250,6 +251,23 @@ export async function extractFullVerified(
 }
 
 /**
+ * Removes what a failed restore wrote: the datadir it created, or what it put in one it was given. A failed
+ * extraction may still have file writes in flight (tar does not wait for them when its input fails), which can put
+ * a file back after it was removed: the removal is repeated until the directory stays gone (or empty).
+ */
+async function undoRestore(datadir: string, created: boolean): Promise<boolean> {
+  const within = { '--datadir': datadir };
+  const leftovers = async () => (created ? existsSync(datadir) : (await readdir(datadir).catch(() => [] as string[])).length > 0);
+  for (let attempt = 0; attempt < 10; attempt++) {
+    if (created) await removeTree(datadir, { within, allowRoot: true }).catch(() => undefined);
+    else for (const e of await readdir(datadir).catch(() => [] as string[])) await removeTree(path.join(datadir, e), { within }).catch(() => undefined);
+    await sleep(200);
+    if (!(await leftovers())) return true;
+  }
+  return false;
+}
+
+/**
  * A missing key is this host's configuration, not the backup's fault; any other decryption failure (a changed
  * byte, a moved or missing chunk, a cut object) means the stored object is not what was written.
  */
@@ -423,7 +441,6 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
   const workDir = path.join(path.dirname(datadir), `.mcb-restore-${path.basename(datadir)}-${process.pid}`);
   // A restore removes only what it made: its work directory, a datadir it created, what it put in the datadir.
   const ownWorkDir = { within: { 'the restore work dir': workDir }, allowRoot: true };
-  const inDatadir = { within: { '--datadir': datadir } };
   let server: RunningMysqld | undefined;
   await checkKeysForPlan(plan, opts.keyring, opts.storeFor);
   await mkdir(datadir, { recursive: true });
@@ -522,10 +539,11 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
   } catch (err) {
     if (server) await server.stop().catch(() => undefined);
     await removeTree(workDir, ownWorkDir).catch(() => undefined);
-    // Nothing half-restored may stay behind: the directory was empty when we started.
-    if (created) await removeTree(datadir, { ...inDatadir, allowRoot: true }).catch(() => undefined);
-    else for (const e of await readdir(datadir).catch(() => [] as string[])) await removeTree(path.join(datadir, e), inDatadir).catch(() => undefined);
     const why = signal?.aborted ? abortReason(signal) : (err as Error).message;
+    // Nothing half-restored may stay behind: the directory was empty when we started.
+    if (!(await undoRestore(datadir, created))) {
+      throw new RestoreFailedError(`restore into ${datadir} failed, and what it wrote there could not all be removed: remove ${datadir} by hand, it is not a restored datadir: ${why}`);
+    }
     throw new RestoreFailedError(`restore into ${datadir} failed; ${created ? 'the directory was removed' : 'the directory was emptied'}, nothing half-restored is left: ${why}`);
   }
 }

@@ -58,8 +58,9 @@ const stage = defineFullStage<UploadResult>({
 export const uploadStage: JobDefinition<FullChainPayload, UploadResult> = {
   ...stage,
   async onFinalFailure(payload, ctx, error) {
-    await removeUnverifiedObject(payload.backupUuid, ctx);
+    // The row says what was kept first: removing the object needs the store, which may be the thing that is down.
     await stage.onFinalFailure?.(payload, ctx, error);
+    await removeUnverifiedObject(payload.backupUuid, ctx);
   },
 };
 

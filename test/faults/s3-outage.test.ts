@@ -101,7 +101,8 @@ test('S3 unreachable for longer than the retries: Error with the reason, the arc
   try {
     proxy.down();
     await enqueueFull('outage-long');
-    const failed = await rowOf('outage-long', (r) => r.state === 'Error' || r.state === 'Completed');
+    // The row is marked Error, then told which files were kept for a retry: wait for both.
+    const failed = await rowOf('outage-long', (r) => (r.state === 'Error' && (r.info ?? '').includes('[kept')) || r.state === 'Completed');
     assert.equal(failed.state, 'Error');
     assert.match(failed.info ?? '', /^upload failed: object storage http:\/\/127\.0\.0\.1:\d+\/\S+ is unreachable or refused the request/);
     assert.match(failed.info ?? '', /\[kept .*\.tar\.gz for `mcb jobs retry`; the next full backup removes them\]/);

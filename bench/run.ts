@@ -358,7 +358,7 @@ async function sectionBinlog(): Promise<void> {
       verify: DEFAULT_VERIFY,
       ...(encrypted ? { encryptionKeyHex: benchKeyHex } : {}),
     });
-    // Encrypted, the digest pass also writes the encrypted object locally, and the upload sends that file.
+    // Encrypted, the digest pass compresses into a local file and encrypts that into the file the upload sends.
     const phases = `checksums ${fmt(Number(m.checksumSeconds))} s, digest pass ${fmt(Number(m.digestSeconds))} s, upload+verify ${fmt(Number(m.uploadSeconds))} s`;
     report.row(id, `binlog ${codec}${codec === 'none' ? '' : `-${level}`}${encrypted ? ' + AES-256-GCM' : ''}`, m, { sourceBytes: binlog.bytes, bytes: Number(m.bytes), worker: true, notes: phases });
   }

@@ -6,9 +6,10 @@
 // are deterministic); the upload's own digest must then match it, or the object is removed and the file counts as
 // changed while read.
 //
-// Encrypted, the stored bytes are written to a local file (0600) in a second pass and that file is uploaded: the
-// salt is derived from the first pass's digest of the compressed bytes, so a retry stores identical bytes (found
-// already stored instead of uploaded twice), and a salt is never used for two different plaintexts.
+// Encrypted, the file is compressed once into a local file (0600; the binlog itself when there is nothing to
+// compress), which is then encrypted into the file that is uploaded: the salt is derived from the compressed bytes'
+// digest, so a retry stores identical bytes (found already stored instead of uploaded twice), and a salt is never
+// used for two different plaintexts (the encrypting pass checks that it read the bytes the digest was taken of).
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
@@ -70,20 +71,23 @@ export function binlogCompressOptions(ctx: Pick<JobContext, 'config'>): Compress
 
 /** sha256 and size of what the upload will store: the file through the codec (and, encrypted, into a local file). */
 export async function encodedDigest(file: string, encoding: BinlogEncoding): Promise<EncodedDigest> {
-  const compressed = await digestThrough(file, [encoding.codec.compress(encoding.options)]);
-  if (!encoding.key) return compressed;
+  const compress = encoding.codec.compress(encoding.options);
+  if (!encoding.key) return digestThrough(file, [compress]);
   const key = encoding.key;
-  const encodedFile = path.join(encoding.scratchDir ?? os.tmpdir(), `.mcb-${randomUUID()}-${path.basename(file)}.enc`);
-  const plain = new HashingCounter();
+  const base = path.join(encoding.scratchDir ?? os.tmpdir(), `.mcb-${randomUUID()}-${path.basename(file)}`);
+  const compressedFile = encoding.codec.name === 'none' ? undefined : `${base}.z`;
+  const encodedFile = `${base}.enc`;
   try {
-    const stored = await digestThrough(file, [encoding.codec.compress(encoding.options), plain, new EncryptStream(key, { salt: saltForContent(key, compressed.sha256) })], createWriteStream(encodedFile, { mode: 0o600 }));
-    if (plain.digest() !== compressed.sha256 || stored.sourceBytes !== compressed.sourceBytes) {
-      throw new Error(`${file} changed while it was read: the two reads before its upload differ`);
-    }
-    return { ...stored, encodedFile, keyId: key.id };
+    const compressed = await digestThrough(file, [compress], compressedFile ? createWriteStream(compressedFile, { mode: 0o600 }) : undefined);
+    const plain = new HashingCounter();
+    const sealed = await digestThrough(compressedFile ?? file, [plain, new EncryptStream(key, { salt: saltForContent(key, compressed.sha256) })], createWriteStream(encodedFile, { mode: 0o600 }));
+    if (plain.digest() !== compressed.sha256) throw new Error(`${file} changed while it was read: the two reads before its upload differ`);
+    return { sha256: sealed.sha256, bytes: sealed.bytes, sourceBytes: compressed.sourceBytes, encodedFile, keyId: key.id };
   } catch (err) {
     await rm(encodedFile, { force: true });
     throw err;
+  } finally {
+    if (compressedFile) await rm(compressedFile, { force: true });
   }
 }
 

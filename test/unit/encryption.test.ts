@@ -201,6 +201,8 @@ describe('encrypted binlog encoding (src/binlog-archive/upload.ts)', () => {
       assert.equal(first.sourceBytes, content.length);
       assert.equal(statSync(first.encodedFile!).mode & 0o777, 0o600);
       assert.equal(statSync(first.encodedFile!).size, first.bytes);
+      const { readdirSync } = await import('node:fs');
+      assert.deepEqual(readdirSync(dir).sort(), [path.basename(first.encodedFile!), path.basename(second.encodedFile!), 'mysql-bin.000007'].sort(), 'the compressed intermediate file is removed');
       const other = await encodedDigest(file, { ...encoding, key: keyB });
       assert.notEqual(other.sha256, first.sha256, 'another key stores other bytes');
       await discardEncoded(other);

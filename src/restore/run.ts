@@ -27,7 +27,7 @@ import type { Duplex } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { decodersFor, extractArchive } from '../archive/index.ts';
 import { childEnvironment } from '../config/index.ts';
-import { DecryptionError, type Keyring } from '../crypto/index.ts';
+import { DecryptionError, emptyKeyring, type Keyring } from '../crypto/index.ts';
 import { isEncryptedObjectName } from '../naming.ts';
 import { GtidSet, type RestoreStop } from '../binlog/index.ts';
 import { removeTree } from '../fs/contained-rm.ts';
@@ -290,8 +290,7 @@ export async function checkKeysForPlan(plan: Pick<RestorePlan, 'full' | 'binlogs
   for (const o of objects) {
     const keyId = (await storeFor(o.bucket).stat(o.objectKey))?.metadata['mcb-key-id'];
     if (keyId && !keyring?.find(keyId)) {
-      const configured = keyring ? keyring.describe() : 'no encryption key is configured';
-      throw new RestoreKeyMissingError(`${o.objectKey} is encrypted with key ${keyId}, which is not configured (${configured}): add its key file to [encryption] key_files; nothing was restored`);
+      throw new RestoreKeyMissingError(`${o.objectKey} is encrypted with key ${keyId}, which is not configured (${(keyring ?? emptyKeyring).describe()}): add its key file to [encryption] key_files; nothing was restored`);
     }
   }
 }

@@ -13,11 +13,6 @@ import mysql from 'mysql2/promise';
 import { loadConfig, type Config } from '../../src/config/index.ts';
 import { HEADER_BYTES, parseKeyHex } from '../../src/crypto/index.ts';
 import { binlogJob } from '../../src/jobs/binlog.ts';
-import { fullJob } from '../../src/jobs/full.ts';
-import { cloneStage } from '../../src/jobs/full-clone.ts';
-import { tarStage } from '../../src/jobs/full-tar.ts';
-import { uploadStage } from '../../src/jobs/full-upload.ts';
-import { cleanupStage } from '../../src/jobs/full-cleanup.ts';
 import { verifyJob } from '../../src/jobs/verify.ts';
 import type { BackupRow } from '../../src/metadata/index.ts';
 import { formatInZone, UTC } from '../../src/time/zone.ts';
@@ -26,6 +21,7 @@ import { directContext } from '../support/context.ts';
 import { createWorld, rootConnection, type World } from '../support/world.ts';
 import { runMcb, type CliResult } from '../support/spawn.ts';
 import { phaseRowsIn } from '../support/restored.ts';
+import { makeCompletedFullBackup } from '../support/backup.ts';
 
 const SECRET = 'xyzzy-secret-row-value-4711';
 const RECORD = 2 ** 20 + 16;
@@ -69,15 +65,8 @@ async function insert(phase: string, ids: number[]): Promise<void> {
   for (const id of ids) await source.query(`INSERT INTO ${db}.t VALUES (?, ?, ?)`, [id, phase, SECRET]);
 }
 
-async function fullBackup(ini: string, name: string): Promise<BackupRow> {
-  const ctx = directContext(loadConfig(ini), world.metadata, { jobId: `enc-full-${name}-${world.id}` });
-  const started = await fullJob.handle({ instanceId: world.sourceInstanceId }, ctx);
-  assert.ok(started.started);
-  const payload = { instanceId: world.sourceInstanceId, backupUuid: started.backupUuid };
-  for (const stage of [cloneStage, tarStage, uploadStage, cleanupStage]) await stage.handle(payload, ctx);
-  const row = (await world.metadata.getBackup(started.backupUuid))!;
-  assert.equal(row.state, 'Completed');
-  return row;
+function fullBackup(ini: string, name: string): Promise<BackupRow> {
+  return makeCompletedFullBackup(world, `enc-full-${name}-${world.id}`, { config: loadConfig(ini), instanceId: world.sourceInstanceId });
 }
 
 async function archiveBinlogs(ini: string, jobId: string): Promise<void> {

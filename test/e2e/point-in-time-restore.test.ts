@@ -14,11 +14,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
 import { loadConfig, type Config } from '../../src/config/index.ts';
 import { binlogJob } from '../../src/jobs/binlog.ts';
-import { fullJob } from '../../src/jobs/full.ts';
-import { cloneStage } from '../../src/jobs/full-clone.ts';
-import { tarStage } from '../../src/jobs/full-tar.ts';
-import { uploadStage } from '../../src/jobs/full-upload.ts';
-import { cleanupStage } from '../../src/jobs/full-cleanup.ts';
 import { verifyJob } from '../../src/jobs/verify.ts';
 import { formatInZone, UTC } from '../../src/time/zone.ts';
 import { servicesEnv } from '../support/env.ts';
@@ -26,6 +21,7 @@ import { directContext } from '../support/context.ts';
 import { createWorld, rootConnection, type World } from '../support/world.ts';
 import { runMcb, startMcb } from '../support/spawn.ts';
 import { phaseRowsIn } from '../support/restored.ts';
+import { makeCompletedFullBackup } from '../support/backup.ts';
 
 let world: World;
 let config: Config;
@@ -69,13 +65,8 @@ test('set-up: T1 rows, full backup (real CLONE), T2 rows, binlogs archived, T3 r
   await source.query(`CREATE TABLE ${db}.t (id int PRIMARY KEY, phase varchar(10))`);
   await insert('T1', [1, 2]);
 
-  const ctx = directContext(config, world.metadata, { jobId: `pitr-full-${world.id}` });
-  const started = await fullJob.handle({ instanceId: world.sourceInstanceId }, ctx);
-  assert.ok(started.started, 'full backup of the source starts (is_cluster = off)');
-  const payload = { instanceId: world.sourceInstanceId, backupUuid: started.backupUuid };
-  for (const stage of [cloneStage, tarStage, uploadStage, cleanupStage]) await stage.handle(payload, ctx);
-  const full = (await world.metadata.getBackup(started.backupUuid))!;
-  assert.equal(full.state, 'Completed');
+  // Throws unless the backup of the source starts (is_cluster = off) and ends Completed.
+  const full = await makeCompletedFullBackup(world, `pitr-full-${world.id}`, { config, instanceId: world.sourceInstanceId });
   fullKey = full.objectKey!;
 
   await sleep(1100);

@@ -1,5 +1,5 @@
-// A real Completed full backup of the replica, made quickly by calling the stage handlers directly
-// (CLONE, tar, upload to S3, cleanup), as test/integration/full-stages.test.ts does.
+// A real Completed full backup (of the replica unless told otherwise), made quickly by calling the stage handlers
+// directly (CLONE, tar, upload to S3, cleanup), as test/integration/full-stages.test.ts does.
 import { fullJob } from '../../src/jobs/full.ts';
 import { cloneStage } from '../../src/jobs/full-clone.ts';
 import { tarStage } from '../../src/jobs/full-tar.ts';
@@ -7,15 +7,21 @@ import { uploadStage } from '../../src/jobs/full-upload.ts';
 import { cleanupStage } from '../../src/jobs/full-cleanup.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
+import type { Config } from '../../src/config/index.ts';
 import type { BackupRow, MetadataStore } from '../../src/metadata/index.ts';
 import { directContext } from './context.ts';
 import type { World } from './world.ts';
 
-export async function makeCompletedFullBackup(world: World, jobId = `direct-full-${Date.now()}`): Promise<BackupRow> {
-  const ctx = directContext(world.config, world.metadata, { jobId });
-  const started = await fullJob.handle({ instanceId: world.replicaInstanceId }, ctx);
+export async function makeCompletedFullBackup(
+  world: World,
+  jobId = `direct-full-${Date.now()}`,
+  opts: { config?: Config; instanceId?: number } = {},
+): Promise<BackupRow> {
+  const instanceId = opts.instanceId ?? world.replicaInstanceId;
+  const ctx = directContext(opts.config ?? world.config, world.metadata, { jobId });
+  const started = await fullJob.handle({ instanceId }, ctx);
   if (!started.started) throw new Error(`full backup did not start: ${started.reason}`);
-  const payload = { instanceId: world.replicaInstanceId, backupUuid: started.backupUuid };
+  const payload = { instanceId, backupUuid: started.backupUuid };
   await cloneStage.handle(payload, ctx);
   await tarStage.handle(payload, ctx);
   await uploadStage.handle(payload, ctx);

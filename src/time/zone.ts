@@ -206,6 +206,18 @@ export function formatInZone(date: Date, zone: TimeZone, opts: { fraction?: bool
   return opts.fraction ? `${text}.${pad(((t % 1000) + 1000) % 1000, 3)}` : text;
 }
 
+/** `formatInZone` for display: '' for a missing or invalid date. */
+export function formatLocalTime(date: Date | null | undefined, zone: TimeZone): string {
+  return date && !Number.isNaN(date.getTime()) ? formatInZone(date, zone) : '';
+}
+
+/** ISO 8601 (UTC) of a date or epoch milliseconds; null for a missing or invalid one. */
+export function isoOrNull(at: Date | number | null | undefined): string | null {
+  if (at === null || at === undefined) return null;
+  const d = typeof at === 'number' ? new Date(at) : at;
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
 /**
  * `YYYY-MM-DD HH:MM:SS[.ffffff]` (or `T` between date and time) in `zone` → Date (fractions below a millisecond
  * are cut). A fold gives the earlier instant, a gap the wall time shifted forward by the gap. Throws TimeError.

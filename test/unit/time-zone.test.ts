@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  formatLocalTime,
+  isoOrNull,
   cronTimeZone,
   formatCompact,
   instantsAtWallOf,
@@ -210,4 +212,16 @@ test('job schedulers run in [schedule] timezone when set, else in the metadata t
   assert.equal(scheduleTimeZone(config(), { timeZone: parseTimeZone('+08:00') }), 'UTC+08:00');
   assert.equal(scheduleTimeZone(config(), { timeZone: shanghai }), 'Asia/Shanghai');
   assert.equal(scheduleTimeZone(config('Europe/Berlin'), { timeZone: shanghai }), 'Europe/Berlin');
+});
+
+test('formatLocalTime and isoOrNull: missing and invalid dates give nothing, not "Invalid Date"', () => {
+  const zone = parseTimeZone('+08:00');
+  const at = new Date('2026-12-01T07:04:05Z');
+  assert.equal(formatLocalTime(at, zone), '2026-12-01 15:04:05');
+  assert.equal(formatLocalTime(null, zone), '');
+  assert.equal(formatLocalTime(new Date('nope'), zone), '');
+  assert.equal(isoOrNull(at), '2026-12-01T07:04:05.000Z');
+  assert.equal(isoOrNull(at.getTime()), '2026-12-01T07:04:05.000Z');
+  assert.equal(isoOrNull(undefined), null);
+  assert.equal(isoOrNull(new Date(NaN)), null);
 });

@@ -1,0 +1,20 @@
+// Small error helpers every folder may use: the words of an abort and of an unknown thrown value.
+
+/** Why `signal` aborted, as words for a message: the reason's message, a string reason, or "aborted". */
+export function abortReason(signal: AbortSignal): string {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r.message : typeof r === 'string' ? r : String(r ?? 'aborted');
+}
+
+/** The Error to throw for an aborted `signal`: its reason when that is an Error. */
+export function abortError(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r : new Error(abortReason(signal));
+}
+
+/** The message of a thrown value, whatever was thrown. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  const message = (err as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? message : String(err);
+}

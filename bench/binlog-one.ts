@@ -1,10 +1,10 @@
-// Archiving one closed binlog the way the binlog job does (src/binlog-archive/upload.ts): every event's checksum
+// Archiving one closed binlog the way the binlog job does (src/jobs/binlog/upload.ts): every event's checksum
 // checked, the stored bytes' digest computed in a first pass, then the upload and its verification. In its own
 // process; prints one JSON line with the seconds of each phase.
 import { getCodec, type CodecName } from '../src/archive/index.ts';
 import type { Config, OssConfig } from '../src/config/index.ts';
 import type { JobContext } from '../src/jobs/types.ts';
-import { binlogCompressOptions, discardEncoded, encodedDigest, uploadBinlog, verifyBinlogChecksums } from '../src/binlog-archive/upload.ts';
+import { binlogCompressOptions, discardEncoded, encodedDigest, uploadBinlog, verifyBinlogChecksums } from '../src/jobs/binlog/upload.ts';
 import { MinioObjectStore } from '../src/storage/index.ts';
 import { parseKeyHex } from '../src/crypto/index.ts';
 import { childArgs, measureAndPrint } from './child.ts';

@@ -1,4 +1,5 @@
-// The bench's printed table, and the issue's targets as ratios of this run's figures (never pass/fail).
+// The bench's printed table, and the project's performance targets (docs/performance.md) as ratios of this run's
+// figures (never pass/fail).
 import type { Measured } from './child.ts';
 
 interface RowOptions {
@@ -89,7 +90,10 @@ export class Report {
     console.log(`  clone + tar -I 'zstd -T0' + upload of the same bytes:            ${fmt(b)} s  (${parts(cli)})`);
   }
 
-  /** The issue's targets as ratios of this run's figures; a missing figure is said so, nothing fails. */
+  /**
+   * The performance targets (archive, restore, replay and encryption speed, worker peak RSS) as ratios of this run's
+   * figures; a missing figure is said so, nothing fails.
+   */
   targets(opts: { restoreNote?: string } = {}): void {
     console.log('\nTARGETS as ratios of this run (figures, not pass/fail; noisy on a shared machine)');
     const faster = (label: string, slow: string, fast: string, target: string) => {

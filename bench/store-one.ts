@@ -6,7 +6,8 @@ import { decodersFor, extractArchive } from '../src/archive/index.ts';
 import type { OssConfig, VerifyMode } from '../src/config/index.ts';
 import { extractFullVerified } from '../src/restore/run.ts';
 import { Keyring, parseKeyHex } from '../src/crypto/index.ts';
-import { HashingCounter, MinioObjectStore, verifyStoredObject } from '../src/storage/index.ts';
+import { MinioObjectStore, verifyStoredObject } from '../src/storage/index.ts';
+import { HashingCounter } from '../src/streams/index.ts';
 import { childArgs, measureAndPrint } from './child.ts';
 
 export type StoreStep =

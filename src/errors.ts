@@ -1,4 +1,5 @@
 // Small error helpers every folder may use: the words of an abort and of an unknown thrown value.
+// May import: nothing from src.
 
 /** Why `signal` aborted, as words for a message: the reason's message, a string reason, or "aborted". */
 export function abortReason(signal: AbortSignal): string {

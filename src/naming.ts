@@ -1,7 +1,12 @@
-// Object names are part of the seed's contract: restore scripts and DBAs look for these exact names.
+// Object names are part of the seed's contract: restore scripts and DBAs look for these exact names. A leaf every
+// folder may import: names, backup uuids and human sizes, nothing that does I/O.
+// May import: time.
 import { createHash } from 'node:crypto';
-import type { CodecName } from './archive/codec.ts';
 import { formatCompact, type TimeZone } from './time/zone.ts';
+
+/** The compressions an object name can say (`.gz`, `.zst`, no suffix); src/archive has a codec for each. */
+export const codecNames = ['gzip', 'zstd', 'none'] as const;
+export type CodecName = (typeof codecNames)[number];
 
 /**
  * YYYYmmddHHMMSS, the seed's format, in the metadata time zone (the seed wrote the worker's local time; one zone

@@ -3,12 +3,11 @@
 import os from 'node:os';
 import zlib from 'node:zlib';
 import { PassThrough, type Duplex } from 'node:stream';
-import { compressionOfObjectName } from '../naming.ts';
+import { codecNames, compressionOfObjectName, type CodecName } from '../naming.ts';
 import { ParallelGzip } from './parallel-gzip.ts';
 import { ZstdDecompress, zstdCompressStream } from './zstd.ts';
 
-export const codecNames = ['gzip', 'zstd', 'none'] as const;
-export type CodecName = (typeof codecNames)[number];
+export { codecNames, type CodecName };
 
 export interface LevelRange {
   min: number;

@@ -1,12 +1,15 @@
-// Streaming archives: tar → read throttle → codec → (hash, count) → file. Memory stays flat at any datadir size.
+// Archives and compression. A datadir becomes a streaming archive: tar → read throttle → codec → (hash, count) →
+// file, memory flat at any datadir size. Owns the codecs (gzip on every core, zstd, none) and how stored bytes
+// relate to the plaintext (encoding.ts: compressed, then encrypted when a key is given). Knows nothing of object
+// storage: its callers upload the file.
+// May import: crypto, streams.
 import { createWriteStream } from 'node:fs';
 import { readdir, lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
-import { HashingCounter } from '../storage/index.ts';
-import { throttle } from '../storage/throttle.ts';
+import { HashingCounter, throttle } from '../streams/index.ts';
 import type { EncryptionKey } from '../crypto/index.ts';
 import { type Codec, type CompressOptions, getCodec, codecForObjectName, type CodecName, codecNames, levelProblem } from './codec.ts';
 import { decodersFor, encoders, encodingSuffix, type Encoding } from './encoding.ts';

@@ -1,11 +1,8 @@
-// gzip on every core. The input is cut into fixed-size blocks; worker threads compress each block into a gzip
-// member of its own, and the members are written in input order. Concatenated members are one valid gzip file
-// (RFC 1952), read by gunzip, `tar -xz` and zlib alike (pigz -i and bgzip write the same shape).
-//
-// Blocks are cut at fixed input offsets, so the output depends on the level and the block size only: not on the
-// thread count, nor on how the input was chunked (the binlog job hashes the output in a pass before the upload).
-// Memory: at most `2 × threads` blocks are in flight (each with its member); writes wait beyond that, and members
-// wait for the reader, so backpressure reaches the source.
+// gzip on every core: worker threads compress fixed-size blocks of the input into gzip members of their own, written
+// in input order; concatenated members are one valid gzip file (RFC 1952) for gunzip, `tar -xz` and zlib (pigz -i
+// and bgzip write the same shape). Fixed cut offsets make the output depend on level and block size only, not on
+// threads or input chunking (the binlog job hashes the output in a pass before the upload). At most `2 × threads`
+// blocks are in flight; beyond that writes wait, so backpressure reaches the source.
 import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import zlib from 'node:zlib';

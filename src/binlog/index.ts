@@ -1,4 +1,6 @@
-// MySQL binary log file reader (pure, no MySQL needed; see reader.ts), and GTID set maths (gtid-set.ts).
+// MySQL binary logs without a server: the file reader (pure, no MySQL needed; see reader.ts), GTID set maths
+// (gtid-set.ts) and binlog file names (file-name.ts). Knows nothing of backups, storage or the metadata center.
+// May import: nothing from src.
 export {
   BinlogFormatError,
   EventType,
@@ -23,3 +25,4 @@ export type {
   TransactionPoint,
 } from './reader.ts';
 export { GtidSet, GtidSetError, formatGtid, parseGtid, type Gtid } from './gtid-set.ts';
+export { binlogFileName, parseBinlogFileName, type BinlogFileName } from './file-name.ts';

@@ -132,18 +132,12 @@ export async function summarizeBinlog(
 }
 
 /**
- * For point-in-time restore: where to stop replaying this file, and the last transaction replayed.
- *
- * The answer is always a prefix of the file ending at a transaction boundary (replaying up to a position replays
- * everything before it): reading stops at the first transaction past the stop, even when a later one has an
- * earlier commit time again (clock stepped back, transactions relayed from several sources).
- * - `time`: a transaction's commit time is the one its GTID event carries: the commit on the originating source
- *   (what a DBA means when the binlog comes from a replica), else the commit on the server that wrote the file.
- *   Only without those, the header time of the event that ends the transaction. Header times are when a
- *   statement started, so a long statement running across the target would count as committed before it.
- * - `gtid`: the first transaction whose GTID is in the set; throws GtidSetError when the set text is malformed.
- * - `end`: every transaction.
- * TransactionTracker says what ends a transaction.
+ * For point-in-time restore: where to stop replaying this file, and the last transaction replayed. Always a prefix
+ * ending at a transaction boundary, cut at the first transaction past the stop even when a later one has an earlier
+ * commit time again (clock stepped back, several sources relayed). `time` compares the commit time the GTID event
+ * carries (the originating source's, what a DBA means on a replica's binlog, else this server's); only without one
+ * the header time of the event ending the transaction, which is when a statement started. `gtid`: the first
+ * transaction whose GTID is in the set (GtidSetError when the text is malformed). `end`: every transaction.
  */
 export async function findRestoreStop(
   file: string,

@@ -4,7 +4,7 @@ import { readableKeyFileWarnings, readableSecretsWarning } from '../config/file-
 import { createLogger, type Logger } from '../log/index.ts';
 import { MetadataError, MetadataStore } from '../metadata/index.ts';
 import { closeRedis, dropRedis, logRedisOutages, pingRedis, Queues, redisConnection } from '../queues/index.ts';
-import { formatInZone, processTimeZone, UTC, type TimeZone } from '../time/zone.ts';
+import { formatLocalTime, processTimeZone, UTC, type TimeZone } from '../time/zone.ts';
 
 /** Bad usage: exit code 2, like a bad config. */
 
@@ -123,19 +123,12 @@ export function parseId(value: string, what = 'instance id'): number {
 }
 
 /** Dates are written in `zone` (the metadata time zone) when given, else in this process's zone. */
-export function printTable(rows: Array<Record<string, unknown>>, columns: string[], zone?: TimeZone): void {
-  const cell = (v: unknown) => (v instanceof Date ? formatDate(v, zone) : v === null || v === undefined ? '' : String(v));
+export function printTable(rows: Array<Record<string, unknown>>, columns: string[], zone: TimeZone = processTimeZone() ?? UTC): void {
+  const cell = (v: unknown) => (v instanceof Date ? formatLocalTime(v, zone) : v === null || v === undefined ? '' : String(v));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
   console.log(line(columns));
   for (const r of rows) console.log(line(columns.map((c) => cell(r[c]))));
-}
-
-export function formatDate(d: Date | null | undefined, zone?: TimeZone): string {
-  if (!d) return '';
-  if (zone) return Number.isNaN(d.getTime()) ? '' : formatInZone(d, zone);
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
 /** How a subcommand runs its action: with a CliContext that is closed afterwards (see main.ts). */

@@ -1,6 +1,10 @@
 // mcb: the command line. Exit codes: 0 ok, 1 a job or backup failed (or a service is down), 2 bad usage or config.
+// One file per command group in commands/: each parses its options and calls the folder that does the work, so
+// nothing below cli knows about the command line. It is the top of the layering and may use any folder.
+// May import: server, producer, workers, ops, queues, jobs, restore, metadata, storage, mysql, retention, archive, config, binlog, crypto, fs, time, log, streams.
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/index.ts';
+import { errorMessage } from '../errors.ts';
 import { registerBackups } from './commands/backups.ts';
 import { registerDaemons } from './commands/daemons.ts';
 import { registerEnqueue } from './commands/enqueue.ts';
@@ -38,7 +42,6 @@ registerMigrate(program, run);
 registerInstance(program, run);
 registerDaemons(program, run);
 const enqueue = registerEnqueue(program, run);
-void enqueue; // other job types register their `enqueue <type>` subcommands on it below
 registerEnqueueBinlog(enqueue, run);
 registerEnqueueExpire(enqueue, run);
 registerEnqueueVerify(enqueue, run);
@@ -68,7 +71,7 @@ try {
     process.exit(err.exitCode === 0 ? 0 : 2);
   }
   const debug = program.opts().debug;
-  console.error(`mcb: ${debug ? ((err as Error).stack ?? String(err)) : ((err as Error).message ?? String(err))}`);
+  console.error(`mcb: ${debug ? ((err as Error).stack ?? String(err)) : errorMessage(err)}`);
   process.exit(exitCodeOf(err));
 }
 process.exit(process.exitCode ?? 0);

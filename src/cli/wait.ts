@@ -2,10 +2,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
 import type { Command } from 'commander';
-import type { MetadataStore } from '../metadata/index.ts';
-import { progressFraction, progressPercent, stageOfState } from '../ops/status.ts';
-import { stageJobOptions } from '../queues/index.ts';
-import { formatDate, type CliContext } from './context.ts';
+import { fullStages, stageOfState, type FullStage, type MetadataStore } from '../metadata/index.ts';
+import { progressFraction, progressPercent } from '../ops/status.ts';
+import { fullStageJobId, stageJobOptions } from '../queues/index.ts';
+import { formatLocalTime } from '../time/zone.ts';
+import type { CliContext } from './context.ts';
 
 /** A job that ran and failed, or a backup that ended in Error: exit code 1. */
 export class JobFailedError extends Error {
@@ -18,6 +19,7 @@ export interface FinishedJob {
   failedReason?: string;
 }
 
+// Polled: QueueEvents needs a connection that waits forever for Redis (the CLI's fails fast), and waitUntilFinished hangs on a removed job.
 export async function waitForJob(queue: Queue, jobId: string, opts: { timeoutMs?: number; onWaiting?: () => void } = {}): Promise<FinishedJob> {
   const started = Date.now();
   let warned = false;
@@ -40,7 +42,7 @@ export async function waitForJob(queue: Queue, jobId: string, opts: { timeoutMs?
   }
 }
 
-/** Prints each state the backup row passes through, and stage progress, until Completed or Error. */
+/** Prints each state the backup row passes through, and stage progress, until Completed or Error. Polls: the row is not in Redis. */
 export async function followBackup(
   metadata: MetadataStore,
   queue: Queue,
@@ -50,17 +52,18 @@ export async function followBackup(
   const started = Date.now();
   let lastState = '';
   let lastProgress = '';
-  const reported = new Set<string>();
+  const reported = new Set<FullStage>();
+  const lastStage = fullStages.at(-1)!;
   // Each finished stage once, with its duration, from the stage jobs: a fast stage can start and end
   // between two polls of the row.
   const reportFinishedStages = async () => {
-    for (const stage of ['clone', 'tar', 'upload', 'cleanup']) {
+    for (const stage of fullStages) {
       if (reported.has(stage)) continue;
-      const job = await queue.getJob(`${backupUuid}-${stage}`);
+      const job = await queue.getJob(fullStageJobId({ backupUuid }, stage));
       if (!job?.finishedOn || job.failedReason) continue;
       reported.add(stage);
       const seconds = job.processedOn ? ((job.finishedOn - job.processedOn) / 1000).toFixed(1) : '?';
-      console.log(`${formatDate(new Date(job.finishedOn), metadata.timeZone)}  ${''.padEnd(10)} ${stage} done in ${seconds} s`);
+      console.log(`${formatLocalTime(new Date(job.finishedOn), metadata.timeZone)}  ${''.padEnd(10)} ${stage} done in ${seconds} s`);
     }
   };
   for (;;) {
@@ -69,11 +72,11 @@ export async function followBackup(
     await reportFinishedStages();
     if (row.state !== lastState) {
       lastState = row.state;
-      console.log(`${formatDate(new Date(), metadata.timeZone)}  ${row.state.padEnd(10)} ${row.info ?? ''}`);
+      console.log(`${formatLocalTime(new Date(), metadata.timeZone)}  ${row.state.padEnd(10)} ${row.info ?? ''}`);
     }
     if (row.state === 'Completed') {
-      // The cleanup job completes just after it marks the row.
-      for (let i = 0; i < 20 && !reported.has('cleanup'); i++) {
+      // The last stage's job completes just after it marks the row.
+      for (let i = 0; i < 20 && !reported.has(lastStage); i++) {
         await sleep(100);
         await reportFinishedStages();
       }
@@ -81,15 +84,15 @@ export async function followBackup(
       return;
     }
     if (row.state === 'Error') throw new JobFailedError(`backup ${row.backupName} failed: ${row.info}`);
-    const stage = stageOfState[row.state];
+    const stage = stageOfState(row.state);
     if (stage) {
-      const job = await queue.getJob(`${backupUuid}-${stage}`);
+      const job = await queue.getJob(fullStageJobId({ backupUuid }, stage));
       const fraction = progressFraction(job?.progress);
       if (fraction !== undefined) {
         const text = `${stage} ${progressPercent(fraction)}%`;
         if (text !== lastProgress) {
           lastProgress = text;
-          console.log(`${formatDate(new Date(), metadata.timeZone)}  ${''.padEnd(10)} ${text}`);
+          console.log(`${formatLocalTime(new Date(), metadata.timeZone)}  ${''.padEnd(10)} ${text}`);
         }
       }
     }

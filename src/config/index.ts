@@ -1,7 +1,8 @@
 // Configuration is read once, at start-up, into a typed object. The file layout is the seed's clone.ini
 // ([mysql-link], [metadata-link], [backup-conf]) plus sections the seed kept in code ([redis], [oss]) and
 // ours ([schedule], [server], [restore]). Unknown sections or keys are errors: a typo must not silently fall back
-// to a default.
+// to a default. Values are checked with the code that will use them (codec levels, key files, time zones).
+// May import: archive, crypto, time.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,13 +1,7 @@
-// Streaming authenticated encryption of one object (the construction of age's STREAM, with AES-256-GCM).
-//
-// header   "MCBENC01" | log2(chunk size) (1 byte) | key id (8 bytes) | salt (32) | HMAC-SHA256 of the above (32)
-// chunks   AES-256-GCM(chunk) | tag (16), every chunk `chunk size` bytes of plaintext but the last (1..size bytes;
-//          0 only when the whole plaintext is empty)
-//
-// Both keys come from the master key and the salt by HKDF, so no two objects share a chunk key (the salt is
-// random, or for binlogs derived from the plaintext: see saltForContent). Chunk i's 12-byte nonce is i as an
-// 11-byte big-endian counter and a last-chunk flag byte: a chunk moved, dropped or repeated fails its tag, and an
-// object cut at a chunk boundary has no chunk flagged last. Plaintext is released only after its chunk's tag checks.
+// Streaming authenticated encryption of one object (the construction of age's STREAM, with AES-256-GCM); the
+// format is in docs/security.md. Per-object keys come from the master key and the salt by HKDF; chunk i's nonce is
+// i and a last-chunk flag, so a chunk moved, dropped or repeated fails its tag, and an object cut at a chunk
+// boundary has no chunk flagged last. Plaintext is released only after its chunk's tag checks.
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { EncryptionKey, Keyring } from './keys.ts';

@@ -1,7 +1,9 @@
-// Deletes on the DB host go through here. The worker runs as root next to production, and some paths it removes
-// are derived from data (a metadata row's backup_path and backup_name): a path is resolved (`..` folded, symbolic
-// links of its parent directories followed, so a link cannot redirect it) and removed only when it lies inside one
-// of the roots the caller may delete in. The resolved path is what is removed, so the check and the delete agree.
+// Local file-system safety on the DB host, where the worker runs as root next to production: deletes go through
+// here, and names from outside become local file names only through safe-name.ts. Some paths removed are derived
+// from data (a metadata row's backup_path and backup_name): a path is resolved (`..` folded, symbolic links of its
+// parent directories followed, so a link cannot redirect it) and removed only when it lies inside one of the roots
+// the caller may delete in. The resolved path is what is removed, so the check and the delete agree.
+// May import: nothing from src.
 import { realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 

@@ -1,21 +1,7 @@
-// Disk space in backup_path. Before the clone and before the tar, a stage checks that what it is about to write
-// fits, and refuses with the numbers (needed, free) when it does not: retrying cannot make room, so the refusal is
-// permanent and burns no attempts. A disk that fills up anyway (something else writing to it) fails the stage
-// with the reason, permanently too, after removing what the backup had written, so the host gets its space back.
-//
-// The estimates:
-// - a clone writes the InnoDB tablespaces (sizes from the server, DataNode.cloneSizeEstimate) plus the redo
-//   generated while it runs, bounded by the redo log capacity (MySQL's own clone space check reserves the
-//   capacity too), plus up to one filesystem block per file: an upper bound;
-// - an archive is estimated from the instance's last Completed full of the same codec, whose archive and source
-//   sizes the metadata row records (backup_bytes, source_bytes): the tar of the clone times that ratio, plus 25 %
-//   in case the data compresses worse this time. Without such a backup (or when the ratio would say more) it is
-//   the worst case: the tar of the clone (each entry a 512-byte header, room for a PAX header pair, data padded
-//   to 512 bytes), grown by the codec's worst case (compressedBound);
-// - the clone and its archive sit side by side until cleanup, so the check before the clone asks for both;
-// - on top of it all a margin of 2 % + 16 MiB, for data written during the backup and filesystem overhead.
-// An archive that turns out larger than its estimate fills the disk mid-way: the tar fails permanently with the
-// reason and gives the space back (ranOutOfSpace).
+// Disk space in backup_path. Before the clone and before the tar a stage checks that what it is about to write fits,
+// and refuses with the numbers (needed, free) when it does not: retrying cannot make room, so the refusal is
+// permanent and burns no attempts. A disk that fills up anyway (something else writing to it, an archive larger
+// than its estimate) fails the stage permanently too, after the backup's files are removed (ranOutOfSpace).
 import { lstat, readdir, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { CodecName } from '../archive/index.ts';
@@ -88,8 +74,8 @@ function percent(ratio: number): string {
 }
 
 /**
- * The archive of a tar of `tarBytes` (an upper bound of it): `last`'s ratio with the safety factor, else the worst
- * case. Never more than the worst case.
+ * The archive of a tar of `tarBytes` (an upper bound of it): `last`'s ratio (the last Completed full with this
+ * codec) with the safety factor, else the worst case. Never more than the worst case.
  */
 export function archiveEstimate(tarBytes: number, codec: CodecName, last?: ArchiveRatio): ArchiveEstimate {
   const worst = compressedBound(tarBytes, codec);
@@ -111,8 +97,9 @@ export interface CloneNeed {
 }
 
 /**
- * What a full backup needs in backup_path from the server's figures: its clone, then its archive beside it,
- * estimated from `last` (the ratio of an earlier backup with this codec) when there is one.
+ * What a full backup needs in backup_path from the server's figures: its clone (tablespaces, plus redo bounded by
+ * the redo capacity as MySQL's own clone check reserves, plus a block per file), then its archive beside it until
+ * cleanup, estimated from `last` when there is one, plus a margin for data written meanwhile and the filesystem.
  */
 export function cloneNeed(estimate: CloneSizeEstimate, codec: CodecName, last?: ArchiveRatio): CloneNeed {
   const entries = estimate.files + CLONE_EXTRA_ENTRIES;
@@ -223,14 +210,14 @@ const mysqlRefusedForSpace = /Clone estimated database size .* is not enough/i;
 
 /** The permanent error for a disk that filled up mid-way, with what is free now. */
 export async function ranOutOfSpace(backupPath: string, doing: string, err: unknown, cleanedUp: string): Promise<NoSpaceError> {
-  const free = await freeBytes(backupPath).then(
-    (n) => `${humanBytes(n)} free now`,
-    () => 'free space unknown',
-  );
+  const free = await freeBytes(backupPath).then((n) => `${humanBytes(n)} free now`, () => 'free space unknown');
   const message = (err as Error).message;
   if (mysqlRefusedForSpace.test(message)) return new NoSpaceError(`MySQL refused to clone into backup_path ${backupPath} for lack of space: ${message}; ${cleanedUp}; ${free}`);
   return new NoSpaceError(`backup_path ${backupPath} ran out of space while ${doing}: ${message}; ${cleanedUp}; ${free}`);
 }
+
+/** What the checks read of a backup row. */
+type SpaceRow = Pick<BackupRow, 'backupPath' | 'backupName' | 'compression' | 'tbInstanceId'>;
 
 /** The codec a row's archive is written with (the seed's rows have none recorded: gzip). */
 function codecOf(row: Pick<BackupRow, 'compression'>): CodecName {
@@ -243,24 +230,15 @@ function lastRatio(row: Pick<BackupRow, 'tbInstanceId' | 'compression'>, ctx: Pi
 }
 
 /** The check before a clone: the server's figures against backup_path's free space, one log line either way. */
-export async function checkCloneSpace(node: DataNode, row: Pick<BackupRow, 'backupPath' | 'backupName' | 'compression' | 'tbInstanceId'>, ctx: JobContext): Promise<void> {
-  const result = await assertCloneFits({
-    backupPath: row.backupPath,
-    backupName: row.backupName,
-    codec: codecOf(row),
-    estimate: await node.cloneSizeEstimate(),
-    last: await lastRatio(row, ctx),
-  });
+export async function checkCloneSpace(node: DataNode, row: SpaceRow, ctx: JobContext): Promise<void> {
+  const estimate = await node.cloneSizeEstimate();
+  const result = await assertCloneFits({ backupPath: row.backupPath, backupName: row.backupName, codec: codecOf(row), estimate, last: await lastRatio(row, ctx) });
   if ('unknown' in result) ctx.log.warn({ event: 'free-space.unknown', backupPath: row.backupPath }, result.unknown);
   else ctx.log.info({ event: 'free-space.ok', ...result }, `backup_path has room for the clone and its archive (archive estimate: ${result.archiveEstimate})`);
 }
 
 /** The check before the tar: the clone on disk against backup_path's free space, one log line when it fits. */
-export async function checkArchiveSpace(
-  row: Pick<BackupRow, 'backupPath' | 'backupName' | 'compression' | 'tbInstanceId'>,
-  opts: { cloneDir: string; codec: CodecName; reclaimable: number },
-  ctx: JobContext,
-): Promise<void> {
+export async function checkArchiveSpace(row: SpaceRow, opts: { cloneDir: string; codec: CodecName; reclaimable: number }, ctx: JobContext): Promise<void> {
   const space = await assertArchiveFits({ backupPath: row.backupPath, archiveName: row.backupName, ...opts, last: await lastRatio(row, ctx) });
   ctx.log.info({ event: 'free-space.ok', ...space }, `backup_path has room for the archive (estimate: ${space.archiveEstimate})`);
 }

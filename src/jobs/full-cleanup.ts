@@ -1,8 +1,8 @@
-// Stage 4 `cleanup`: check the stored object once more, remove the local clone and archive, FLUSH BINARY LOGS
-// (as the seed did, so the binlog holding the recovery point closes and is archived next), then Completed.
-// State Clearing → Completed.
+// Stage `cleanup`, the last: check the stored object once more, remove the local files, FLUSH BINARY LOGS (so the
+// binlog holding the recovery point closes and is archived next); Clearing → Completed.
 import { BackupState, type BackupRow } from '../metadata/index.ts';
-import { containedBackupFiles, defineFullStage, removeFullBackupFiles } from './full-files.ts';
+import { containedBackupFiles, removeFullBackupFiles } from './full-files.ts';
+import { defineFullStage } from './stage.ts';
 import { PermanentJobError, type JobContext } from './types.ts';
 
 export interface CleanupResult {

@@ -1,12 +1,11 @@
-// Stage 1 `clone`: CLONE LOCAL DATA DIRECTORY into <backup_path>/bak_<id>_<ts>. State Doing → Done, with
-// end_time = clone_status END_TIME (the recovery point) and the binary log the clone's consistent point lies in
-// or after (binlog_file, binlog_position): a point-in-time restore starts its binlog chain at that file
-// (src/restore/plan.ts), and expiry keeps it.
+// Stage `clone`: CLONE LOCAL DATA DIRECTORY into <backup_path>/bak_<id>_<ts>; Doing → Done. Records the recovery
+// point and the binlog the clone's consistent point lies in, where a point-in-time restore starts replaying.
 import { chmod } from 'node:fs/promises';
 import { removeTree } from '../fs/contained-rm.ts';
 import { BackupState } from '../metadata/index.ts';
 import type { DataNode } from '../mysql/data-node.ts';
-import { backupRoot, containedBackupFiles, defineFullStage } from './full-files.ts';
+import { backupRoot, containedBackupFiles } from './full-files.ts';
+import { defineFullStage } from './stage.ts';
 import { checkCloneSpace, isNoSpace, ranOutOfSpace } from './free-space.ts';
 import type { JobContext } from './types.ts';
 

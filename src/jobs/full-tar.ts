@@ -1,13 +1,12 @@
-// Stage 2 `tar`: archive the clone into <backup_path>/<backup_name> with the row's codec (gzip by default, so the
-// seed's `tar -xzf` restore still works; zstd), on `compression_threads` threads, reading the clone at most at
-// `max_read_mb_per_s`. State → Tar; records size and sha256. It first checks
-// that the archive fits in backup_path (free-space.ts).
+// Stage `tar`: archive the clone into <backup_path>/<backup_name> with the row's codec (gzip by default, so the
+// seed's `tar -xzf` restore still works), after checking it fits; state → Tar; records size and sha256.
 import { access, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createArchive, getCodec, type CodecName } from '../archive/index.ts';
 import { removeTree } from '../fs/contained-rm.ts';
 import { humanBytes } from '../naming.ts';
-import { backupRoot, containedBackupFiles, defineFullStage } from './full-files.ts';
+import { backupRoot, containedBackupFiles } from './full-files.ts';
+import { defineFullStage } from './stage.ts';
 import { checkArchiveSpace, isNoSpace, NoSpaceError, ranOutOfSpace } from './free-space.ts';
 import { PermanentJobError } from './types.ts';
 

@@ -1,17 +1,11 @@
-// Stage 3 `upload`: send the archive to object storage (its parts as ranges of the file), then verify the stored
-// object before anything is called uploaded ([backup-conf] verify: by default every part checked by the server on
-// the way up, the sha256 computed while sending compared with the archive's, the stored size and `mcb-sha256`;
-// `download` reads it all back).
-// State → Uploading.
-//
-// Every attempt starts from a clean slate: `object_key` is cleared (nothing may point at an object this attempt
-// has not verified) and unfinished multipart uploads of the key, left by a killed worker or a cut connection, are
-// aborted. An object an earlier attempt stored completely is verified again instead of being sent twice: a
-// verification that could not read it (a network fault) must not cost a good object.
+// Stage `upload`: send the archive to object storage and verify the stored object ([backup-conf] verify) before
+// `object_key` names it; state → Uploading. Each attempt clears `object_key` and aborts unfinished uploads first;
+// an object an earlier attempt stored whole is verified again rather than sent twice.
 import { stat } from 'node:fs/promises';
 import type { BackupRow } from '../metadata/index.ts';
 import { ObjectMismatchError, verifyStoredObject, type Expected } from '../storage/index.ts';
-import { containedBackupFiles, defineFullStage } from './full-files.ts';
+import { containedBackupFiles } from './full-files.ts';
+import { defineFullStage } from './stage.ts';
 import { PermanentJobError, type FullChainPayload, type JobContext, type JobDefinition } from './types.ts';
 
 export interface UploadResult {
@@ -120,7 +114,7 @@ async function sendArchive(
 
 /**
  * After the last attempt: an object of this backup that was never verified (objectKey unset) must not stay where
- * a restore would find it. The archive stays on disk (keepFilesForRetry), so `mcb jobs retry` sends it again.
+ * a restore would find it. The archive stays on disk (see stage.ts), so `mcb jobs retry` sends it again.
  */
 async function removeUnverifiedObject(backupUuid: string, ctx: JobContext): Promise<void> {
   const row = await ctx.metadata.getBackup(backupUuid);

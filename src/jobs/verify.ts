@@ -1,28 +1,10 @@
-// `verify`: a restore test of the newest Completed full backup of an instance (issue 6, item 4). Downloads it
-// (sha256-checked while extracting) into a scratch directory on the worker's host, starts a temporary mysqld on
-// it, runs CHECK TABLE on a sample of tables, records verified_at and verify_state ('ok' / 'failed', the reason
-// in error_detail) on the row, and removes the scratch copy whatever happened.
-//
-// A failed verification is a result, not a job failure: retrying does not repair a corrupt object. Only what
-// says something about the backup is recorded as `failed` (a full marked so is never restored from nor protected
-// by expiry, so a false verdict costs a good backup): a checksum mismatch or an archive that does not extract
-// (RestoreCorruptError), mysqld refusing the datadir's data (InnoDB or data dictionary errors in its log), CHECK
-// TABLE errors. Everything else fails the job and leaves the row's verify_state/error_detail as they were: a
-// worker shutdown (the job is handed back; a CHECK TABLE in progress is cut and the temporary server killed, so the
-// worker stops within shutdown_grace_seconds), the temporary server shut down by a signal from outside (systemd
-// stopping the whole service), storage, network and local disk errors, a mysqld start timeout, the
-// restored server unreachable, a metadata center that cannot be reached (retried); a mysqld that rejects an
-// option or cannot open a datadir of that version (permanent: the configured server must change).
-// classifyVerifyError decides, in one place.
-//
-// Scheduled weekly per instance by the producer ([schedule] verify, default `0 4 * * 0`), run by the instance's
-// worker. The server binary: MCB_SID_ROOT / MCB_MYSQLD, else [restore] sid_root / mysqld, else `mysqld` on PATH
-// (src/restore/binaries.ts); the scratch directory: [restore] scratch_path, else [backup-conf] backup_path, else
-// the OS temp dir; the restored server's account: [restore] user / password (MCB_RESTORE_PASSWORD).
-// Before downloading anything the job runs `mysqld --version`. When nothing is configured and no usable MySQL
-// mysqld is on PATH (none, or MariaDB's), the job completes with state `skipped` and a warning: a worker host
-// without a server does not fail every week. A configured binary that is missing or unusable fails the job
-// (permanently): that is a configuration error to fix.
+// `verify`: a restore test of an instance's newest Completed full backup (weekly, [schedule] verify). Downloads it
+// (sha256-checked) into a scratch directory, starts a temporary mysqld on it (src/restore/server.ts), runs CHECK
+// TABLE on a sample of tables, records verified_at and verify_state on the row, and removes the scratch copy.
+// A failed verification is a result, not a job failure: retrying does not repair a corrupt object. Only what says
+// something about the backup is recorded as `failed` (a full marked so is never restored from nor protected by
+// expiry, so a false verdict costs a good backup); anything else fails the job and records nothing
+// (classifyVerifyError decides). A host with no mysqld configured and none usable on PATH skips the test.
 import { chmod, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +14,7 @@ import { removeTree } from '../fs/contained-rm.ts';
 import { MysqldStartError, type RunningMysqld } from '../mysql/mysqld.ts';
 import { probeMysqld, resolveRestoreBinaries } from '../restore/binaries.ts';
 import { extractFullVerified, RestoreCorruptError, RestoreKeyMissingError } from '../restore/run.ts';
+import { CheckTableError, checkSampleTables } from '../restore/check-tables.ts';
 import { restoreServerLogFile, RestoreServerSetupError, shutdownRequest, startRestoreServer, stopRestoreServer } from '../restore/server.ts';
 import { defineJob, PermanentJobError, requireInt } from './types.ts';
 
@@ -54,16 +37,6 @@ export interface VerifyResult {
 }
 
 const SAMPLE_TABLES = 20;
-
-/** CHECK TABLE of one table did not return a result. */
-class CheckTableError extends Error {
-  constructor(
-    readonly table: string,
-    readonly error: unknown,
-  ) {
-    super(`CHECK TABLE ${table}: ${errorOf(error).message}`);
-  }
-}
 
 function errorOf(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
@@ -134,8 +107,9 @@ function classifyStartFailure(err: MysqldStartError): VerifyOutcome {
 }
 
 /**
- * Sorts an error of a restore test into a finding about the backup or a failure of the job; see the top of this file.
- * `serverShutdown`: the temporary server's log line saying it was told to shut down (a signal from outside, e.g.
+ * Sorts an error of a restore test into a finding about the backup (a checksum mismatch, an archive that does not
+ * extract, mysqld refusing the datadir's data, CHECK TABLE errors) or a failure of the job (everything else; permanent
+ * for a mysqld that rejects an option or cannot open a datadir of that version). `serverShutdown`: the temporary server's log line saying it was told to shut down (a signal from outside, e.g.
  * systemd stopping every process of the worker's service), when it says so.
  */
 export function classifyVerifyError(err: unknown, signal: AbortSignal, serverShutdown?: string): VerifyOutcome {
@@ -201,28 +175,7 @@ export const verifyJob = defineJob<VerifyPayload, VerifyResult>({
       const cut = () => conn.destroy();
       ctx.signal.addEventListener('abort', cut, { once: true });
       try {
-        const [tables] = await conn.query(
-          `SELECT table_schema AS s, table_name AS t FROM information_schema.tables
-           WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('mysql', 'sys', 'performance_schema', 'information_schema')
-           ORDER BY RAND() LIMIT ?`,
-          [SAMPLE_TABLES],
-        );
-        const sample = (tables as Array<{ s: string; t: string }>).map((x) => `\`${x.s.replace(/`/g, '``')}\`.\`${x.t.replace(/`/g, '``')}\``);
-        sample.unshift('`mysql`.`user`'); // always at least one table, and listed first
-        for (const name of sample) {
-          let res: unknown;
-          try {
-            [res] = await conn.query(`CHECK TABLE ${name}`);
-          } catch (err) {
-            throw new CheckTableError(name, err);
-          }
-          const bad = (res as Array<{ Msg_type: string; Msg_text: string }>).filter((m) => m.Msg_type.toLowerCase() === 'error' || (m.Msg_type.toLowerCase() === 'status' && m.Msg_text !== 'OK'));
-          tablesChecked.push(name);
-          if (bad.length) {
-            reason = `CHECK TABLE ${name}: ${bad.map((m) => m.Msg_text).join('; ')}`;
-            break;
-          }
-        }
+        reason = await checkSampleTables(conn, SAMPLE_TABLES, tablesChecked);
       } finally {
         ctx.signal.removeEventListener('abort', cut);
         await conn.end().catch(() => undefined);

@@ -1,5 +1,6 @@
 // Structured logs (pino), one JSON line per event. Secrets are redacted by path as a second line of defence;
 // the first is never putting them in log objects.
+// May import: nothing from src.
 import { pino, type Logger } from 'pino';
 
 export type { Logger };

@@ -14,11 +14,13 @@ export type BackupState = (typeof BackupState)[keyof typeof BackupState];
 export const inProgressStates: readonly BackupState[] = ['Doing', 'Done', 'Tar', 'Uploading', 'Clearing'];
 export const finalStates: readonly BackupState[] = ['Completed', 'Error', 'Expiration'];
 
-export type FullStage = 'clone' | 'tar' | 'upload' | 'cleanup';
+/** The full-backup chain, in the order its stages run. */
+export const fullStages = ['clone', 'tar', 'upload', 'cleanup'] as const;
+export type FullStage = (typeof fullStages)[number];
 
 /**
- * The state each full-backup stage moves the row into when it starts, and the states it may start from.
- * A stage may start from its own state (a retry after a crash) and from Error (a DBA retrying a failed job).
+ * The state each stage moves the row into when it starts, and the states it may start from: the previous
+ * stage's end, its own state (a retry after a crash) and Error (a DBA retrying a failed job).
  */
 export const stageTransitions: Record<FullStage, { enter: BackupState; from: readonly BackupState[] }> = {
   clone: { enter: 'Doing', from: ['Doing', 'Error'] },
@@ -29,4 +31,13 @@ export const stageTransitions: Record<FullStage, { enter: BackupState; from: rea
 
 export function canEnterStage(stage: FullStage, current: BackupState): boolean {
   return stageTransitions[stage].from.includes(current);
+}
+
+/**
+ * The stage a running row is in, or resumes at: the first one that may start from its state (Done: the clone is
+ * whole, so tar). Undefined for a row that is not running.
+ */
+export function stageOfState(state: BackupState): FullStage | undefined {
+  if (!inProgressStates.includes(state)) return undefined;
+  return fullStages.find((stage) => canEnterStage(stage, state));
 }

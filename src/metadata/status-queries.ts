@@ -78,3 +78,11 @@ export async function errorCountsSince(metadata: MetadataStore, since: Date, ins
   );
   return new Map(rows.map((r) => [String(r.tb_instance_id), Number(r.n)]));
 }
+
+/** Rows per (instance, type, state): the states panel (mcb_backups). */
+export async function backupCounts(metadata: MetadataStore): Promise<Array<{ instance: string; type: string; state: string; count: number }>> {
+  const [rows] = await metadata.pool.query<RowDataPacket[]>(
+    'SELECT tb_instance_id, backup_type, state, COUNT(*) AS n FROM full_backup_metadata GROUP BY tb_instance_id, backup_type, state',
+  );
+  return rows.map((r) => ({ instance: String(r.tb_instance_id), type: String(r.backup_type), state: String(r.state), count: Number(r.n) }));
+}

@@ -191,6 +191,11 @@ export class MetadataStore {
     await this.pool.end();
   }
 
+  /** One round trip through the pool (/healthz); rejects with the pool's error when the metadata center does not answer. */
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
   /** Queries waiting for an unreachable metadata center fail now instead of at [metadata-link] retry_seconds. */
   stopRetrying(): void {
     this.retries.abort();

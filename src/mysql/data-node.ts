@@ -1,13 +1,12 @@
-// The MySQL instance being backed up, reached through [mysql-link] (the seed's backup_clone user).
+// MySQL servers we drive: the instance being backed up, reached through [mysql-link] (the seed's backup_clone
+// user): clone plugin, read_only, CLONE and clone_status, binlogs; and the temporary mysqld of restores and tests
+// (mysqld.ts).
+// May import: config, fs.
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import type { MysqlLinkConfig } from '../config/index.ts';
+import { abortReason } from '../errors.ts';
 
 export class DataNodeError extends Error {}
-
-function abortReason(signal: AbortSignal): string {
-  const r: unknown = signal.reason;
-  return r instanceof Error ? r.message : typeof r === 'string' ? r : 'aborted';
-}
 
 /** ON / 1 / TRUE as a server prints a boolean variable. */
 function isOn(value: string | null): boolean {

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { removeTree } from '../fs/contained-rm.ts';
 import { childEnvironment } from '../config/index.ts';
+import { abortReason } from '../errors.ts';
 
 /** How to run mysqld: an argv prefix (the binary, or a loader and its arguments then the binary) and the
  * arguments that must come first (`--no-defaults` must be the very first one). */
@@ -346,11 +347,6 @@ export async function startMysqld(bin: MysqldBinary, opts: StartMysqldOptions): 
   const pid = child.pid;
   if (pid === undefined) return fail('has no pid', 'spawn');
   return { port: opts.port, pid, socket, logFile, stop };
-}
-
-function abortReason(signal: AbortSignal): string {
-  const r: unknown = signal.reason;
-  return r instanceof Error ? r.message : String(r ?? 'aborted');
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (for tests). */

@@ -1,11 +1,12 @@
 // What `mcb status`, the status page, /api/instances and /metrics report: per instance, the last Completed
 // full and binlog backup with their age, what is running, the next scheduled runs and recent failures.
 // The metadata center is the source of truth; Redis adds schedules, queue depths and the running stage's
-// progress (the stage job's updateProgress) when it answers.
+// progress (the stage job's updateProgress) when it answers. Also which counter a failed job counts under
+// (outcomes.ts). Shared by the worker, the server and the CLI, so none of them imports another.
+// May import: queues, jobs, metadata, config, time.
 import type { Queue } from 'bullmq';
-import type { RowDataPacket } from 'mysql2/promise';
 import type { Config } from '../config/index.ts';
-import type { BackupRow, BackupState, FullStage, InstanceRow, MetadataStore } from '../metadata/index.ts';
+import { stageOfState, type BackupRow, type FullStage, type InstanceRow, type MetadataStore } from '../metadata/index.ts';
 import {
   errorCountsSince,
   newestCompletedBinlogs,
@@ -14,8 +15,9 @@ import {
   runningBackups,
   verifyFailedFulls,
 } from '../metadata/status-queries.ts';
-import { instanceQueueName, type Queues } from '../queues/index.ts';
-import { lastBinlogChecks } from './outcomes.ts';
+import { lastBinlogChecks } from '../metadata/job-outcomes.ts';
+import { fullStageJobId, instanceQueueName, type Queues } from '../queues/index.ts';
+import { isoOrNull } from '../time/zone.ts';
 
 export interface LastBackup {
   id: number;
@@ -75,9 +77,6 @@ export interface RunningBackup {
   progressPercent: number | null;
 }
 
-/** The full-backup stage job that works on a row in each in-progress state (job id `<backup uuid>-<stage>`). */
-export const stageOfState: Partial<Record<BackupState, FullStage>> = { Doing: 'clone', Done: 'tar', Tar: 'tar', Uploading: 'upload', Clearing: 'cleanup' };
-
 /** A stage job's progress as a fraction 0..1: stages report `{ stage, fraction }`, plain numbers are percent. */
 export function progressFraction(progress: unknown): number | undefined {
   const f = typeof progress === 'number' ? progress / 100 : (progress as { fraction?: unknown } | null | undefined)?.fraction;
@@ -90,10 +89,10 @@ export function progressPercent(fraction: number): number {
 }
 
 async function stageProgress(queue: Queue | undefined, row: BackupRow): Promise<{ stage: FullStage | null; progressPercent: number | null }> {
-  const stage = row.backupType === 'full' ? (stageOfState[row.state] ?? null) : null;
+  const stage = row.backupType === 'full' ? (stageOfState(row.state) ?? null) : null;
   if (!stage || !queue) return { stage, progressPercent: null };
   try {
-    const job = await queue.getJob(`${row.backupUuid}-${stage}`);
+    const job = await queue.getJob(fullStageJobId(row, stage));
     const f = progressFraction(job?.progress);
     return { stage, progressPercent: f === undefined ? null : progressPercent(f) };
   } catch {
@@ -208,7 +207,7 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
       verifyFailures: (verifyFailed.get(key) ?? []).map((r) => ({
         id: r.id,
         backupName: r.backupName,
-        verifiedAt: r.verifiedAt?.toISOString() ?? null,
+        verifiedAt: isoOrNull(r.verifiedAt),
         reason: r.errorDetail?.replace(/^verify: /, '') ?? r.info,
       })),
       schedules,
@@ -227,7 +226,7 @@ async function queueStatus(
   if (q) {
     schedules = (await q.getJobSchedulers()).map((s) => ({
       name: s.name,
-      next: s.next ? new Date(s.next).toISOString() : null,
+      next: isoOrNull(s.next || null), // 0: no next run
       pattern: s.pattern ?? (s.every ? `every ${s.every} ms` : null),
     }));
     queueCounts = await q.getJobCounts('active', 'waiting', 'delayed', 'failed', 'completed', 'waiting-children', 'prioritized');
@@ -239,7 +238,7 @@ async function queueStatus(
       state: r.state,
       backupName: r.backupName,
       info: r.info,
-      since: r.stageStartedAt?.toISOString() ?? r.startTime?.toISOString() ?? null,
+      since: isoOrNull(r.stageStartedAt ?? r.startTime),
       ...(await stageProgress(q, r)),
     })),
   );
@@ -258,14 +257,6 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
   return out;
-}
-
-/** Rows per (instance, type, state): the states panel (mcb_backups). */
-export async function backupCounts(metadata: MetadataStore): Promise<Array<{ instance: string; type: string; state: string; count: number }>> {
-  const [rows] = await metadata.pool.query<RowDataPacket[]>(
-    'SELECT tb_instance_id, backup_type, state, COUNT(*) AS n FROM full_backup_metadata GROUP BY tb_instance_id, backup_type, state',
-  );
-  return rows.map((r) => ({ instance: String(r.tb_instance_id), type: String(r.backup_type), state: String(r.state), count: Number(r.n) }));
 }
 
 /** "3d 4h", "12m", "45s": ages a DBA reads at a glance. */

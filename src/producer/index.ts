@@ -3,6 +3,7 @@
 // deterministic, so two producers running at once cannot duplicate a schedule. A sync reads what Redis holds and
 // writes only what differs: with hundreds of instances, an unchanged fleet costs reads only, and the delayed
 // next job of an unchanged scheduler is left as it is.
+// May import: queues, jobs, metadata, config, log, time.
 import type { JobSchedulerJson, JobsOptions, Queue } from 'bullmq';
 import type { Config } from '../config/index.ts';
 import { scheduledJobTypes, type ScheduledJobType } from '../jobs/registry.ts';

@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { Job, type JobType, type Queue } from 'bullmq';
 import type { Queues } from './index.ts';
+import { isoOrNull } from '../time/zone.ts';
 
 export const listableStates = ['failed', 'active', 'waiting', 'delayed', 'completed', 'waiting-children', 'prioritized'] as const;
 export type ListableState = (typeof listableStates)[number];
@@ -51,7 +52,6 @@ export interface JobSummary {
   failedReason: string | null;
 }
 
-const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
 
 export async function summarize(queueName: string, job: Job, state?: string): Promise<JobSummary> {
   return {
@@ -62,8 +62,8 @@ export async function summarize(queueName: string, job: Job, state?: string): Pr
     attemptsMade: job.attemptsMade,
     attempts: job.opts.attempts ?? 1,
     createdAt: new Date(job.timestamp).toISOString(),
-    processedAt: iso(job.processedOn),
-    finishedAt: iso(job.finishedOn),
+    processedAt: isoOrNull(job.processedOn || null),
+    finishedAt: isoOrNull(job.finishedOn || null),
     progress: job.progress,
     failedReason: job.failedReason || null,
   };
@@ -152,12 +152,9 @@ const REPROCESS_ARGS = 6;
 if (reprocessJob.keys !== REPROCESS_KEYS) throw new Error(`bullmq's reprocessJob script takes ${reprocessJob.keys} keys, mcb expects ${REPROCESS_KEYS}`);
 
 /**
- * Retries a failed stage and re-arms the failed stages above it (back to waiting-children), all or nothing.
- * BullMQ's own retry moves the child back into its parent's dependencies but leaves a parent that was failed by
- * fail-parent-on-failure in `failed`, which would strand the chain; re-arming the parents one call at a time could
- * leave them waiting for a child that was never retried (a chain that looks alive and never runs).
- * Everything is checked before the first write; a refusal changes nothing.
- *
+ * Retries a failed stage and re-arms the failed stages above it (back to waiting-children), all or nothing, checked
+ * before the first write: BullMQ's own retry leaves a parent failed by fail-parent-on-failure in `failed` (a
+ * stranded chain), and re-arming parents one call at a time could leave them waiting for a child never retried.
  * KEYS[1..9] BullMQ's reprocessJob keys of the retried job; then per ancestor, nearest first: its job key and
  * its queue key. ARGV[1..6] reprocessJob's arguments; ARGV[7] the number of ancestors; ARGV[8..] their ids;
  * then now (ms). Returns {1, re-armed ancestor indexes...} or {code, key}: -1 job missing, -3 the retried job is

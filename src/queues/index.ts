@@ -1,8 +1,11 @@
 // Queue names, job options and the full-backup flow, in one place. Every instance has its own queue, served
-// only by the worker on that instance's host; that is how node-local routing works.
+// only by the worker on that instance's host; that is how node-local routing works. Also the Redis connections by
+// role (single server, Sentinel, Cluster; sentinel-switch.ts) and job admin with the atomic chain retry (admin.ts).
+// May import: jobs, metadata, config, log, time.
 import { FlowProducer, Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/index.ts';
+import { fullStages, type FullStage } from '../metadata/states.ts';
 import type { FullChainPayload } from '../jobs/types.ts';
 import type { Logger } from '../log/index.ts';
 import { followSentinelSwitches, stopFollowingSentinelSwitches } from './sentinel-switch.ts';
@@ -12,8 +15,6 @@ export class RedisUnavailableError extends Error {}
 /** A connection to Redis: one server, the primary Sentinel names, or a Cluster. */
 export type RedisClient = Redis | Cluster;
 
-const fullStages = ['clone', 'tar', 'upload', 'cleanup'] as const;
-export type FullStageName = (typeof fullStages)[number];
 const liveStates = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused'];
 
 /** Whether a job in this BullMQ state will still run (or runs now). */
@@ -31,12 +32,10 @@ export function instanceIdOfQueue(name: string): number | undefined {
 }
 
 /**
- * How a connection lives through a Redis outage:
- * - `worker`: the BullMQ Worker's own (blocking) connection: reconnects for as long as it takes, and its
- *   commands wait for Redis (maxRetriesPerRequest: null, as BullMQ requires);
- * - `daemon`: the other connections of long-running processes (worker, producer, server): reconnect for as long
- *   as it takes, but a command fails after one failed reconnect, so the caller logs it and tries again later;
- * - `client`: one-shot commands (the CLI): give up after a few attempts, so a dead Redis is reported at once.
+ * How a connection lives through a Redis outage. `worker`: the BullMQ Worker's blocking connection reconnects
+ * forever and its commands wait (maxRetriesPerRequest: null, as BullMQ requires). `daemon`: other connections of
+ * long-running processes reconnect forever, but a command fails after one failed reconnect, so the caller logs and
+ * tries later. `client` (the CLI) gives up after a few attempts, so a dead Redis is reported at once.
  */
 export type ConnectionRole = 'worker' | 'daemon' | 'client';
 
@@ -156,7 +155,8 @@ export function stageJobOptions(config: Config): JobsOptions {
   };
 }
 
-function fullStageJobId(payload: Pick<FullChainPayload, 'backupUuid'>, stage: string): string {
+/** The id of a stage job of a backup's chain: one per backup and stage. */
+export function fullStageJobId(payload: Pick<FullChainPayload, 'backupUuid'>, stage: FullStage): string {
   return `${payload.backupUuid}-${stage}`;
 }
 
@@ -214,10 +214,10 @@ export class Queues {
    * leaf). Job ids derive from the backup uuid, so adding the same chain twice adds nothing. `from` starts the
    * chain at a later stage (a chain Redis lost, re-armed from the stage the metadata row is in).
    */
-  async addFullChain(payload: FullChainPayload, from: FullStageName = 'clone'): Promise<void> {
+  async addFullChain(payload: FullChainPayload, from: FullStage = fullStages[0]): Promise<void> {
     this.flow ??= new FlowProducer({ connection: this.connection as ConnectionOptions, prefix: this.prefix });
     const queueName = instanceQueueName(payload.instanceId);
-    const opts = (stage: string): JobsOptions => ({
+    const opts = (stage: FullStage): JobsOptions => ({
       ...stageJobOptions(this.config),
       jobId: fullStageJobId(payload, stage),
       // A stage that has given up fails the stages after it, instead of leaving them waiting forever.
@@ -236,9 +236,9 @@ export class Queues {
   }
 
   /** The BullMQ state of each stage job of a backup's chain; undefined where Redis holds no such job. */
-  async fullChainStates(payload: FullChainPayload): Promise<Record<FullStageName, string | undefined>> {
+  async fullChainStates(payload: FullChainPayload): Promise<Record<FullStage, string | undefined>> {
     const queue = this.forInstance(payload.instanceId);
-    const states = {} as Record<FullStageName, string | undefined>;
+    const states = {} as Record<FullStage, string | undefined>;
     for (const stage of fullStages) {
       const job = await queue.getJob(fullStageJobId(payload, stage));
       states[stage] = job ? await job.getState() : undefined;

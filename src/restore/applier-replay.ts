@@ -1,31 +1,17 @@
-// Binlog replay through the restored server's own SQL applier, the default replay method of a restore.
-//
-// The downloaded binlogs become the relay log of a replication channel of the temporary server: moved into its
-// datadir under the server's relay log name (`<relay_log>-mcb_replay.000001`, …, with their index), the channel
-// pointed at the first one (`CHANGE REPLICATION SOURCE TO RELAY_LOG_FILE=…, RELAY_LOG_POS=4` and a dummy source
-// host: the receiver thread is never started), then `START REPLICA SQL_THREAD UNTIL RELAY_LOG_FILE=<last>,
-// RELAY_LOG_POS=<stop>` with one worker per core. A relay log copied from a binlog has the binlog's positions, so
-// the stop is the one replay.ts decided: the end of the last transaction before the target, or the end of the
-// last file. The multi-threaded applier honours a relay-log UNTIL (it stops dispatching there and waits for its
-// workers); with replica_preserve_commit_order the workers commit in binlog order, so a failure leaves no gap.
-//
-// Transactions the clone already holds are skipped by GTID (a GTID in gtid_executed skips its whole
-// transaction, its default database included), so no --exclude-gtids is needed. Events keep their own server
-// ids; the temporary server also applies those carrying its own id (--replicate-same-server-id, server.ts), so
-// none is skipped for a coincidence of ids.
-//
-// When the applier cannot be used, ApplierUnavailableError says why before anything is applied, and the files are
-// back where they were: the caller replays with mysqlbinlog instead. That is: a server older than 8.0.27; a restore
-// account without the REPLICATION_SLAVE_ADMIN/SYSTEM_VARIABLES_ADMIN privileges; binlogs that create or alter an
-// event (after the clone, up to the stop), because the applier stores every event it creates or alters as
-// REPLICA_SIDE_DISABLED (an event of a source must not run on its replica), where the restored datadir must hold
-// it as the source did.
+// Binlog replay through the restored server's own SQL applier, the default replay method of a restore
+// (docs/restore.md, "Run", step 8). The downloaded binlogs become the relay log of a channel whose receiver never
+// starts; a relay log copied from a binlog keeps its positions, so `START REPLICA SQL_THREAD UNTIL` stops where
+// replay.ts decided. What the clone holds is skipped by GTID, whole transactions. With
+// replica_preserve_commit_order the workers commit in binlog order, so a failure leaves no gap. When the applier
+// cannot be used, ApplierUnavailableError says why before anything is applied, with the files back where they
+// were, and the caller replays with mysqlbinlog instead.
 import { copyFile, chown, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
-import { readEvents, type GtidSet } from '../binlog/index.ts';
+import { binlogFileName, readEvents, type GtidSet } from '../binlog/index.ts';
+import { abortReason } from '../errors.ts';
 import { RESTORE_RELAY_LOG, restoreServerAccount } from './server.ts';
 
 /** The replication channel of the replay; it exists only while a restore replays. */
@@ -81,7 +67,7 @@ export function applierUnavailableForVersion(version: string): string | undefine
 /** The relay log file names of the replay channel for `count` binlogs, and its index. */
 export function relayLogNames(count: number): { files: string[]; index: string } {
   const base = `${RESTORE_RELAY_LOG}-${REPLAY_CHANNEL}`;
-  return { files: Array.from({ length: count }, (_, i) => `${base}.${String(i + 1).padStart(6, '0')}`), index: `${base}.index` };
+  return { files: Array.from({ length: count }, (_, i) => binlogFileName(base, i + 1, 6)), index: `${base}.index` };
 }
 
 // `CREATE|ALTER [DEFINER = user] EVENT`, as the server logs it (`CREATE DEFINER=`root`@`localhost` EVENT …`).
@@ -267,7 +253,7 @@ export async function replayThroughApplier(opts: ApplierReplayOptions): Promise<
     let state = await applierState(conn);
     let nextProgress = Date.now() + PROGRESS_EVERY_MS;
     for (let delay = 20; state.running; delay = Math.min(delay * 2, 500)) {
-      if (opts.signal?.aborted) throw new ApplierReplayError(`replaying binlogs was interrupted: ${String((opts.signal.reason as Error)?.message ?? opts.signal.reason)}`);
+      if (opts.signal?.aborted) throw new ApplierReplayError(`replaying binlogs was interrupted: ${abortReason(opts.signal)}`);
       await sleep(delay);
       state = await applierState(conn);
       if (Date.now() >= nextProgress) {

@@ -1,15 +1,9 @@
-// Which mysqld / mysqlbinlog / mysql a restore (`mcb restore run`) or a restore test (the `verify` job) runs.
-//
-// Precedence, whole layers (the first layer that names a server wins, with its own mysqlbinlog/mysql):
-//   1. flags:  --sid-root DIR | --mysqld PATH [--mysqlbinlog PATH] [--mysql PATH]   (restore CLI only)
-//   2. env:    MCB_SID_ROOT | MCB_MYSQLD
-//   3. config: [restore] sid_root | mysqld [mysqlbinlog] [mysql]
-//   4. default: mysqld, mysqlbinlog, mysql on PATH
-// Within the flags or the environment, a sid root wins over a mysqld path (as before [restore] existed).
-// mysqlbinlog and mysql not named default to the ones beside the chosen mysqld (its directory, or ../bin of an
-// sbin/mysqld), then PATH: the `mysql` on PATH is often MariaDB's, which fails mid-replay against MySQL 9.
-// probeMysqld runs `mysqld --version` so the verify job can tell "this host has no usable server" (skip) from a
-// restore that failed (a result); checkRestoreTools runs all three before a restore downloads anything.
+// Which mysqld / mysqlbinlog / mysql a restore (`mcb restore run`) or a restore test (the `verify` job) runs: the
+// first of flags, environment, [restore] and PATH that names a server wins, with its own mysqlbinlog and mysql
+// (beside it before PATH: the `mysql` on PATH is often MariaDB's, which fails mid-replay against MySQL 9); within
+// the flags or the environment a sid root wins over a mysqld path. docs/restore.md, "Which binaries". probeMysqld
+// lets the verify job tell "no usable server here" (skip) from a failed restore; checkRestoreTools checks all three
+// before a restore downloads anything.
 import { spawn } from 'node:child_process';
 import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';

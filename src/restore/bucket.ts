@@ -1,15 +1,8 @@
-// Restore candidates without the metadata center (`--from-bucket`): from object names, object metadata and the
-// binlog files' own headers. The metadata DB may be exactly what was lost.
-//  - Full backups: bak_<id>_<ts>.tar[.gz|.zst][.enc]. The recovery point comes from the object's
-//    `mcb-recovery-point` metadata (written by the upload stage); objects uploaded before it existed fall back to
-//    the name's timestamp (the clone's start, marked inexact). The sha256 comes from `mcb-sha256`.
-//  - Binlogs: log_<id>_<file>[.gz|.zst][.enc]. The start time is the FORMAT_DESCRIPTION timestamp, read from the
-//    head of the object (a few KB, or the first 1 MiB chunk of an encrypted one, are downloaded, not the file);
-//    the end is the next file's start, and for the newest
-//    file its last event (that one is downloaded whole). The sha256 comes from `mcb-sha256` (written by the binlog
-//    job since it was added); the restore verifies it while downloading. Objects archived before that carry none:
-//    they are named in a warning and restored unverified.
-//  - Encrypted objects (`.enc`) are read with the keys of [encryption] (docs/security.md).
+// Restore candidates without the metadata center (`--from-bucket`), which may be exactly what was lost: from object
+// names, object metadata (`mcb-recovery-point`, `mcb-sha256`) and the binlogs' own headers (a few KB of each
+// object's head, or the first 1 MiB chunk of an encrypted one; the newest binlog is read whole for its last event).
+// Objects from before that metadata existed fall back to the name's timestamp (marked inexact) or go unverified,
+// with a warning. docs/restore.md, "Without the metadata center".
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -18,13 +11,13 @@ import { pipeline } from 'node:stream/promises';
 import { Writable, type Duplex } from 'node:stream';
 import { decodersFor } from '../archive/index.ts';
 import type { Keyring } from '../crypto/index.ts';
-import { readBinlogStart, summarizeBinlog } from '../binlog/index.ts';
+import { parseBinlogFileName, readBinlogStart, summarizeBinlog } from '../binlog/index.ts';
 import { removeTree } from '../fs/contained-rm.ts';
 import { localFileName } from '../fs/safe-name.ts';
 import { parseObjectName } from '../naming.ts';
 import type { ObjectStore } from '../storage/index.ts';
 import { parseCompact, type TimeZone } from '../time/zone.ts';
-import { binlogSequence, type BinlogCandidate, type FullCandidate } from './plan.ts';
+import type { BinlogCandidate, FullCandidate } from './plan.ts';
 
 const HEAD_BYTES = 64 * 1024;
 
@@ -92,7 +85,7 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
       let file = localFileName(parsed.binlogFile, o.key);
       const reset = /^(.*\.\d+)\.(\d{9,})$/.exec(file);
       if (reset) file = reset[1]!;
-      if (!binlogSequence(file)) continue;
+      if (!parseBinlogFileName(file)) continue;
       const sha256 = (await store.stat(o.key))?.metadata?.['mcb-sha256'] ?? null;
       const local = path.join(tmp, `head-${i++}`);
       await fetch(store, o.key, local, keyring, HEAD_BYTES);
@@ -108,10 +101,10 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
         sha256: sha256 && /^[0-9a-f]{64}$/.test(sha256) ? sha256 : null,
       });
     }
-    binlogs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime() || binlogSequence(a.file)!.seq - binlogSequence(b.file)!.seq);
+    binlogs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime() || parseBinlogFileName(a.file)!.seq - parseBinlogFileName(b.file)!.seq);
     for (let k = 0; k + 1 < binlogs.length; k++) {
-      const a = binlogSequence(binlogs[k]!.file)!;
-      const b = binlogSequence(binlogs[k + 1]!.file)!;
+      const a = parseBinlogFileName(binlogs[k]!.file)!;
+      const b = parseBinlogFileName(binlogs[k + 1]!.file)!;
       if (a.base === b.base && b.seq === a.seq + 1) binlogs[k]!.endTime = binlogs[k + 1]!.startTime;
     }
     const newest = binlogs[binlogs.length - 1];

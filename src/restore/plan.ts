@@ -4,7 +4,8 @@
 import type { BackupRow } from '../metadata/index.ts';
 import { compressionOfObjectName, fullBackupBaseOf, seedFullObjectName } from '../naming.ts';
 import { GtidSet } from '../binlog/gtid-set.ts';
-import { formatInstant, formatInZone, parseInstant, UTC, type TimeZone } from '../time/zone.ts';
+import { parseBinlogFileName } from '../binlog/index.ts';
+import { formatInstant, formatLocalTime, parseInstant, UTC, type TimeZone } from '../time/zone.ts';
 
 /**
  * A time target: `at` cut to the millisecond, `atMicros` as typed (epoch microseconds).
@@ -88,11 +89,6 @@ export class RestorePlanError extends Error {
   }
 }
 
-/** `YYYY-MM-DD HH:MM:SS` in `zone`, the metadata time zone (docs/architecture.md, Time zones); UTC when none is given. */
-export function formatTime(d: Date, zone: TimeZone = UTC): string {
-  return formatInZone(d, zone);
-}
-
 /**
  * Parses `latest` or a time, `YYYY-MM-DD HH:MM:SS[.ffffff]` (space or `T`) in `zone`, or with its own `Z`/`±HH:MM`
  * (parseInstant). Throws TimeError saying what is wrong (no such date, a wall time skipped by DST, …).
@@ -109,18 +105,12 @@ export function describeTarget(t: RestoreTarget, zone: TimeZone = UTC): string {
   return t.kind === 'latest' ? 'latest' : formatInstant(t.atMicros, zone);
 }
 
-/** `mysql-bin.000042` → { base: 'mysql-bin', seq: 42 }. */
-export function binlogSequence(file: string): { base: string; seq: number } | undefined {
-  const m = /^(.*)\.(\d+)$/.exec(file);
-  return m ? { base: m[1]!, seq: Number(m[2]) } : undefined;
-}
-
 /** By start time (a reset numbering starts again at 1, later in time), then by number within a base name. */
 function compareBinlogs(a: BinlogCandidate, b: BinlogCandidate): number {
   const byTime = a.startTime.getTime() - b.startTime.getTime();
   if (byTime) return byTime;
-  const x = binlogSequence(a.file);
-  const y = binlogSequence(b.file);
+  const x = parseBinlogFileName(a.file);
+  const y = parseBinlogFileName(b.file);
   if (x && y && x.base === y.base) return x.seq - y.seq;
   return a.file.localeCompare(b.file);
 }
@@ -187,7 +177,7 @@ function namesFull(f: FullCandidate, name: string): boolean {
  * The full backup to restore from: the one named by `backup`, else the newest one at or before the target whose
  * restore test did not fail (a backup known to be bad is never chosen silently).
  */
-function chooseFull(all: FullCandidate[], target: RestoreTarget, backup: string | undefined, zone?: TimeZone): FullCandidate {
+function chooseFull(all: FullCandidate[], target: RestoreTarget, backup: string | undefined, zone: TimeZone): FullCandidate {
   const fulls = [...all].sort((a, b) => a.endTime.getTime() - b.endTime.getTime());
   if (!fulls.length) throw new RestorePlanError('no-full', 'no Completed full backup is archived for this instance: nothing to restore from');
   const atOrBefore = (f: FullCandidate) => {
@@ -200,7 +190,7 @@ function chooseFull(all: FullCandidate[], target: RestoreTarget, backup: string 
     const named = fulls.find((f) => namesFull(f, backup));
     if (!named) throw new RestorePlanError('no-full', `no Completed full backup named ${backup} (give its object key, backup_name or backup uuid; see mcb backups list --type full)`);
     if (!atOrBefore(named)) {
-      throw new RestorePlanError('too-early', `target ${describeTarget(target, zone)} is before the recovery point ${formatTime(named.endTime, zone)} of ${named.objectKey}`);
+      throw new RestorePlanError('too-early', `target ${describeTarget(target, zone)} is before the recovery point ${formatLocalTime(named.endTime, zone)} of ${named.objectKey}`);
     }
     return named;
   }
@@ -219,7 +209,7 @@ function chooseFull(all: FullCandidate[], target: RestoreTarget, backup: string 
   const oldest = (good[0] ?? fulls[0])!;
   throw new RestorePlanError(
     'too-early',
-    `target ${describeTarget(target, zone)} is before the oldest full backup: ${oldest.objectKey} has recovery point ${formatTime(oldest.endTime, zone)}; choose a time at or after it` +
+    `target ${describeTarget(target, zone)} is before the oldest full backup: ${oldest.objectKey} has recovery point ${formatLocalTime(oldest.endTime, zone)}; choose a time at or after it` +
       (failedNames.length ? ` (full backups that failed their restore test are not counted: ${failedNames.join(', ')})` : ''),
   );
 }
@@ -237,7 +227,7 @@ export function planRestore(input: {
   /** The zone times in refusal messages are written in (the metadata time zone); UTC when absent. */
   zone?: TimeZone;
 }): RestorePlan {
-  const { zone } = input;
+  const zone = input.zone ?? UTC;
   const { target } = input;
   const binlogs = [...input.binlogs].sort(compareBinlogs);
   const full = chooseFull(input.fulls, target, input.backup, zone);
@@ -258,7 +248,7 @@ export function planRestore(input: {
     if (target.kind === 'latest') return { target, full, binlogs: [], coveredUntil: full.endTime };
     throw new RestorePlanError(
       'too-late',
-      `target ${describeTarget(target, zone)} is after the full backup ${full.objectKey} (recovery point ${formatTime(full.endTime, zone)}) and no binlog is archived to reach it`,
+      `target ${describeTarget(target, zone)} is after the full backup ${full.objectKey} (recovery point ${formatLocalTime(full.endTime, zone)}) and no binlog is archived to reach it`,
     );
   }
 
@@ -293,7 +283,7 @@ export function planRestore(input: {
     const b = binlogs[0]!;
     throw new RestorePlanError(
       'gap',
-      `gap in the binlog chain: the oldest archived binlog ${b.file} starts at ${formatTime(b.startTime, zone)}, after the recovery point ${formatTime(full.endTime, zone)} of ${full.objectKey}; the transactions in between are in no archive`,
+      `gap in the binlog chain: the oldest archived binlog ${b.file} starts at ${formatLocalTime(b.startTime, zone)}, after the recovery point ${formatLocalTime(full.endTime, zone)} of ${full.objectKey}; the transactions in between are in no archive`,
     );
   }
 
@@ -320,22 +310,22 @@ export function planRestore(input: {
   if (target.kind === 'time' && coveredUntil.getTime() < target.at.getTime()) {
     throw new RestorePlanError(
       'too-late',
-      `target ${describeTarget(target, zone)} is after the end of the newest archived binlog ${lastBinlog.file} (${formatTime(coveredUntil, zone)}); archive newer binlogs first or choose an earlier time`,
+      `target ${describeTarget(target, zone)} is after the end of the newest archived binlog ${lastBinlog.file} (${formatLocalTime(coveredUntil, zone)}); archive newer binlogs first or choose an earlier time`,
     );
   }
   return { target, full, binlogs: chain, coveredUntil, following };
 }
 
 /** Why `next` does not follow `prev` in one binlog series, or undefined when it does. */
-function chainGap(prev: BinlogCandidate, next: BinlogCandidate, zone?: TimeZone): string | undefined {
-  const a = binlogSequence(prev.file);
-  const b = binlogSequence(next.file);
+function chainGap(prev: BinlogCandidate, next: BinlogCandidate, zone: TimeZone): string | undefined {
+  const a = parseBinlogFileName(prev.file);
+  const b = parseBinlogFileName(next.file);
   if (!a || !b || a.base !== b.base || b.seq !== a.seq + 1) {
     const missing = a && b && a.base === b.base && b.seq > a.seq + 1 ? `${b.seq - a.seq - 1} binlog file(s) between them are not archived` : 'they are not consecutive files';
     return `gap in the binlog chain between ${prev.file} and ${next.file}: ${missing}`;
   }
   if (prev.endTime && prev.endTime.getTime() !== next.startTime.getTime()) {
-    return `gap in the binlog chain: ${prev.file} ends at ${formatTime(prev.endTime, zone)} but ${next.file} starts at ${formatTime(next.startTime, zone)}`;
+    return `gap in the binlog chain: ${prev.file} ends at ${formatLocalTime(prev.endTime, zone)} but ${next.file} starts at ${formatLocalTime(next.startTime, zone)}`;
   }
   return undefined;
 }

@@ -1,22 +1,10 @@
-// Point-in-time restore: download (parallel ranged GETs, sha256-verified, streamed), extract the full backup as a
-// datadir, start a temporary mysqld on it, replay archived binlogs up to the target and no further, stop cleanly.
-//
-// Replay methods (`[restore] replay_method`), into the temporary server:
-//  - `applier` (default): the binlogs become the server's relay log and its multi-threaded SQL applier replays
-//    them, `START REPLICA SQL_THREAD UNTIL` the stop (applier-replay.ts); the channel is removed afterwards.
-//  - `mysqlbinlog`, and the fallback when the applier cannot be used: `mysqlbinlog --exclude-gtids=<clone's
-//    gtid_executed> [--stop-position=P] f1 … fn | mysql`.
-//  - The clone's datadir carries gtid_executed, so the first binlog can be given whole: what the clone already
-//    holds is skipped by GTID. No start position is needed; replay.ts checks that the chain reaches back to the
-//    clone. (Requires gtid_mode=ON on the backed-up instance.)
-//  - The stop is exact (replay.ts): the first transaction committed after the target (or the --at-gtid one) ends
-//    the replay at a transaction boundary, a position in the last file; nothing after it is replayed (unlike
-//    --stop-datetime, which compares statement start times per event).
-//
-// Failure policy: the datadir must be empty (or absent) at the start, so everything in it afterwards is ours.
-// On any failure the server is stopped and the directory is emptied again (and removed if we created it):
-// nothing half-restored remains that could be mistaken for a good restore. An abort (opts.signal: the CLI's
-// SIGINT/SIGTERM) is such a failure: the step in progress is interrupted and the same clean-up runs.
+// Point-in-time restore: plan (plan.ts, from metadata rows or the bucket alone), download (parallel ranged GETs,
+// sha256-verified, streamed), extract the full backup as a datadir, start a temporary mysqld on it (server.ts),
+// replay archived binlogs from the clone's GTIDs up to an exact stop and no further (replay.ts; through the server's
+// applier, applier-replay.ts, or mysqlbinlog | mysql), stop cleanly. The datadir must be empty at the start; on any
+// failure, an abort (opts.signal) included, the server is stopped and the datadir emptied again (removed if we
+// created it), so nothing half-restored can pass for a good restore. The whole story: docs/restore.md.
+// May import: metadata, storage, mysql, archive, binlog, crypto, config, fs, time, streams.
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { chmod, mkdir, readdir } from 'node:fs/promises';
@@ -27,16 +15,18 @@ import type { Duplex } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { decodersFor, extractArchive } from '../archive/index.ts';
 import { childEnvironment } from '../config/index.ts';
+import { abortReason } from '../errors.ts';
 import { DecryptionError, emptyKeyring, type Keyring } from '../crypto/index.ts';
 import { isEncryptedObjectName } from '../naming.ts';
 import { GtidSet, type RestoreStop } from '../binlog/index.ts';
 import { removeTree } from '../fs/contained-rm.ts';
 import { localFileName } from '../fs/safe-name.ts';
 import { mysqldFromPath, mysqldFromSidRoot, type MysqldBinary, type RunningMysqld } from '../mysql/mysqld.ts';
-import { HashingCounter, StorageError, type ObjectStore } from '../storage/index.ts';
+import { StorageError, type ObjectStore } from '../storage/index.ts';
+import { HashingCounter } from '../streams/index.ts';
 import { DEFAULT_DOWNLOAD_CONCURRENCY, openRangedDownload, type RangedDownloadOptions } from '../storage/ranged-download.ts';
-import { describeTarget, formatTime, type BinlogCandidate, type RestorePlan } from './plan.ts';
-import type { TimeZone } from '../time/zone.ts';
+import { describeTarget, type BinlogCandidate, type RestorePlan } from './plan.ts';
+import { formatLocalTime, UTC, type TimeZone } from '../time/zone.ts';
 import { checkReplayed, decideReplay, firstGtidMissingFromClone, previousGtidsOf } from './replay.ts';
 import { removeReplicationConfiguration, startRestoreServer } from './server.ts';
 import { ApplierUnavailableError, removeRelayLogLeftovers, replayThroughApplier } from './applier-replay.ts';
@@ -295,11 +285,6 @@ export async function checkKeysForPlan(plan: Pick<RestorePlan, 'full' | 'binlogs
   }
 }
 
-function abortReason(signal: AbortSignal): string {
-  const r: unknown = signal.reason;
-  return r instanceof Error ? r.message : String(r ?? 'aborted');
-}
-
 interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -451,7 +436,7 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     await mkdir(path.join(workDir, 'binlogs'), { mode: 0o700 });
 
     const full = plan.full;
-    log(`extracting ${full.objectKey} (recovery point ${formatTime(full.endTime, opts.zone)}) into ${datadir}`);
+    log(`extracting ${full.objectKey} (recovery point ${formatLocalTime(full.endTime, opts.zone ?? UTC)}) into ${datadir}`);
     const reading = { signal, concurrency: opts.downloadConcurrency, keyring: opts.keyring };
     await extractFullVerified(opts.storeFor(full.bucket), full.objectKey, full.sha256, datadir, { ...reading, expectedBytes: full.bytes, log });
 

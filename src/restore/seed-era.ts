@@ -2,9 +2,10 @@
 // start_time/end_time are when the script ran, not when the binlog was written. Before planning, their facts
 // are read from the bucket: the full archive must exist (its size is taken from the store), and each binlog's
 // real span comes from its own header (the next file's start ends it).
+import { binlogFileName, parseBinlogFileName } from '../binlog/index.ts';
 import type { ObjectStore } from '../storage/index.ts';
 import { binlogStartOfObject } from './bucket.ts';
-import { binlogSequence, type BinlogCandidate, type FullCandidate } from './plan.ts';
+import type { BinlogCandidate, FullCandidate } from './plan.ts';
 
 /** Seed binlog rows carry no sha256; ours always do. */
 export function isSeedEraBinlog(b: BinlogCandidate): boolean {
@@ -61,10 +62,9 @@ export async function resolveSeedEraCandidates(
   const byName = new Map(deduplicated.map((b) => [b.file, b]));
   for (const b of deduplicated) {
     if (b.endTime || !isSeedEraBinlog(b)) continue;
-    const s = binlogSequence(b.file);
+    const s = parseBinlogFileName(b.file);
     if (!s) continue;
-    const width = /\.(\d+)$/.exec(b.file)![1]!.length;
-    const next = byName.get(`${s.base}.${String(s.seq + 1).padStart(width, '0')}`);
+    const next = byName.get(binlogFileName(s.base, s.seq + 1, s.digits));
     if (next && next.startTime.getTime() >= b.startTime.getTime()) b.endTime = next.startTime;
   }
   return { fulls: keptFulls, binlogs: deduplicated, warnings };

@@ -1,30 +1,7 @@
 // The temporary mysqld that `mcb restore run` replays binlogs into and the verify job checks tables on: one
-// definition of a server that changes nothing by itself and cannot be reached from outside.
-//
-//  - `--event-scheduler=DISABLED`: the source's events would fire during the replay and change the data (a
-//    duplicate key at best, silently wrong rows at worst). It is a start-up option, not a change to the data: the
-//    events stay defined as they were, and run again when the DBA starts the datadir with the scheduler on.
-//  - `--loose-skip-replica-start --loose-skip-slave-start` (and group replication not started on boot): a clone
-//    of a replica carries its replication channels; none may start. After a restore the configuration itself is removed
-//    (removeReplicationConfiguration).
-//  - `--persisted-globals-load=OFF`: a mysqld-auto.cnf in the datadir (SET PERSIST) would override the above.
-//  - no TCP (`--skip-networking`): clients connect over the unix socket, in a private 0700 run directory.
-//  - `--secure-file-priv` is a private empty directory, so LOAD DATA / SELECT … INTO OUTFILE in a replayed binlog
-//    can reach nothing else.
-//  - as the `mysql` OS account when it exists and we are root (the owner a normally started server expects):
-//    the datadir, the run directory and the secure-file-priv directory are given to it.
-//  - for a restore's replay (`relayLogReplay`): `--relay-log=mcb-restore-relay`, so the relay log files of the
-//    replay channel (applier-replay.ts) have a name known in advance whatever the host's name, and nothing else's;
-//    `--replicate-same-server-id` so that no replayed event is skipped because its server id happens to be this
-//    server's, with `--log-replica-updates=OFF` (the two together would loop on a server with a binlog).
-//
-// Every server from 8.0.17 (the oldest that opens a CLONE datadir, src/restore/binaries.ts) must accept these
-// options: an unknown one stops mysqld. `skip_replica_start` exists from 8.0.26 only, `skip_slave_start` is its
-// older name (deprecated since), so both are given `--loose-`: a server that lacks one warns and ignores it, and
-// 8.0.26+ warns that the old name is deprecated. The group replication option belongs to a plugin that may not be
-// loaded, hence loose too. `--persisted-globals-load` (8.0.0), `--event-scheduler`, `--secure-file-priv`,
-// `--server-id`, `--relay-log` and `--replicate-same-server-id` exist in every such version; `log_replica_updates`
-// from 8.0.26 (loose).
+// definition of a server that changes nothing by itself (no events, no replication start, no persisted settings)
+// and cannot be reached from outside (socket only, in a private run directory; secure-file-priv an empty private
+// directory), run as the `mysql` OS account when we are root. Each option and why: docs/restore.md, "Run", step 6.
 import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -131,6 +108,9 @@ async function privateDir(dir: string, account: MysqldAccount | undefined): Prom
 
 /** mysqld options of a server that changes nothing by itself (see the top of this file). */
 export function cleanServerArgs(secureFileDir: string, serverId: number): string[] {
+  // Every server from 8.0.17 (the oldest that opens a CLONE datadir) must accept these: an unknown option stops
+  // mysqld. skip_replica_start exists from 8.0.26, skip_slave_start is its older name, and the group replication
+  // option belongs to a plugin that may not be loaded: hence `--loose-` (a server lacking one warns and goes on).
   return [
     '--event-scheduler=DISABLED',
     '--loose-skip-replica-start',
@@ -147,8 +127,10 @@ export const RESTORE_RELAY_LOG = 'mcb-restore-relay';
 
 /** mysqld options of a server that replays binlogs through its applier (see the top of this file). */
 export function relayLogReplayArgs(): string[] {
-  // log_replica_updates is 8.0.26's name; an older server ignores the loose option (and warns that
-  // replicate-same-server-id is ignored with its log_slave_updates on, harmless without a binlog).
+  // replicate-same-server-id: no replayed event is skipped because its server id happens to be ours; with replica
+  // updates logged it would loop on a server with a binlog, hence log_replica_updates off. That is 8.0.26's name;
+  // an older server ignores the loose option (and warns that replicate-same-server-id is ignored with its
+  // log_slave_updates on, harmless without a binlog).
   return [`--relay-log=${RESTORE_RELAY_LOG}`, '--replicate-same-server-id=ON', '--loose-log-replica-updates=OFF'];
 }
 

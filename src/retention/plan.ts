@@ -1,10 +1,9 @@
-// Retention maths: which rows of `full_backup_metadata` may be deleted. Pure: no I/O, no clock.
-//
-// The seed's cleaner decremented `overdue_day` once per run and deleted Completed rows at 0, so running
-// it twice a day halved retention, skipping a day extended it, it could delete every full backup, and it
-// deleted binlogs the oldest kept full still needed. Here every decision is derived from timestamps and a
-// caller-supplied `now`: the same rows, policy and `now` always give the same plan, however often (or
-// rarely) it runs.
+// Retention maths: which rows of `full_backup_metadata` may be deleted. Pure: no I/O, no clock. The seed's cleaner
+// counted `overdue_day` down once per run (twice a day halved retention, it could delete every full backup and the
+// binlogs the oldest kept one needed); here every decision comes from timestamps and a caller-supplied `now`, so
+// the same rows, policy and `now` give the same plan however often it runs.
+
+import { parseBinlogFileName } from '../binlog/index.ts';
 
 export type BackupType = 'full' | 'binlog';
 
@@ -106,10 +105,6 @@ export function daysLeft(row: Pick<RetentionRow, 'startTime'>, days: number, now
   return Math.max(0, Math.ceil(remaining / DAY_MS)) + 0;
 }
 
-function iso(d: Date): string {
-  return d.toISOString();
-}
-
 function daysFor(row: RetentionRow, policy: RetentionPolicy): number {
   return row.type === 'binlog' ? policy.binlogDays : policy.fullDays;
 }
@@ -134,38 +129,20 @@ function isDeletable(row: RetentionRow): boolean {
   );
 }
 
-/** `mysql-bin.000042` → { base: 'mysql-bin', seq: 42 }. */
-function binlogSequence(file: string): { base: string; seq: number } | undefined {
-  const m = /^(.*)\.(\d+)$/.exec(file);
-  return m ? { base: m[1]!, seq: Number(m[2]) } : undefined;
-}
-
 /** Rule 4, by file: the binlog is the anchor full's consistent-point file or a later one of the same series. */
 function atOrAfterAnchorFile(binlog: RetentionRow, anchor: RetentionRow): boolean {
   if (!anchor.binlogFile || !binlog.binlogFile) return false;
-  const a = binlogSequence(anchor.binlogFile);
-  const b = binlogSequence(binlog.binlogFile);
+  const a = parseBinlogFileName(anchor.binlogFile);
+  const b = parseBinlogFileName(binlog.binlogFile);
   if (!a || !b || a.base !== b.base || b.seq < a.seq) return false;
   // A file that ended before the clone began cannot hold its consistent point (an older series before a reset).
   return binlog.endTime.getTime() > anchor.startTime.getTime();
 }
 
 /**
- * One decision per row given, in the same order. Rows may belong to several instances; each
- * instance (`instanceId`) is planned on its own. Rules:
- *  1. Only Completed rows not already `isDelete` may be deleted. Doing/Done/Tar/Uploading/Clearing are
- *     not final and always kept; Error and Expiration rows are left alone (kept); so are unknown states,
- *     unknown types and rows with invalid timestamps.
- *  2. A row expires when now >= startTime + days (fullDays for full, binlogDays for binlog).
- *  3. The newest `minFullBackups` Completed full backups of an instance are kept even when expired; a full
- *     whose restore test failed (verifyFailed) does not count as one of them (an older good one is kept in its
- *     place), but is itself kept while fewer than `minFullBackups` good fulls are newer than it.
- *  4. With keepBinlogsForOldestFull, an expired Completed binlog whose span reaches past the recovery
- *     point of the oldest kept full (binlog.endTime > full.endTime) is kept: it is needed to roll forward.
- *     When that full records the binlog file of its consistent point, a binlog of the same series numbered
- *     at or after that file is kept too (the log may rotate between the consistent point and END_TIME, so
- *     the file holding the first transactions to replay can end before END_TIME), unless it ended before the
- *     clone started (an older series of the same name, before a reset).
+ * One decision per row given, in the same order; each instance (`instanceId`) is planned on its own, by the rules
+ * of docs/expiry.md: only Completed rows not yet deleted expire, `days` after startTime; the newest minFullBackups
+ * good fulls are kept; with keepBinlogsForOldestFull, so are the binlogs the oldest kept full needs to roll forward.
  */
 export function planExpiry(rows: RetentionRow[], policy: RetentionPolicy, now: Date): ExpiryDecision[] {
   checkPolicy(policy);
@@ -230,7 +207,7 @@ export function planExpiry(rows: RetentionRow[], policy: RetentionPolicy, now: D
     if (leftAlone !== undefined) return keep(leftAlone, left);
     if (row.state !== COMPLETED) return keep(`kept: unknown state ${JSON.stringify(row.state)}`, left);
 
-    const expiry = iso(expiresAt(row, days));
+    const expiry = expiresAt(row, days).toISOString();
     if (!isExpired(row)) {
       return keep(`kept: within retention (expires ${expiry}, retention ${days} d)`, left);
     }
@@ -252,7 +229,7 @@ export function planExpiry(rows: RetentionRow[], policy: RetentionPolicy, now: D
       const anchor = anchorByInstance.get(row.instanceId);
       if (anchor && (row.endTime.getTime() > anchor.endTime.getTime() || atOrAfterAnchorFile(row, anchor))) {
         return keep(
-          `kept: needed to roll forward from full backup #${anchor.id} (recovery point ${iso(anchor.endTime)})`,
+          `kept: needed to roll forward from full backup #${anchor.id} (recovery point ${anchor.endTime.toISOString()})`,
           left,
         );
       }
@@ -261,7 +238,7 @@ export function planExpiry(rows: RetentionRow[], policy: RetentionPolicy, now: D
     return {
       row,
       action: 'delete',
-      reason: `expired: completed ${row.type} backup started ${iso(row.startTime)}, expired ${expiry}, retention ${days} d`,
+      reason: `expired: completed ${row.type} backup started ${row.startTime.toISOString()}, expired ${expiry}, retention ${days} d`,
       daysLeft: left,
     };
   });

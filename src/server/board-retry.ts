@@ -7,11 +7,11 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Job } from 'bullmq';
 import type { Logger } from '../log/index.ts';
-import { stageTransitions } from '../metadata/states.ts';
+import { fullStages } from '../metadata/index.ts';
 import { JobNotFoundError, retryAllFailed, RetryRefusedError, retryJob } from '../queues/admin.ts';
 import { instanceIdOfQueue, type Queues } from '../queues/index.ts';
 
-const stageNames = new Set(Object.keys(stageTransitions));
+const stageNames = new Set<string>(fullStages);
 
 /** The stage jobs of a full backup's chain (clone → tar → upload → cleanup) carry the stage's name. */
 function isBackupStage(job: Job): boolean {

@@ -2,6 +2,7 @@
 // Prometheus metrics at /metrics and /healthz. Reads the metadata center for backups and Redis for queues.
 // With credentials configured every route but /healthz needs them ([server] public_read = on opens the read-only
 // ones); /queues and mutating requests always do, and mutating requests only from the server's own pages.
+// May import: ops, queues, metadata, config, log, time.
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
@@ -11,8 +12,9 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../log/index.ts';
 import { MetadataStore } from '../metadata/index.ts';
-import { failureCounts } from '../ops/outcomes.ts';
-import { backupCounts, instanceStatuses } from '../ops/status.ts';
+import { failureCounts } from '../metadata/job-outcomes.ts';
+import { backupCounts } from '../metadata/status-queries.ts';
+import { instanceStatuses } from '../ops/status.ts';
 import { dropRedis, instanceQueueName, logRedisOutages, pingRedis, Queues, redisConnection } from '../queues/index.ts';
 import { assertSafeListen, hasCredentials, requireAuth, requireReadAuth, sameOriginOnly } from './auth.ts';
 import { boardRetryRouter } from './board-retry.ts';
@@ -102,7 +104,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
 
   app.get('/healthz', async (_req, res) => {
     const checks: Record<string, string> = {};
-    await metadata.pool.query('SELECT 1').then(() => (checks.metadata = 'ok'), (err: Error) => (checks.metadata = err.message));
+    await metadata.ping().then(() => (checks.metadata = 'ok'), (err: Error) => (checks.metadata = err.message));
     await redis.ping().then(() => (checks.redis = 'ok'), (err: Error) => (checks.redis = err.message));
     const ok = Object.values(checks).every((v) => v === 'ok');
     res.status(ok ? 200 : 503).json({ ok, ...checks });

@@ -1,5 +1,5 @@
 // /metrics in the Prometheus text exposition format (version 0.0.4), from the metadata center and Redis.
-import type { FailureCount, OutcomeType } from '../ops/outcomes.ts';
+import type { FailureCount, OutcomeType } from '../metadata/job-outcomes.ts';
 import type { InstanceStatus } from '../ops/status.ts';
 
 const outcomeTypes: readonly OutcomeType[] = ['full', 'binlog', 'expire', 'verify'];

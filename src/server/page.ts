@@ -1,17 +1,13 @@
 // The status page at `/`: server-rendered, no scripts, refreshes itself. Every value is HTML-escaped.
 import type { BackupRow } from '../metadata/index.ts';
 import { formatAge, type InstanceStatus, type LastBackup } from '../ops/status.ts';
-import { formatInZone, offsetString, UTC, type TimeZone } from '../time/zone.ts';
+import { formatLocalTime, offsetString, UTC, type TimeZone } from '../time/zone.ts';
 
 export function escapeHtml(value: unknown): string {
   return String(value ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 const e = escapeHtml;
-
-function fmt(d: Date | null | undefined, zone: TimeZone): string {
-  return d && !Number.isNaN(d.getTime()) ? formatInZone(d, zone) : '';
-}
 
 function lastCell(b: LastBackup | null, stale: boolean, checked?: { ageSeconds: number } | null): string {
   const text = b ? `${e(formatAge(b.ageSeconds))} ago · ${e(b.size)}<br><small>${e(b.backupName)}</small>` : 'never';
@@ -44,7 +40,7 @@ export function renderStatusPage(opts: {
           return `${e(r.backupType)} ${e(r.state)}${progress}${r.info ? ` <small>${e(r.info)}</small>` : ''}`;
         })
         .join('<br>');
-      const next = s.schedules === null ? 'unknown' : s.schedules.map((x) => `${e(x.name)} ${e(x.next ? fmt(new Date(x.next), zone) : '?')}`).join('<br>') || 'none';
+      const next = s.schedules === null ? 'unknown' : s.schedules.map((x) => `${e(x.name)} ${e(x.next ? formatLocalTime(new Date(x.next), zone) : '?')}`).join('<br>') || 'none';
       return `<tr${s.enabled ? '' : ' class="disabled"'}>
   <td>${e(s.id)}</td><td>${e(s.instanceId)}<br><small>${e(s.instanceName)}</small></td><td>${s.enabled ? 'yes' : 'no'}</td>
   ${lastCell(s.lastFull, s.fullStale)}${lastCell(s.lastBinlog, s.binlogStale, s.lastBinlogCheck)}
@@ -55,7 +51,7 @@ export function renderStatusPage(opts: {
     .map(
       (b) => `<tr class="state-${e(b.state)}${b.state === 'Error' ? ' error' : ''}">
   <td>${e(b.id)}</td><td>${e(b.tbInstanceId)}</td><td>${e(b.backupType)}</td><td class="state">${e(b.state)}</td>
-  <td>${e(fmt(b.startTime, zone))}</td><td>${e(fmt(b.endTime, zone))}</td><td>${e(b.backupSize)}</td><td>${e(b.backupName)}</td><td>${e(b.info ?? '')}</td></tr>`,
+  <td>${e(formatLocalTime(b.startTime, zone))}</td><td>${e(formatLocalTime(b.endTime, zone))}</td><td>${e(b.backupSize)}</td><td>${e(b.backupName)}</td><td>${e(b.info ?? '')}</td></tr>`,
     )
     .join('\n');
   return `<!doctype html>
@@ -69,7 +65,7 @@ th{background:#f3f3f3}small{color:#666}.stale,.error{background:#fde2e2;color:#9
 tr.disabled{color:#999}.banner{background:#fde2e2;padding:.5em;border:1px solid #e99}
 </style></head><body>
 <h1>mcb backup status</h1>
-<p>Generated ${e(fmt(opts.generatedAt, zone))}; times in ${e(zone.name)}${zone.kind === 'iana' ? ` (${e(offsetString(opts.generatedAt, zone))})` : ''}; refreshes every ${e(opts.refreshSeconds)} s. STALE: no Completed backup newer than
+<p>Generated ${e(formatLocalTime(opts.generatedAt, zone))}; times in ${e(zone.name)}${zone.kind === 'iana' ? ` (${e(offsetString(opts.generatedAt, zone))})` : ''}; refreshes every ${e(opts.refreshSeconds)} s. STALE: no Completed backup newer than
 ${e(opts.thresholds.fullHours)} h (full) or ${e(opts.thresholds.binlogMinutes)} min (binlog). <a href="queues">Queues (bull-board)</a> · <a href="metrics">metrics</a></p>
 ${opts.redisError ? `<p class="banner">Redis: ${e(opts.redisError)}</p>` : ''}
 <h2>Instances</h2>

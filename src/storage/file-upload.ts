@@ -11,7 +11,7 @@ import { pipeline, Transform, type Readable, type TransformCallback } from 'node
 import type { PutResult } from './index.ts';
 import { putPart, putWhole, retried, uploadMultipart, type FileRangeBody, type MultipartTarget } from './multipart.ts';
 import { partSizeFor } from './part-size.ts';
-import { Throttle, type RateLimit } from './throttle.ts';
+import { Throttle, type RateLimit } from '../streams/index.ts';
 
 export interface FileUploadTarget extends MultipartTarget {
   /** Paces the bytes sent, over all parts in flight. */

@@ -1,8 +1,10 @@
 // Object storage behind one small interface, so MinIO, Ceph, AWS and moto behave the same to the rest of
-// the code, and a fault-injecting or encrypting store can wrap it.
-import { createHash } from 'node:crypto';
+// the code, and a fault-injecting or encrypting store can wrap it. Owns our multipart upload (parts in flight,
+// each with its Content-MD5, sized per object), parallel ranged downloads pinned to one ETag, and the verification
+// that tells a wrong stored object from a read error.
+// May import: config, streams.
 import type { IncomingMessage } from 'node:http';
-import { pipeline as streamPipeline, Transform, Writable, type Readable } from 'node:stream';
+import { pipeline as streamPipeline, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as Minio from 'minio';
@@ -10,7 +12,7 @@ import type { OssConfig, VerifyMode } from '../config/index.ts';
 import { uploadFile } from './file-upload.ts';
 import { uploadInParts, type MultipartTarget } from './multipart.ts';
 import { PartSizeError, S3_LIMITS } from './part-size.ts';
-import { RateLimit, throttle } from './throttle.ts';
+import { HashingCounter, RateLimit, throttle } from '../streams/index.ts';
 
 export interface ObjectInfo {
   key: string;
@@ -84,20 +86,6 @@ export class ObjectMismatchError extends StorageError {}
 
 /** The object changed (overwritten, deleted) while it was being downloaded: the bytes read are of no one version. */
 export class ObjectChangedError extends StorageError {}
-
-/** Counts and hashes the bytes that pass through it. */
-export class HashingCounter extends Transform {
-  bytes = 0;
-  private readonly hash = createHash('sha256');
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null, data?: Buffer) => void): void {
-    this.bytes += chunk.length;
-    this.hash.update(chunk);
-    done(null, chunk);
-  }
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-}
 
 export class MinioObjectStore implements ObjectStore {
   readonly location: string;
@@ -290,13 +278,10 @@ export interface Expected {
 const READ_BACK_DELAYS_MS = [500, 1500];
 
 /**
- * Checks a stored object against what was sent: its size and the `mcb-sha256` it was given, in every mode. With
- * 'parts' (the default) and 'size' that is all that is asked of the server here: under 'parts' each part's body was
- * checked on its way up (Content-MD5) and the caller compares the sha256 computed while uploading with the one
- * recorded. 'download' also re-reads the object and compares its sha256, which catches a server that stores parts
- * out of order with the right size, at the cost of a second transfer. Throws ObjectMismatchError when the object
- * is wrong (remove it), and a plain StorageError when it could not be read back, after retries (a network fault:
- * the object may be good and is to be kept).
+ * Checks a stored object's size and `mcb-sha256` against what was sent (under 'parts' each part was checked on its
+ * way up by Content-MD5). 'download' also re-reads it, which catches parts stored out of order with the right size.
+ * Throws ObjectMismatchError when the object is wrong (remove it), a plain StorageError when it could not be read
+ * back after retries (a network fault: the object may be good, keep it).
  */
 export async function verifyStoredObject(store: ObjectStore, key: string, expected: Expected, mode: VerifyMode): Promise<void> {
   const info = await store.stat(key);

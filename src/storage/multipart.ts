@@ -1,21 +1,16 @@
-// Uploads a stream to S3 in parts sized per upload (part-size.ts), so any object S3 takes fits its part limit;
-// the minio client's own putObject uses one fixed part size when one is configured (capping objects at
-// 10,000 × part_size_mb), numbers parts from 2 and sends one at a time.
-//
-// Parts go up `concurrency` at a time (in-flight.ts): one TCP stream rarely fills the link to an S3 server.
-// Memory: each part in flight is one buffer of the part size, plus the one being filled from the stream; a sent
-// part's buffer is filled again (left to the garbage collector, sent buffers pile up: it frees them late). A file
-// needs no buffers: its parts are ranges of it (file-upload.ts), sent through the same requests as here.
-// Each part carries its MD5 (Content-MD5), so a server refuses a body damaged in transit (BadDigest); a server
-// that does not check it still answers with the MD5 of what it stored as the part's ETag, which is compared
-// too (unless the part is stored encrypted, when the ETag is no MD5). Each part request is retried through a
-// short network outage or a damaged body; a longer outage fails the upload, which is then aborted, so no
-// unfinished upload is left behind.
+// Uploads a stream to S3 in parts sized per upload (part-size.ts), so any object S3 takes fits its part limit (the
+// minio client's putObject caps objects at 10,000 × a fixed part size and sends one part at a time). Parts go up
+// `concurrency` at a time (in-flight.ts): one TCP stream rarely fills the link. Memory is one part-size buffer per
+// part in flight plus the one filling; sent buffers are reused, since the garbage collector frees them late. Each
+// part carries its Content-MD5 and its ETag is compared with it too (unless stored encrypted, when the ETag is no
+// MD5); a part is retried through a short outage or a damaged body, and a failed upload is aborted, leaving none
+// unfinished. Files go through file-upload.ts: their parts are ranges of the file, sent with the same requests.
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as Minio from 'minio';
+import { abortError } from '../errors.ts';
 import { runInFlight } from './in-flight.ts';
 import { partSizeFor, partSizeOfUnknownLength, type PartLimits } from './part-size.ts';
 
@@ -241,7 +236,7 @@ async function send(target: MultipartTarget, options: RequestOptions, body: Part
   const signed = target.client.enableSHA256;
   if (signed && !body.sha256) throw new Error('internal: a client that signs payloads needs the sha256 of a file range');
   const stream = body.open();
-  const stop = () => stream.destroy(signal?.reason instanceof Error ? signal.reason : new Error('upload aborted'));
+  const stop = () => signal && stream.destroy(abortError(signal));
   if (signal?.aborted) stop();
   signal?.addEventListener('abort', stop, { once: true });
   try {

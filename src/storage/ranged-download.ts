@@ -1,13 +1,12 @@
-// Downloads one object as a stream of its bytes in order, with several ranged GETs in flight: one TCP stream
-// rarely fills the link to an S3 server, a few do. The object is pinned to the version stat saw (its ETag, sent
-// as If-Match and compared on every answer), so a download never mixes two versions of an overwritten object.
-// Memory: each range in flight or waiting for its turn is one buffer of `rangeBytes`, at most `concurrency` of
-// them plus the one being handed to the consumer. A range cut by a network fault is asked again from the byte
-// where it was cut, a few times; any other error, an abort or the consumer going away tears everything down.
-// An object of one range, or a download with concurrency 1, is one GET streamed as it comes (resumed the same
-// way): for servers where a range costs as much as the whole object (moto reads the whole object for each).
+// Downloads one object as a stream of its bytes in order, with several ranged GETs in flight (one TCP stream rarely
+// fills the link), pinned to the version stat saw (If-Match, and the ETag compared on every answer) so an
+// overwritten object is never mixed. Memory: one `rangeBytes` buffer per range in flight or waiting, at most
+// `concurrency` plus the one being consumed. A range cut by a network fault resumes from the byte where it was cut;
+// any other error, an abort or the consumer leaving tears everything down. One range, or concurrency 1, is a single
+// streamed GET, for servers where a range costs the whole object (moto).
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { abortError } from '../errors.ts';
 import { isTransientStorageError } from './multipart.ts';
 import { ObjectChangedError, StorageError, type ObjectPin, type ObjectStore } from './index.ts';
 
@@ -219,9 +218,4 @@ class ShortRangeError extends Error {}
 
 function isTransient(err: unknown): boolean {
   return err instanceof ShortRangeError || isTransientStorageError(err);
-}
-
-function abortError(signal: AbortSignal): Error {
-  const r: unknown = signal.reason;
-  return r instanceof Error ? r : new Error(String(r ?? 'aborted'));
 }

@@ -1,12 +1,9 @@
 // The one time zone every DATETIME, object name, restore target and printed time is read and written in
 // (docs/architecture.md, "Time zones"). Pure: offsets come from Intl.DateTimeFormat, never from the process's TZ
-// (processTimeZone alone reports what that is).
-//
-// Wall times that a DST change makes ambiguous:
-//  - a wall time that occurs twice (clocks go back, a fold) is the EARLIER instant, everywhere;
-//  - a wall time that never occurs (clocks go forward, a gap): parseInZone moves it forward by the gap's length
-//    (02:30 on a 02:00→03:00 night is 03:30), so a stored DATETIME or an object name always parses; parseInstant,
-//    which reads what a person typed as a restore target, refuses it instead and asks for an explicit offset.
+// (processTimeZone alone reports what that is). A wall time a DST change makes occur twice is the earlier instant;
+// one it skips is moved forward by the gap when stored (parseInZone: a DATETIME or object name always parses) and
+// refused when typed as a restore target (parseInstant asks for an explicit offset).
+// May import: nothing from src.
 
 export type TimeZone =
   /** An IANA name (Asia/Shanghai, UTC, Europe/Berlin), as Intl resolves it. */

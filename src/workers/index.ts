@@ -1,6 +1,8 @@
 // The node-local worker: one per database instance (like the seed's per-node clone.ini), consuming only
 // that instance's queue. It turns BullMQ jobs into handler calls, marks the metadata row Error when a
-// stage has used its last attempt, and shuts down without leaving a job stuck active.
+// stage has used its last attempt, and shuts down without leaving a job stuck active. One worker per instance
+// takes jobs while others stand by (standby.ts), and it re-arms chains a Redis restart lost (lost-chains.ts).
+// May import: ops, queues, jobs, metadata, storage, mysql, config, log.
 import os from 'node:os';
 import { UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { ConfigError, requireBackupKey, requireMysqlLink, requireOss, type Config } from '../config/index.ts';

@@ -10,17 +10,8 @@
 // without moving its row: such a row is left to the next full backup of the instance, which marks it Error
 // ("abandoned", src/jobs/full.ts), as before.
 import type { Logger } from '../log/index.ts';
-import type { BackupRow, BackupState, MetadataStore } from '../metadata/index.ts';
-import type { FullStageName, Queues, RedisClient } from '../queues/index.ts';
-
-/** The stage a running row resumes at: the one that moves it out of its state (Done: the clone is whole). */
-export const resumeStageOf: Partial<Record<BackupState, FullStageName>> = {
-  Doing: 'clone',
-  Done: 'tar',
-  Tar: 'tar',
-  Uploading: 'upload',
-  Clearing: 'cleanup',
-};
+import { stageOfState, type BackupRow, type FullStage, type MetadataStore } from '../metadata/index.ts';
+import type { Queues, RedisClient } from '../queues/index.ts';
 
 export interface LostChainsOptions {
   instanceId: number;
@@ -35,7 +26,7 @@ export interface Rearmed {
   backupUuid: string;
   backupName: string;
   state: string;
-  from: FullStageName;
+  from: FullStage;
 }
 
 /** The key whose absence says Redis lost its data since this instance's worker last looked. */
@@ -165,9 +156,9 @@ export class LostChains {
   }
 
   /** Adds the chain again from the row's stage, when Redis holds no job of it at all; returns that stage. */
-  private async rearm(row: BackupRow): Promise<FullStageName | undefined> {
+  private async rearm(row: BackupRow): Promise<FullStage | undefined> {
     const payload = { instanceId: this.opts.instanceId, backupUuid: row.backupUuid };
-    const from = resumeStageOf[row.state];
+    const from = stageOfState(row.state);
     if (!from) return undefined;
     const states = await this.opts.queues.fullChainStates(payload);
     if (Object.values(states).some((state) => state !== undefined)) return undefined;

@@ -1,4 +1,4 @@
-// Point-in-time restore against the real services (issue 6): rows at T1, a real CLONE full backup of the source,
+// Point-in-time restore against the real services: rows at T1, a real CLONE full backup of the source,
 // rows at T2, binlogs archived by the real binlog job, one more T2 row, rows at T3 (the last T2 row and the T3 rows
 // share a binlog, so the replay must stop inside it), binlogs archived again; then `mcb restore run`
 // to a time between T2 and T3 into a fresh datadir (T1 and T2 present, T3 absent), `--at latest` (all three),

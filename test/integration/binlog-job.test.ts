@@ -12,11 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import mysql from 'mysql2/promise';
-import { readEvents } from '../../src/binlog/index.ts';
+import { parseBinlogFileName, readEvents } from '../../src/binlog/index.ts';
 import { binlogStartOfObject, candidatesFromBucket } from '../../src/restore/bucket.ts';
 import { loadConfig, type Config } from '../../src/config/index.ts';
-import { binlogJob, BinlogBatchError, readBinlogHead, type BinlogResult } from '../../src/jobs/binlog.ts';
-import { parseBinlogName } from '../../src/jobs/binlog-plan.ts';
+import { binlogJob, BinlogBatchError, type BinlogResult } from '../../src/jobs/binlog.ts';
+import { readBinlogHead } from '../../src/jobs/binlog/index-file.ts';
 import { listBinlogGapRows, listBinlogRows } from '../../src/metadata/binlog-queries.ts';
 import type { BackupRow } from '../../src/metadata/index.ts';
 import { findFreePort, initializeDatadir, startMysqld, type RunningMysqld } from '../../src/mysql/mysqld.ts';
@@ -126,7 +126,7 @@ test('archives every closed binlog once, in order: objects, rows, chained times,
   const archivedNames = first.archived.map((a) => a.file);
   for (const f of mine) assert.ok(archivedNames.includes(f), `${f} (closed by this test) archived`);
   assert.ok(!archivedNames.includes(first.active), 'the active binlog is not archived');
-  const sorted = [...archivedNames].sort((a, b) => parseBinlogName(a)!.seq - parseBinlogName(b)!.seq);
+  const sorted = [...archivedNames].sort((a, b) => parseBinlogFileName(a)!.seq - parseBinlogFileName(b)!.seq);
   assert.deepEqual(archivedNames, sorted, 'archived in order');
 
   // Every file in the index before the active one is archived, exactly once, chained.
@@ -241,9 +241,9 @@ test('S3 down in the middle of a batch: files before it Completed, it Error, non
     const failedFile = [...rows.values()].find((r) => r.state === 'Error')!;
     assert.ok(failedFile, 'the file being uploaded when S3 went down is Error');
     assert.match(failedFile.info ?? '', /failed/);
-    const failedSeq = parseBinlogName(failedFile.binlogFile!)!.seq;
+    const failedSeq = parseBinlogFileName(failedFile.binlogFile!)!.seq;
     for (const r of rows.values()) {
-      if (parseBinlogName(r.binlogFile!)!.seq > failedSeq) assert.fail(`${r.binlogFile} after the failed one must not have a row (got ${r.state})`);
+      if (parseBinlogFileName(r.binlogFile!)!.seq > failedSeq) assert.fail(`${r.binlogFile} after the failed one must not have a row (got ${r.state})`);
     }
     assert.equal(await w.minio.statObject(w.bucket, failedFile.objectKey ?? failedFile.backupName).catch(() => undefined), undefined, 'no partial object');
 
@@ -254,7 +254,7 @@ test('S3 down in the middle of a batch: files before it Completed, it Error, non
     for (const f of firstBatch) assert.ok(!retried.includes(f), `${f} not archived twice`);
     for (const f of mine) assert.ok(firstBatch.includes(f) || retried.includes(f), `${f} archived by one of the runs`);
 
-    const names = (await indexNames(source)).filter((n) => parseBinlogName(n)!.seq <= parseBinlogName(retry.active)!.seq);
+    const names = (await indexNames(source)).filter((n) => parseBinlogFileName(n)!.seq <= parseBinlogFileName(retry.active)!.seq);
     rows = await assertChain(w, id, names.slice(0, -1), binlogDir, retry.active);
     assert.equal(rows.get(failedFile.binlogFile!)!.state, 'Completed');
     assert.equal(rows.get(failedFile.binlogFile!)!.backupUuid, failedFile.backupUuid, 'the Error row was retried, not duplicated');

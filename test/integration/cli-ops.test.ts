@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../../src/log/index.ts';
-import { lastBinlogCheck } from '../../src/ops/outcomes.ts';
+import { lastBinlogCheck } from '../../src/metadata/job-outcomes.ts';
 import { instanceStatuses, statusProblems } from '../../src/ops/status.ts';
 import { pingRedis, Queues, redisConnection } from '../../src/queues/index.ts';
 import { startWorker, type RunningWorker } from '../../src/workers/index.ts';

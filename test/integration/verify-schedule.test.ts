@@ -1,4 +1,4 @@
-// The restore test (`verify` job) as it runs in production (issue 6, item 4): scheduled weekly per instance by the
+// The restore test (`verify` job) as it runs in production: scheduled weekly per instance by the
 // producer, and on demand with `mcb enqueue verify --instance ID --wait` through a real worker whose [restore]
 // section names the server binaries; against a real CLONE full backup of the replica. Also: a worker with no
 // usable mysqld skips (no failure every week), a configured but broken one fails, --wait exits 1 on a failed job,

@@ -2,8 +2,8 @@
 // point-in-time restore.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { binlogObjectKeyCandidates } from '../../src/binlog-archive/object-key.ts';
-import { pitrPreconditionFailures } from '../../src/binlog-archive/preconditions.ts';
+import { binlogObjectKeyCandidates } from '../../src/jobs/binlog/object-key.ts';
+import { pitrPreconditionFailures } from '../../src/jobs/binlog/preconditions.ts';
 import type { BinlogSettings } from '../../src/mysql/data-node.ts';
 import { parseObjectName } from '../../src/naming.ts';
 

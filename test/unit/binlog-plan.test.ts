@@ -1,7 +1,9 @@
 // planBinlogArchive: what a binlog run archives, and which gaps it reports, from index names + archived rows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeMissing, filesToInspect, gtidsContinue, lastDone, missingBetween, parseBinlogName, planBinlogArchive, type ArchivedBinlog } from '../../src/jobs/binlog-plan.ts';
+import { filesToInspect, gtidsContinue, lastDone, type ArchivedBinlog } from '../../src/jobs/binlog/chain.ts';
+import { describeMissing } from '../../src/jobs/binlog/gap.ts';
+import { missingBetween, planBinlogArchive } from '../../src/jobs/binlog/plan.ts';
 import { formatInZone, parseInZone, parseTimeZone } from '../../src/time/zone.ts';
 
 const f = (n: number) => `mysql-bin.${String(n).padStart(6, '0')}`;
@@ -92,9 +94,7 @@ test('lastDone: latest start, by name within the same second; rows not done are 
   assert.equal(lastDone([row(3, 'Uploading')]), undefined);
 });
 
-test('names: parse, the files between two, and a short description', () => {
-  assert.deepEqual(parseBinlogName('binlog.1000000'), { base: 'binlog', seq: 1000000, width: 7 });
-  assert.equal(parseBinlogName('mysql-bin.index'), undefined);
+test('names: the files between two, and a short description', () => {
   assert.deepEqual(missingBetween(f(9), f(12)), idx(10, 11));
   assert.deepEqual(missingBetween('a.000001', 'b.000005'), []);
   assert.equal(describeMissing(idx(10, 11), f(9), f(12)), `${f(10)}, ${f(11)}`);

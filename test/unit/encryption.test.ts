@@ -182,9 +182,9 @@ describe('encryption keys', () => {
   });
 });
 
-describe('encrypted binlog encoding (src/binlog-archive/upload.ts)', () => {
+describe('encrypted binlog encoding (src/jobs/binlog/upload.ts)', () => {
   it('two encodings of one file store identical bytes (a retry is found already stored), in a 0600 file that decrypts', async () => {
-    const { encodedDigest, discardEncoded } = await import('../../src/binlog-archive/upload.ts');
+    const { encodedDigest, discardEncoded } = await import('../../src/jobs/binlog/upload.ts');
     const { getCodec } = await import('../../src/archive/index.ts');
     const { decodersFor } = await import('../../src/archive/index.ts');
     const { createReadStream, existsSync, statSync } = await import('node:fs');

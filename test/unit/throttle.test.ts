@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Throttle, throttle } from '../../src/storage/throttle.ts';
+import { Throttle, throttle } from '../../src/streams/throttle.ts';
 
 function source(totalBytes: number, chunkBytes: number): Readable {
   let sent = 0;

@@ -1,16 +1,12 @@
-// `mcb enqueue expire [--instance ID] [--dry-run] [--wait]`.
-//
-// Where it runs:
-//  - --instance ID: on the queue of instance ID (its worker has the storage credentials), for that instance.
-//  - no --instance, the config names [backup-conf] tb_instance_id: on that instance's queue, for every
-//    instance that has rows in that worker's bucket (what the seed's single cleaner did).
-//  - no --instance and no tb_instance_id (a metadata-center-only config, like the one the seed's
-//    clear_backup_overdue.py cron used): runs here, in this process, with this config's [oss] and
-//    bucket_name, for every instance in that bucket. --wait is implied.
+// `mcb enqueue expire [--instance ID] [--dry-run] [--wait]`: on instance ID's queue for that instance; without
+// --instance, on [backup-conf] tb_instance_id's queue for every instance in that worker's bucket; with neither (a
+// metadata-center-only config, like the seed's cleaner's) here, in this process, for every instance in this
+// config's bucket, --wait implied. docs/expiry.md, "When and where it runs".
 import os from 'node:os';
 import type { Command } from 'commander';
 import { requireOss } from '../../config/index.ts';
-import { ExpireFailedError, expireJob, summarise, type ExpireResult } from '../../jobs/expire.ts';
+import { expireJob } from '../../jobs/expire.ts';
+import { ExpireFailedError, summarise, type ExpireResult } from '../../jobs/expire/report.ts';
 import type { JobContext } from '../../jobs/types.ts';
 import { MinioObjectStore } from '../../storage/index.ts';
 import { parseId, type CliContext, type Run } from '../context.ts';

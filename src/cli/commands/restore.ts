@@ -1,15 +1,15 @@
-// `mcb restore plan|run`: point-in-time restore (issue 6). Exit codes: 0 done, 1 refused by the plan or the
+// `mcb restore plan|run`: point-in-time restore. Exit codes: 0 done, 1 refused by the plan or the
 // restore failed, 2 bad usage (bad time, non-empty --datadir).
 import { Option, type Command } from 'commander';
 import { MinioObjectStore, type ObjectStore } from '../../storage/index.ts';
 import { candidatesFromBucket } from '../../restore/bucket.ts';
-import { candidatesFromRows, describeTarget, formatTime, parseTarget, planRestore, type RestorePlan, type RestoreTarget } from '../../restore/plan.ts';
+import { candidatesFromRows, describeTarget, parseTarget, planRestore, type RestorePlan, type RestoreTarget } from '../../restore/plan.ts';
 import { checkRestoreTools, resolveRestoreBinaries } from '../../restore/binaries.ts';
 import { checkRestoreServerCanReach } from '../../restore/server.ts';
 import { runRestore, type RestoreBinaries } from '../../restore/run.ts';
 import { GtidSet } from '../../binlog/index.ts';
 import { resolveSeedEraCandidates } from '../../restore/seed-era.ts';
-import { TimeError, UTC, type TimeZone } from '../../time/zone.ts';
+import { formatLocalTime, TimeError, UTC, type TimeZone } from '../../time/zone.ts';
 import { parseId, UsageError, type CliContext, type Run } from '../context.ts';
 
 interface PlanOptions {
@@ -87,7 +87,7 @@ async function buildPlan(
 }
 
 function planJson(plan: RestorePlan, zone: TimeZone) {
-  const t = (d: Date) => formatTime(d, zone);
+  const t = (d: Date) => formatLocalTime(d, zone);
   return {
     timeZone: zone.name,
     target: describeTarget(plan.target, zone),
@@ -98,7 +98,7 @@ function planJson(plan: RestorePlan, zone: TimeZone) {
 }
 
 function printPlan(plan: RestorePlan, zone: TimeZone): void {
-  const t = (d: Date) => formatTime(d, zone);
+  const t = (d: Date) => formatLocalTime(d, zone);
   const f = plan.full;
   console.log(`target:        ${describeTarget(plan.target, zone)}`);
   console.log(`full backup:   ${f.objectKey}  recovery point ${t(f.endTime)}${f.endTimeExact ? '' : ' (estimated)'}  ${f.bytes ?? '?'} bytes  sha256 ${f.sha256 ?? '-'}`);
@@ -199,13 +199,13 @@ export function registerRestore(program: Command, run: Run): void {
           process.off('SIGTERM', onSignal);
         }
         if (o.json) {
-          console.log(JSON.stringify({ ...result, lastTransactionTime: formatTime(result.lastTransactionTime, zone) }, null, 2));
+          console.log(JSON.stringify({ ...result, lastTransactionTime: formatLocalTime(result.lastTransactionTime, zone) }, null, 2));
           return;
         }
         console.log(`restored into:    ${result.datadir}`);
         console.log(`binlogs applied:  ${result.binlogsApplied.join(', ') || 'none'}${result.stopPosition ? ` (last one up to position ${result.stopPosition})` : ''}`);
         if (result.replayMethod) console.log(`replayed by:      ${result.replayMethod === 'applier' ? "the server's applier" : 'mysqlbinlog | mysql'}`);
-        console.log(`last transaction: ${formatTime(result.lastTransactionTime, zone)}${result.lastTransactionGtid ? ` (${result.lastTransactionGtid})` : ''}`);
+        console.log(`last transaction: ${formatLocalTime(result.lastTransactionTime, zone)}${result.lastTransactionGtid ? ` (${result.lastTransactionGtid})` : ''}`);
         console.log(`gtid_executed:    ${result.gtidExecuted}`);
       }),
     );

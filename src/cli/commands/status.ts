@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { RedisUnavailableError } from '../../queues/index.ts';
 import { formatAge, instanceStatuses, statusProblems } from '../../ops/status.ts';
-import { formatInZone } from '../../time/zone.ts';
+import { formatLocalTime } from '../../time/zone.ts';
 import { parseId, type Run } from '../context.ts';
 
 export function registerStatus(program: Command, run: Run): void {
@@ -40,7 +40,7 @@ Running full backups show their stage's progress (e.g. "tar 42%") when Redis ans
           console.log(JSON.stringify({ redis: redisError ?? 'ok', instances: rows }, null, 2));
         } else {
           // The JSON keeps ISO-8601 UTC instants; the text is in the metadata time zone.
-          const time = (iso: string | null | undefined) => (iso ? formatInZone(new Date(iso), metadata.timeZone) : '?');
+          const time = (iso: string | null | undefined) => formatLocalTime(iso ? new Date(iso) : null, metadata.timeZone) || '?';
           if (!rows.length) console.log('no instances in tb_instance (add one with `mcb instance add`)');
           for (const r of rows) {
             const last = (b: typeof r.lastFull, stale: boolean) =>

@@ -2,9 +2,9 @@
 // run instead of assumed: binary logging on, row-based events, GTIDs, and on a replica the replicated transactions
 // in its own binlogs. Each unmet condition is one visible Error row per instance and condition (a deterministic
 // backup uuid: a later run updates its time and text instead of adding a row), and the job fails.
-import type { BinlogSettings } from '../mysql/data-node.ts';
-import { backupUuidFor } from '../naming.ts';
-import type { JobContext } from '../jobs/types.ts';
+import type { BinlogSettings, DataNode } from '../../mysql/data-node.ts';
+import { backupUuidFor } from '../../naming.ts';
+import { PermanentJobError, type JobContext } from '../types.ts';
 
 export type PreconditionName = 'log_bin' | 'binlog_format' | 'gtid_mode' | 'log_replica_updates';
 
@@ -44,8 +44,16 @@ export function pitrPreconditionFailures(s: BinlogSettings): PreconditionFailure
   return out;
 }
 
+/** Refuses to archive (an Error row per unmet condition, and a failed job) what could not be replayed to a point in time. */
+export async function requirePitrPreconditions(instanceId: number, serverUuid: string, node: DataNode, ctx: JobContext): Promise<void> {
+  const failures = pitrPreconditionFailures(await node.binlogSettings());
+  if (!failures.length) return;
+  for (const f of failures) await recordPreconditionFailure(instanceId, serverUuid, f, ctx);
+  throw new PermanentJobError(`binlog archiving refused on ${node.where}: ${failures.map((f) => f.message).join('; ')}`);
+}
+
 /** The row of one unmet condition: created once, its time and text refreshed by every run that finds it again. */
-export async function recordPreconditionFailure(instanceId: number, serverUuid: string, f: PreconditionFailure, ctx: JobContext): Promise<string> {
+async function recordPreconditionFailure(instanceId: number, serverUuid: string, f: PreconditionFailure, ctx: JobContext): Promise<string> {
   const backupUuid = backupUuidFor(`binlog-precondition:${instanceId}:${f.condition}`);
   const now = ctx.now();
   const info = `binlog archiving refused on server ${serverUuid}: ${f.message}`;

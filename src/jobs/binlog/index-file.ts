@@ -2,10 +2,11 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readEvents } from '../binlog/index.ts';
-import type { BinlogHeadInfo } from '../jobs/binlog-plan.ts';
-import { PermanentJobError, type JobContext } from '../jobs/types.ts';
-import type { DataNode } from '../mysql/data-node.ts';
+import { readEvents } from '../../binlog/index.ts';
+import { errorMessage } from '../../errors.ts';
+import type { DataNode } from '../../mysql/data-node.ts';
+import { PermanentJobError, type JobContext } from '../types.ts';
+import type { BinlogHeadInfo } from './chain.ts';
 
 export interface IndexEntry {
   name: string;
@@ -14,7 +15,14 @@ export interface IndexEntry {
 
 export type BinlogHead = BinlogHeadInfo;
 
-export async function resolveIndexPath(ctx: JobContext, node: DataNode): Promise<string> {
+/** Reads the index (bin_index_path, else @@log_bin_index) up to the server's active binlog, each time it is called. */
+export async function binlogIndexReader(ctx: JobContext, node: DataNode): Promise<() => Promise<IndexEntry[]>> {
+  const indexPath = await resolveIndexPath(ctx, node);
+  const basenameDir = path.dirname((await node.variable('log_bin_basename')) ?? indexPath);
+  return () => readIndexUpToActive(node, indexPath, basenameDir);
+}
+
+async function resolveIndexPath(ctx: JobContext, node: DataNode): Promise<string> {
   if (ctx.config.backup.binIndexPath) return ctx.config.backup.binIndexPath;
   const index = await node.variable('log_bin_index');
   if (!index) throw new PermanentJobError(`${node.where} reports no @@log_bin_index; set [backup-conf] bin_index_path`);
@@ -22,7 +30,7 @@ export async function resolveIndexPath(ctx: JobContext, node: DataNode): Promise
 }
 
 /** The index as the server sees it, cut after the server's active binlog, which is the last entry. */
-export async function readIndexUpToActive(node: DataNode, indexPath: string, basenameDir: string): Promise<IndexEntry[]> {
+async function readIndexUpToActive(node: DataNode, indexPath: string, basenameDir: string): Promise<IndexEntry[]> {
   for (let attempt = 1; ; attempt++) {
     // SHOW BINARY LOGS first: a rotation in between only adds lines after the active one we know of.
     const logs = await node.binaryLogs();
@@ -44,7 +52,7 @@ async function readIndex(indexPath: string, basenameDir: string): Promise<IndexE
   try {
     text = await readFile(indexPath, 'utf8');
   } catch (err) {
-    throw new PermanentJobError(`cannot read binlog index ${indexPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (the binlog job must run on the database host)`);
+    throw new PermanentJobError(`cannot read binlog index ${indexPath}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)} (the binlog job must run on the database host)`);
   }
   const entries: IndexEntry[] = [];
   for (const line of text.split('\n')) {

@@ -5,10 +5,10 @@
 // the binlog's first event, and if even that is taken (two servers that opened a binlog of the same name in the same
 // second) `log_<id>_<file>.<start * 1000 + n>[.gz]`. Both suffixes are one `.` and at least 9 digits, which
 // `--from-bucket` (src/restore/bucket.ts) strips to get the file name back.
-import { objectKeyClaimed } from '../metadata/binlog-queries.ts';
-import type { MetadataStore } from '../metadata/index.ts';
-import { binlogObjectName } from '../naming.ts';
-import { compareStoredObject, type ObjectStore } from '../storage/index.ts';
+import { objectKeyClaimed } from '../../metadata/binlog-queries.ts';
+import type { MetadataStore } from '../../metadata/index.ts';
+import { binlogObjectName } from '../../naming.ts';
+import { compareStoredObject, type ObjectStore } from '../../storage/index.ts';
 
 const MAX_SUFFIXES = 99;
 

@@ -1,15 +1,7 @@
-// Checking and storing one closed binlog.
-//
-// Every event's checksum is verified over the whole file before anything is uploaded: a corrupt binlog in the bucket
-// would only fail at restore time. Object metadata is sent before the body, so the stored bytes' sha256
-// (`mcb-sha256`) is computed first, in one local pass through the same codec (gzip and zstd with the same level
-// are deterministic); the upload's own digest must then match it, or the object is removed and the file counts as
-// changed while read.
-//
-// Encrypted, the file is compressed once into a local file (0600; the binlog itself when there is nothing to
-// compress), which is then encrypted into the file that is uploaded: the salt is derived from the compressed bytes'
-// digest, so a retry stores identical bytes (found already stored instead of uploaded twice), and a salt is never
-// used for two different plaintexts (the encrypting pass checks that it read the bytes the digest was taken of).
+// Checking and storing one closed binlog. Every event's checksum is verified first: a corrupt binlog in the bucket
+// would only fail at restore time. The stored bytes' sha256 goes in the object's metadata, sent before the body, so
+// it is computed first through the same deterministic codec; the upload's own digest must then match it.
+// Encrypted, the salt derives from the compressed bytes' digest: a retry stores identical bytes.
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
@@ -17,11 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Codec, CompressOptions } from '../archive/codec.ts';
-import { EncryptStream, saltForContent, type EncryptionKey } from '../crypto/index.ts';
-import { BinlogFormatError, summarizeBinlog } from '../binlog/index.ts';
-import type { JobContext } from '../jobs/types.ts';
-import { HashingCounter, ObjectMismatchError, verifyStoredObject, type PutOptions, type PutResult } from '../storage/index.ts';
+import type { Codec, CompressOptions } from '../../archive/codec.ts';
+import { EncryptStream, saltForContent, type EncryptionKey } from '../../crypto/index.ts';
+import { BinlogFormatError, summarizeBinlog } from '../../binlog/index.ts';
+import type { JobContext } from '../types.ts';
+import { ObjectMismatchError, verifyStoredObject, type PutOptions, type PutResult } from '../../storage/index.ts';
+import { HashingCounter } from '../../streams/index.ts';
 
 /** What an upload of the file will store. */
 export interface EncodedDigest {

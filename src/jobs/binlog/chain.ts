@@ -1,18 +1,8 @@
-// What a binlog run should archive (pure, unit-tested): the binlog index as the server lists it, the binlog rows the
-// metadata center already has for the instance, and what the job read of a few files (their first event time and
-// PREVIOUS_GTIDS set) and of the server (its server_uuid).
-//
-// The chain is kept in name order (mysql-bin.000041 follows mysql-bin.000040) within one *series*: the binlogs one
-// server wrote since its last RESET BINARY LOGS. The last *done* binlog (Completed, or Expiration: archived once,
-// since expired) is where the chain ends; every closed binlog after it is archived, in order. The active binlog (the
-// last one in the index) is never archived.
-//
-// Gap: the binlog that should follow the last done one is no longer in the index (purged before it was archived)
-// → one gap, naming the missing files. A new series (the server is another one, or its numbering restarted) breaks
-// the chain as well: one gap saying why, and the new series is archived from its start.
-import { GtidSet } from '../binlog/index.ts';
-import type { BackupState } from '../metadata/states.ts';
-import { instantsAtWallOf, sameWallSecond, UTC, type TimeZone } from '../time/zone.ts';
+// Where the archived chain ends (the last done row) and whether the server's binlogs still continue it (pure).
+// A chain is one *series*: the binlogs one server wrote since its last RESET BINARY LOGS, in name order.
+import { GtidSet, parseBinlogFileName, type BinlogFileName } from '../../binlog/index.ts';
+import type { BackupState } from '../../metadata/states.ts';
+import { instantsAtWallOf, isoOrNull, sameWallSecond, UTC, type TimeZone } from '../../time/zone.ts';
 
 export interface ArchivedBinlog {
   binlogFile: string;
@@ -46,53 +36,23 @@ export interface SeriesFacts {
   timeZone?: TimeZone;
 }
 
-export type GapReason = 'purged' | 'reset' | 'server-changed';
-
-export interface BinlogGap {
-  reason: GapReason;
-  /** The last binlog archived before the gap. */
-  afterFile: string;
-  /** Its end_time: the last moment the chain covers. */
-  afterEnd: Date | null;
-  /** The first binlog still on the server after the gap (may be the active one). */
-  firstAvailable: string;
-  /** Files known to be lost (purged case, same base name): e.g. mysql-bin.000005, mysql-bin.000006. */
-  missing: string[];
-  /** reset / server-changed: what showed that the server's binlogs are a new series. */
-  detail?: string;
-}
-
-export interface BinlogPlan {
-  /** The binlog being written: never archived. */
-  active: string;
-  /** Closed binlogs to archive, in order (the job still skips those archived already, by server, name and start). */
-  toArchive: string[];
-  /** Closed binlogs in the index already done (Completed or Expiration). */
-  alreadyArchived: string[];
-  gap?: BinlogGap;
-}
-
 const doneStates: readonly string[] = ['Completed', 'Expiration'];
 
+/** Archived once (Completed), or archived and since expired (Expiration). */
 export function isDoneState(state: string): boolean {
   return doneStates.includes(state);
 }
 
-/** `mysql-bin.000042` → { base: 'mysql-bin', seq: 42, width: 6 }. */
-export function parseBinlogName(name: string): { base: string; seq: number; width: number } | undefined {
-  const m = /^(.*)\.(\d+)$/.exec(name);
-  if (!m) return undefined;
-  return { base: m[1]!, seq: Number(m[2]), width: m[2]!.length };
-}
-
-function parsed(name: string): { base: string; seq: number } {
-  const p = parseBinlogName(name);
+/** The parts of a binlog file name; throws for a name without a sequence number. */
+function parsedBinlogName(name: string): BinlogFileName {
+  const p = parseBinlogFileName(name);
   if (!p) throw new Error(`"${name}" is not a binary log file name (<base>.<number>)`);
   return p;
 }
 
-function seqOf(name: string): number {
-  return parsed(name).seq;
+/** The sequence number of a binlog file name; throws for a name without one. */
+export function seqOf(name: string): number {
+  return parsedBinlogName(name).seq;
 }
 
 /** A row the seed wrote and no run has matched to a file yet: its server and first-event time are unknown. */
@@ -109,7 +69,7 @@ function isUnmatchedSeedRow(row: ArchivedBinlog): boolean {
 export function lastDone(archived: readonly ArchivedBinlog[], zone: TimeZone = UTC): ArchivedBinlog | undefined {
   let best: ArchivedBinlog | undefined;
   for (const row of archived) {
-    if (!isDoneState(row.state) || !parseBinlogName(row.binlogFile)) continue;
+    if (!isDoneState(row.state) || !parseBinlogFileName(row.binlogFile)) continue;
     if (!best || comesAfter(row, best, zone)) best = row;
   }
   return best;
@@ -152,9 +112,9 @@ export function filesToInspect(index: readonly string[], archived: readonly Arch
 
 /** The first index file of the same base numbered after `name`. */
 function firstAfter(index: readonly string[], name: string): string | undefined {
-  const l = parsed(name);
+  const l = parsedBinlogName(name);
   return index.find((n) => {
-    const p = parsed(n);
+    const p = parsedBinlogName(n);
     return p.base === l.base && p.seq > l.seq;
   });
 }
@@ -167,9 +127,6 @@ export function gtidsContinue(prev: string, next: string): boolean {
     return true; // unreadable sets prove nothing
   }
 }
-
-const when = (d: Date | null) => (d ? d.toISOString() : 'an unknown time');
-const fromSeconds = (s: number) => new Date(s * 1000).toISOString();
 
 /**
  * Why the server's binlogs are not the series `last` belongs to, or undefined when they continue it. Without facts
@@ -185,8 +142,8 @@ export function seriesBreak(
   if (serverUuid && last.serverUuid && last.serverUuid !== serverUuid) {
     return { reason: 'server-changed', detail: `the server's server_uuid is ${serverUuid}, ${last.binlogFile} was archived from ${last.serverUuid}` };
   }
-  const l = parsed(last.binlogFile);
-  const a = parsed(active);
+  const l = parsedBinlogName(last.binlogFile);
+  const a = parsedBinlogName(active);
   if (a.base !== l.base) return { reason: 'reset', detail: `the binlog base name is now ${a.base}, ${last.binlogFile} was archived` };
   if (a.seq < l.seq) return { reason: 'reset', detail: `numbering went backwards: the active binlog is ${active}, ${last.binlogFile} was archived` };
 
@@ -201,7 +158,7 @@ export function seriesBreak(
     if (head && last.startTime && !sameWallSecond(new Date(head.start * 1000), last.startTime, timeZone)) {
       return {
         reason: 'reset',
-        detail: `${last.binlogFile} on the server started at ${fromSeconds(head.start)}, the archived ${last.binlogFile} at ${when(last.startTime)}`,
+        detail: `${last.binlogFile} on the server started at ${isoOrNull(head.start * 1000)}, the archived ${last.binlogFile} at ${isoOrNull(last.startTime)}`,
       };
     }
     return undefined;
@@ -216,72 +173,4 @@ export function seriesBreak(
     };
   }
   return undefined;
-}
-
-/**
- * @param index binlog file names (no directory) in index order; the last one is the active binlog.
- * @param archived this instance's binlog rows (any state).
- * @param facts the server's server_uuid and the heads of the files filesToInspect() names.
- */
-export function planBinlogArchive(index: readonly string[], archived: readonly ArchivedBinlog[], facts: SeriesFacts = {}): BinlogPlan {
-  if (!index.length) throw new Error('the binlog index is empty: is log_bin on?');
-  for (const name of index) seqOf(name);
-  const active = index[index.length - 1]!;
-  const closed = index.slice(0, -1);
-  const last = lastDone(archived, facts.timeZone);
-
-  if (!last) {
-    // First run (or nothing ever completed): the whole index but the active binlog.
-    const doneNames = new Set(archived.filter((r) => isDoneState(r.state)).map((r) => r.binlogFile));
-    return { active, toArchive: closed.filter((n) => !doneNames.has(n)), alreadyArchived: closed.filter((n) => doneNames.has(n)) };
-  }
-
-  const broken = seriesBreak(last, index, facts);
-  if (broken) {
-    // A new series: archive it from its start. The job skips files of it that are archived already.
-    return {
-      active,
-      toArchive: [...closed],
-      alreadyArchived: [],
-      gap: { reason: broken.reason, detail: broken.detail, afterFile: last.binlogFile, afterEnd: last.endTime, firstAvailable: index[0]!, missing: [] },
-    };
-  }
-
-  const lastSeq = seqOf(last.binlogFile);
-  const doneNames = new Set(archived.filter((r) => isDoneState(r.state)).map((r) => r.binlogFile));
-  const after = index.filter((n) => seqOf(n) > lastSeq);
-  const toArchive = closed.filter((n) => seqOf(n) > lastSeq);
-  const alreadyArchived = closed.filter((n) => seqOf(n) <= lastSeq && doneNames.has(n));
-  const plan: BinlogPlan = { active, toArchive, alreadyArchived };
-  const first = after[0];
-  if (first && seqOf(first) > lastSeq + 1) {
-    plan.gap = {
-      reason: 'purged',
-      afterFile: last.binlogFile,
-      afterEnd: last.endTime,
-      firstAvailable: first,
-      missing: missingBetween(last.binlogFile, first),
-    };
-  }
-  return plan;
-}
-
-/** The file names strictly between two binlogs of the same series (at most 50 listed). */
-export function missingBetween(from: string, to: string, max = 50): string[] {
-  const a = parseBinlogName(from);
-  const b = parseBinlogName(to);
-  if (!a || !b || a.base !== b.base) return [];
-  const out: string[] = [];
-  for (let s = a.seq + 1; s < b.seq && out.length < max; s++) out.push(`${a.base}.${String(s).padStart(a.width, '0')}`);
-  return out;
-}
-
-/** "mysql-bin.000005 … mysql-bin.000009 (5 files)" or the list when short. */
-export function describeMissing(missing: readonly string[], from: string, to: string): string {
-  const a = parseBinlogName(from);
-  const b = parseBinlogName(to);
-  const count = a && b && a.base === b.base ? b.seq - a.seq - 1 : missing.length;
-  if (!missing.length) return 'unknown files';
-  if (count <= 5) return missing.join(', ');
-  return `${missing[0]} … ${a!.base}.${String(b!.seq - 1).padStart(a!.width, '0')} (${count} files)`;
 }

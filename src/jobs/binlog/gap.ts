@@ -1,7 +1,10 @@
 // One visible Error row per break in the point-in-time chain (docs/binlog-backups.md "Gaps").
-import { describeMissing, type BinlogGap, type GapReason } from '../jobs/binlog-plan.ts';
-import type { JobContext } from '../jobs/types.ts';
-import { backupUuidFor } from '../naming.ts';
+import path from 'node:path';
+import { binlogFileName, parseBinlogFileName } from '../../binlog/index.ts';
+import { backupUuidFor } from '../../naming.ts';
+import { isoOrNull } from '../../time/zone.ts';
+import type { BinlogGap, GapReason } from './plan.ts';
+import { entryNamed, type BinlogRun } from './run.ts';
 
 export interface GapReport {
   reason: GapReason;
@@ -13,6 +16,16 @@ export interface GapReport {
   /** False when the gap row existed already (an earlier run found the same gap). */
   recorded: boolean;
   backupUuid: string;
+}
+
+/** "mysql-bin.000005 … mysql-bin.000009 (5 files)" or the list when short. */
+export function describeMissing(missing: readonly string[], from: string, to: string): string {
+  const a = parseBinlogFileName(from);
+  const b = parseBinlogFileName(to);
+  const count = a && b && a.base === b.base ? b.seq - a.seq - 1 : missing.length;
+  if (!missing.length) return 'unknown files';
+  if (count <= 5) return missing.join(', ');
+  return `${missing[0]} … ${binlogFileName(a!.base, b!.seq - 1, a!.digits)} (${count} files)`;
 }
 
 function whatHappened(gap: BinlogGap): string {
@@ -32,18 +45,15 @@ function whatHappened(gap: BinlogGap): string {
   }
 }
 
-export async function recordGap(
-  instanceId: number,
-  gap: BinlogGap,
-  firstStart: Date,
-  binlogDir: string,
-  serverUuid: string,
-  ctx: JobContext,
-): Promise<GapReport> {
+/** The gap's Error row (once: a later run that finds the same gap finds its row), from the end of the chain to the next file's start. */
+export async function recordGap(run: BinlogRun, gap: BinlogGap): Promise<GapReport> {
+  const { instanceId, serverUuid, ctx } = run;
+  const first = entryNamed(run, gap.firstAvailable);
+  const firstStart = new Date((await run.head(first)).start * 1000);
   const from = gap.afterEnd;
   const backupUuid = backupUuidFor(`binlog-gap:${instanceId}:${gap.reason}:${gap.afterFile}:${from?.getTime() ?? 'null'}:${gap.firstAvailable}:${firstStart.getTime()}`);
   const info =
-    `point-in-time chain broken from ${from ? from.toISOString() : 'unknown'} (end of ${gap.afterFile}) to ${firstStart.toISOString()} ` +
+    `point-in-time chain broken from ${isoOrNull(from) ?? 'unknown'} (end of ${gap.afterFile}) to ${firstStart.toISOString()} ` +
     `(start of ${gap.firstAvailable}): ${whatHappened(gap)}. A restore cannot reach a point inside this interval; a full backup taken after it starts a new chain.`;
   const existed = await ctx.metadata.getBackup(backupUuid);
   if (!existed) {
@@ -54,7 +64,7 @@ export async function recordGap(
       backupType: 'binlog',
       startTime: from ?? undefined,
       endTime: firstStart,
-      backupPath: binlogDir,
+      backupPath: path.dirname(first.path),
       backupName: `gap_${instanceId}_${gap.afterFile}_${gap.firstAvailable}`.slice(0, 100),
       bucketName: ctx.storage.bucket,
       overdueDay: ctx.config.backup.binlogStorageDays,
@@ -69,7 +79,7 @@ export async function recordGap(
   return {
     reason: gap.reason,
     ...(gap.detail ? { detail: gap.detail } : {}),
-    from: from ? from.toISOString() : null,
+    from: isoOrNull(from),
     to: firstStart.toISOString(),
     missing: gap.missing,
     recorded: !existed,

@@ -4,7 +4,7 @@
 import { getCodec, type CodecName } from '../src/archive/index.ts';
 import type { Config, OssConfig } from '../src/config/index.ts';
 import type { JobContext } from '../src/jobs/types.ts';
-import { binlogCompressOptions, discardEncoded, encodedDigest, uploadBinlog, verifyBinlogChecksums } from '../src/jobs/binlog/upload.ts';
+import { discardEncoded, encodedDigest, uploadBinlog, verifyBinlogChecksums } from '../src/jobs/binlog/upload.ts';
 import { MinioObjectStore } from '../src/storage/index.ts';
 import { parseKeyHex } from '../src/crypto/index.ts';
 import { childArgs, measureAndPrint } from './child.ts';

@@ -23,6 +23,19 @@ export interface MysqlLinkConfig {
   charset: string;
 }
 
+/** How every mysql2 connection to a configured server is made (the data node, the metadata center). */
+export function mysqlConnectionOptions(link: MysqlLinkConfig) {
+  return {
+    host: link.host,
+    port: link.port,
+    user: link.user,
+    password: link.password,
+    charset: link.charset,
+    connectTimeout: 10_000,
+    supportBigNumbers: true,
+  };
+}
+
 export interface MetadataLinkConfig extends MysqlLinkConfig {
   database: string;
   /** The zone of every DATETIME in the metadata center; absent: the metadata server's own, found at connect. */

@@ -2,7 +2,6 @@
 // Runs on the database host (it reads the binlogs from disk), under a metadata-center lock per instance. The steps
 // are in ./binlog/; a failed file stops the batch (its row is Error, the job fails) and the next run retries it.
 import { getCodec } from '../archive/index.ts';
-import { requireBackupKey } from '../config/index.ts';
 import { errorMessage } from '../errors.ts';
 import { recordBinlogCheck } from '../metadata/job-outcomes.ts';
 import { MetadataError } from '../metadata/index.ts';
@@ -13,7 +12,7 @@ import { binlogIndexReader, headCache } from './binlog/index-file.ts';
 import { requirePitrPreconditions } from './binlog/preconditions.ts';
 import { flushForRpo } from './binlog/rpo-flush.ts';
 import { entryNamed, type BinlogRun } from './binlog/run.ts';
-import { defineJob, PermanentJobError, requireInt, type JobContext } from './types.ts';
+import { defineJob, requireInt, requireOwnEnabledInstance, type JobContext } from './types.ts';
 
 export interface BinlogPayload {
   instanceId: number;
@@ -47,14 +46,7 @@ export const binlogJob = defineJob<BinlogPayload, BinlogResult>({
   parse: (data) => ({ instanceId: requireInt(data, 'instanceId') }),
 
   async handle({ instanceId }, ctx) {
-    const ownId = requireBackupKey(ctx.config, 'tbInstanceId', 'tb_instance_id');
-    if (ownId !== instanceId) {
-      throw new PermanentJobError(`this worker archives the binlogs of instance ${ownId} ([backup-conf] tb_instance_id), not ${instanceId}`);
-    }
-    const instance = await ctx.metadata.getInstance(instanceId);
-    if (!instance) throw new PermanentJobError(`instance ${instanceId} does not exist in tb_instance`);
-    if (!instance.isClone) throw new PermanentJobError(`instance ${instanceId} (${instance.instanceId}) has is_clone = 0: backups are disabled`);
-
+    await requireOwnEnabledInstance(ctx, instanceId, 'archives the binlogs of');
     let entered = false;
     try {
       return await ctx.metadata.withLock(

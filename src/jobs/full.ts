@@ -6,7 +6,7 @@ import { encodingSuffix, getCodec } from '../archive/index.ts';
 import { BackupState, type BackupRow } from '../metadata/index.ts';
 import { sweepFailedBackupFiles } from './full-files.ts';
 import { backupUuidFor, fullBackupObjectName } from '../naming.ts';
-import { defineJob, PermanentJobError, requireInt, type JobContext } from './types.ts';
+import { defineJob, PermanentJobError, requireInt, requireOwnEnabledInstance, type JobContext } from './types.ts';
 
 export interface FullPayload {
   instanceId: number;
@@ -21,13 +21,7 @@ export const fullJob = defineJob<FullPayload, FullResult>({
   parse: (data) => ({ instanceId: requireInt(data, 'instanceId') }),
 
   async handle({ instanceId }, ctx) {
-    const ownId = requireBackupKey(ctx.config, 'tbInstanceId', 'tb_instance_id');
-    if (ownId !== instanceId) {
-      throw new PermanentJobError(`this worker backs up instance ${ownId} ([backup-conf] tb_instance_id), not ${instanceId}`);
-    }
-    const instance = await ctx.metadata.getInstance(instanceId);
-    if (!instance) throw new PermanentJobError(`instance ${instanceId} does not exist in tb_instance`);
-    if (!instance.isClone) throw new PermanentJobError(`instance ${instanceId} (${instance.instanceId}) has is_clone = 0: backups are disabled`);
+    const instance = await requireOwnEnabledInstance(ctx, instanceId, 'backs up');
 
     const node = await ctx.connectDataNode();
     try {

@@ -1,8 +1,8 @@
 // What every job handler gets. Handlers are plain async functions of (payload, ctx): no BullMQ in sight, so
 // they can be called directly in tests.
-import type { Config } from '../config/index.ts';
+import { requireBackupKey, type Config } from '../config/index.ts';
 import type { Logger } from '../log/index.ts';
-import type { MetadataStore } from '../metadata/index.ts';
+import type { InstanceRow, MetadataStore } from '../metadata/index.ts';
 import type { DataNode } from '../mysql/data-node.ts';
 import type { ObjectStore } from '../storage/index.ts';
 
@@ -56,4 +56,17 @@ export function requireString(data: unknown, key: string): string {
   const v = (data as Record<string, unknown> | null)?.[key];
   if (typeof v !== 'string' || v === '') throw new PermanentJobError(`job payload: ${key} must be a non-empty string`);
   return v;
+}
+
+/**
+ * The instance a full or binlog job is for, when it is this worker's own ([backup-conf] tb_instance_id), exists
+ * and has backups enabled (is_clone). `work` says what this worker does for its instance, for the message.
+ */
+export async function requireOwnEnabledInstance(ctx: JobContext, instanceId: number, work: string): Promise<InstanceRow> {
+  const ownId = requireBackupKey(ctx.config, 'tbInstanceId', 'tb_instance_id');
+  if (ownId !== instanceId) throw new PermanentJobError(`this worker ${work} instance ${ownId} ([backup-conf] tb_instance_id), not ${instanceId}`);
+  const instance = await ctx.metadata.getInstance(instanceId);
+  if (!instance) throw new PermanentJobError(`instance ${instanceId} does not exist in tb_instance`);
+  if (!instance.isClone) throw new PermanentJobError(`instance ${instanceId} (${instance.instanceId}) has is_clone = 0: backups are disabled`);
+  return instance;
 }

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
-import type { MetadataLinkConfig } from '../config/index.ts';
+import { mysqlConnectionOptions, type MetadataLinkConfig } from '../config/index.ts';
 
 export const sqlDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'sql');
 
@@ -43,14 +43,7 @@ export interface MigrateResult {
 }
 
 export async function migrate(link: MetadataLinkConfig, migrations = loadMigrations()): Promise<MigrateResult> {
-  const conn = await mysql.createConnection({
-    host: link.host,
-    port: link.port,
-    user: link.user,
-    password: link.password,
-    charset: link.charset,
-    multipleStatements: false,
-  });
+  const conn = await mysql.createConnection({ ...mysqlConnectionOptions(link), multipleStatements: false });
   try {
     // Identifiers cannot be parameters; the config loader only admits [A-Za-z0-9_$] here.
     await conn.query(`CREATE DATABASE IF NOT EXISTS \`${link.database}\` DEFAULT CHARACTER SET utf8mb4`);

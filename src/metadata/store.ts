@@ -2,7 +2,7 @@
 // stands). All SQL is parameterised; column names come only from the fixed maps below. Every DATETIME is read
 // and written in one time zone, `timeZone` (zoned-pool.ts, docs/architecture.md "Time zones").
 import mysql, { type Connection, type ConnectionOptions, type Pool, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
-import type { MetadataLinkConfig } from '../config/index.ts';
+import { mysqlConnectionOptions, type MetadataLinkConfig } from '../config/index.ts';
 import { observesDst, offsetString, processTimeZone, seasonalOffsets, seasonalWallTimes, type TimeZone } from '../time/zone.ts';
 import { BackupState, finalStates, inProgressStates } from './states.ts';
 import { HeldLock, metadataLockName, type AcquireOptions } from './locks.ts';
@@ -402,16 +402,7 @@ function retryPolicy(link: MetadataLinkConfig, retrySeconds: number, signal: Abo
 }
 
 function connectionOptions(link: MetadataLinkConfig): ConnectionOptions {
-  return {
-    host: link.host,
-    port: link.port,
-    user: link.user,
-    password: link.password,
-    database: link.database,
-    charset: link.charset,
-    connectTimeout: 10_000,
-    supportBigNumbers: true,
-  };
+  return { ...mysqlConnectionOptions(link), database: link.database };
 }
 
 /**

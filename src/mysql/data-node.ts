@@ -3,7 +3,7 @@
 // (mysqld.ts).
 // May import: config, fs.
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
-import type { MysqlLinkConfig } from '../config/index.ts';
+import { mysqlConnectionOptions, type MysqlLinkConfig } from '../config/index.ts';
 import { abortReason } from '../errors.ts';
 
 export class DataNodeError extends Error {}
@@ -67,15 +67,7 @@ export class DataNode {
 
   static async connect(link: MysqlLinkConfig): Promise<DataNode> {
     try {
-      const conn = await mysql.createConnection({
-        host: link.host,
-        port: link.port,
-        user: link.user,
-        password: link.password,
-        charset: link.charset,
-        connectTimeout: 10_000,
-        supportBigNumbers: true,
-      });
+      const conn = await mysql.createConnection(mysqlConnectionOptions(link));
       return new DataNode(conn, link);
     } catch (err) {
       const e = err as { code?: string; message?: string };

@@ -55,7 +55,7 @@ export class WorkerRole {
    * jobs (running stages finish, fenced by their own locks) and stand by until the role is free again.
    */
   supervise(worker: Pausable): void {
-    const { log, instanceId } = this.opts;
+    const { log } = this.opts;
     const onLost = () => {
       if (this.closing.signal.aborted) return;
       log.error({ event: 'worker.role-lost' }, 'another worker took over this instance while the metadata center was unreachable: standing by');

@@ -15,7 +15,7 @@ import mysql from 'mysql2/promise';
 import { parseBinlogFileName, readEvents } from '../../src/binlog/index.ts';
 import { binlogStartOfObject, candidatesFromBucket } from '../../src/restore/bucket.ts';
 import { loadConfig, type Config } from '../../src/config/index.ts';
-import { binlogJob, BinlogBatchError, type BinlogResult } from '../../src/jobs/binlog.ts';
+import { binlogJob, BinlogBatchError } from '../../src/jobs/binlog.ts';
 import { readBinlogHead } from '../../src/jobs/binlog/index-file.ts';
 import { listBinlogGapRows, listBinlogRows } from '../../src/metadata/binlog-queries.ts';
 import type { BackupRow } from '../../src/metadata/index.ts';

@@ -117,12 +117,12 @@ export interface OssConfig {
   maxUploadMbPerS?: number;
 }
 
-export interface ScheduleConfig {
-  full: string;
-  binlog: string;
-  expire: string;
-  /** The weekly restore test of the newest full backup (the `verify` job). */
-  verify: string;
+/** The job types with a cron pattern in [schedule]: the producer keeps one repeatable job of each per instance. */
+export const scheduledJobTypes = ['full', 'binlog', 'expire', 'verify'] as const;
+export type ScheduledJobType = (typeof scheduledJobTypes)[number];
+
+/** A cron pattern per scheduled job type (`verify`: the weekly restore test of the newest full backup). */
+export interface ScheduleConfig extends Record<ScheduledJobType, string> {
   /** The zone the cron patterns run in; absent: the metadata time zone (docs/architecture.md, Time zones). */
   timezone?: TimeZone;
   syncIntervalSeconds: number;
@@ -342,7 +342,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     timezone: scheduleSection.timeZone('timezone'),
     syncIntervalSeconds: scheduleSection.int('sync_interval_seconds', 60, 1, 86400),
   };
-  for (const key of ['full', 'binlog', 'expire', 'verify'] as const) {
+  for (const key of scheduledJobTypes) {
     const fields = schedule[key].trim().split(/\s+/).length;
     if (fields < 5 || fields > 6) scheduleSection.fail(key, `must be a cron pattern with 5 or 6 fields, got "${schedule[key]}"`);
   }

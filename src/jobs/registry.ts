@@ -1,6 +1,6 @@
 // The jobs: per job type a typed payload and a plain async handler `(payload, ctx) => result`, testable without
 // BullMQ: the full backup's stages (stage.ts), binlog (binlog/), expire (expire/), verify. Job name → definition:
-// the worker runs whatever is registered here; the producer schedules `scheduledJobTypes`.
+// the worker runs whatever is registered here; the producer schedules config's `scheduledJobTypes`.
 // May import: restore, metadata, storage, mysql, retention, archive, binlog, crypto, config, fs, log, time, streams.
 import type { FullStage } from '../metadata/index.ts';
 import { expireJob } from './expire.ts';
@@ -25,7 +25,3 @@ export const fullStageJobs: Record<FullStage, JobDefinition<FullChainPayload, un
 export const jobRegistry: Record<string, JobDefinition<any, unknown>> = Object.fromEntries(
   [fullJob, ...Object.values(fullStageJobs), binlogJob, expireJob, verifyJob].map((job) => [job.name, job]),
 );
-
-/** Job types the producer keeps a repeatable schedule for, per instance, with their config key. */
-export const scheduledJobTypes = ['full', 'binlog', 'expire', 'verify'] as const;
-export type ScheduledJobType = (typeof scheduledJobTypes)[number];

@@ -3,10 +3,11 @@
 // and when the binlog job last left every closed binlog archived (an idle server's binlog staleness starts there).
 // Here rather than in Redis so a Redis restart cannot lose it.
 import type { RowDataPacket } from 'mysql2/promise';
+import type { ScheduledJobType } from '../config/index.ts';
 import type { MetadataStore } from './store.ts';
 
-/** The counter's `type` label: every stage of a full backup counts as `full`. */
-export type OutcomeType = 'full' | 'binlog' | 'expire' | 'verify';
+/** The counter's `type` label: a scheduled job type (every stage of a full backup counts as `full`). */
+export type OutcomeType = ScheduledJobType;
 
 /** One more job of this instance and type failed for good. */
 export async function countFinalFailure(metadata: MetadataStore, instanceId: number, type: OutcomeType, at: Date): Promise<void> {

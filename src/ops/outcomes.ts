@@ -1,5 +1,6 @@
 // The worker's side of mcb_job_outcomes: which counter a failed job counts under (the SQL is in
 // src/metadata/job-outcomes.ts).
+import { scheduledJobTypes } from '../config/index.ts';
 import type { JobContext } from '../jobs/types.ts';
 import { fullStages } from '../metadata/index.ts';
 import { countFinalFailure, type OutcomeType } from '../metadata/job-outcomes.ts';
@@ -9,8 +10,7 @@ const fullBackupJobs = new Set<string>(['full', ...fullStages]);
 /** The job type a job name counts under, or undefined for a job that is not one of ours. */
 export function outcomeTypeOfJob(jobName: string): OutcomeType | undefined {
   if (fullBackupJobs.has(jobName)) return 'full';
-  if (jobName === 'binlog' || jobName === 'expire' || jobName === 'verify') return jobName;
-  return undefined;
+  return scheduledJobTypes.find((type) => type === jobName);
 }
 
 /**

@@ -5,8 +5,7 @@
 // next job of an unchanged scheduler is left as it is.
 // May import: queues, jobs, metadata, config, log, time.
 import type { JobSchedulerJson, JobsOptions, Queue } from 'bullmq';
-import type { Config } from '../config/index.ts';
-import { scheduledJobTypes, type ScheduledJobType } from '../jobs/registry.ts';
+import { scheduledJobTypes, type Config, type ScheduledJobType } from '../config/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { MetadataStore } from '../metadata/index.ts';
 import { instanceIdOfQueue, instanceQueueName, stageJobOptions, type Queues, type RedisClient } from '../queues/index.ts';

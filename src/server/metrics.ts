@@ -1,8 +1,7 @@
 // /metrics in the Prometheus text exposition format (version 0.0.4), from the metadata center and Redis.
-import type { FailureCount, OutcomeType } from '../metadata/job-outcomes.ts';
+import { scheduledJobTypes as outcomeTypes } from '../config/index.ts';
+import type { FailureCount } from '../metadata/job-outcomes.ts';
 import type { InstanceStatus } from '../ops/status.ts';
-
-const outcomeTypes: readonly OutcomeType[] = ['full', 'binlog', 'expire', 'verify'];
 
 export interface MetricsInput {
   statuses: InstanceStatus[];

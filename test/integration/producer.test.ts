@@ -5,7 +5,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { createLogger } from '../../src/log/index.ts';
 import { pingRedis, Queues, redisConnection } from '../../src/queues/index.ts';
 import { schedulerId, syncSchedules } from '../../src/producer/index.ts';
-import { scheduledJobTypes } from '../../src/jobs/registry.ts';
+import { scheduledJobTypes } from '../../src/config/index.ts';
 import { createWorld, type World } from '../support/world.ts';
 import { cronTimeZone } from '../../src/time/zone.ts';
 

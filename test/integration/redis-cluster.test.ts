@@ -8,7 +8,7 @@ import { loadConfig, type Config } from '../../src/config/index.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { syncSchedules } from '../../src/producer/index.ts';
 import { closeRedis, instanceQueueName, pingRedis, Queues, redisConnection } from '../../src/queues/index.ts';
-import { scheduledJobTypes } from '../../src/jobs/registry.ts';
+import { scheduledJobTypes } from '../../src/config/index.ts';
 import { waitFor } from '../support/poll.ts';
 import { startRedisCluster, type RedisCluster } from '../support/redis-server.ts';
 import { createWorld, type World } from '../support/world.ts';

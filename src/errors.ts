@@ -1,6 +1,14 @@
 // Small error helpers every folder may use: the words of an abort and of an unknown thrown value.
 // May import: nothing from src.
 
+/**
+ * A problem with how mcb is set up or called (config, usage, missing programs, a refused request), not with the
+ * work itself: `mcb` exits with 2 for these and with 1 for any other error.
+ */
+export class SetupError extends Error {
+  readonly exitCode = 2;
+}
+
 /** Why `signal` aborted, as words for a message: the reason's message, a string reason, or "aborted". */
 export function abortReason(signal: AbortSignal): string {
   const r: unknown = signal.reason;

@@ -5,14 +5,13 @@ import { createLogger, type Logger } from '../log/index.ts';
 import { MetadataError, MetadataStore } from '../metadata/index.ts';
 import { closeRedis, dropRedis, logRedisOutages, pingRedis, Queues, redisConnection } from '../queues/index.ts';
 import { formatLocalTime, processTimeZone, UTC, type TimeZone } from '../time/zone.ts';
+import { SetupError } from '../errors.ts';
 
 /** Bad usage: exit code 2, like a bad config. */
 
 /** How long an interactive command waits for a metadata center that went away mid-command. */
 const interactiveRetrySeconds = 5;
-export class UsageError extends Error {
-  readonly exitCode = 2;
-}
+export class UsageError extends SetupError {}
 
 export interface GlobalOptions {
   config: string;

@@ -3,8 +3,7 @@
 // nothing below cli knows about the command line. It is the top of the layering and may use any folder.
 // May import: server, producer, workers, ops, queues, jobs, restore, metadata, storage, mysql, retention, archive, config, binlog, crypto, fs, time, log, streams.
 import { Command, CommanderError } from 'commander';
-import { ConfigError } from '../config/index.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, SetupError } from '../errors.ts';
 import { registerBackups } from './commands/backups.ts';
 import { registerDaemons } from './commands/daemons.ts';
 import { registerEnqueue } from './commands/enqueue.ts';
@@ -18,7 +17,7 @@ import { registerRestore } from './commands/restore.ts';
 import { registerServer } from './commands/server.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerStorage } from './commands/storage.ts';
-import { CliContext, UsageError } from './context.ts';
+import { CliContext } from './context.ts';
 
 const program = new Command();
 program
@@ -53,9 +52,7 @@ registerRestore(program, run);
 registerStorage(program, run);
 
 function exitCodeOf(err: unknown): number {
-  if (err instanceof ConfigError || err instanceof UsageError) return 2;
-  const code = (err as { exitCode?: number }).exitCode;
-  return typeof code === 'number' ? code : 1;
+  return err instanceof SetupError ? 2 : 1;
 }
 
 /** The seed's crontab lines say `-f=/path/clone.ini`; commander would read that value as "=/path". */

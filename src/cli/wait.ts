@@ -9,9 +9,7 @@ import { formatLocalTime } from '../time/zone.ts';
 import type { CliContext } from './context.ts';
 
 /** A job that ran and failed, or a backup that ended in Error: exit code 1. */
-export class JobFailedError extends Error {
-  readonly exitCode = 1;
-}
+export class JobFailedError extends Error {}
 
 export interface FinishedJob {
   state: 'completed' | 'failed';

@@ -10,10 +10,9 @@ import { IniSyntaxError, parseIni, type IniEntry } from './ini.ts';
 import { type CodecName, codecNames, levelProblem } from '../archive/codec.ts';
 import { parseTimeZone, TimeError, type TimeZone } from '../time/zone.ts';
 import { Keyring, KeyError, loadKeyFile, parseKeyHex, type EncryptionKey } from '../crypto/index.ts';
+import { SetupError } from '../errors.ts';
 
-export class ConfigError extends Error {
-  readonly exitCode = 2;
-}
+export class ConfigError extends SetupError {}
 
 export interface MysqlLinkConfig {
   host: string;

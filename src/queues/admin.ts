@@ -4,13 +4,12 @@ import { createRequire } from 'node:module';
 import { Job, type JobType, type Queue } from 'bullmq';
 import type { Queues } from './index.ts';
 import { isoOrNull } from '../time/zone.ts';
+import { SetupError } from '../errors.ts';
 
 export const listableStates = ['failed', 'active', 'waiting', 'delayed', 'completed', 'waiting-children', 'prioritized'] as const;
 export type ListableState = (typeof listableStates)[number];
 
-export class JobNotFoundError extends Error {
-  readonly exitCode = 2;
-}
+export class JobNotFoundError extends SetupError {}
 
 export interface FoundJob {
   queue: Queue;
@@ -217,9 +216,7 @@ export interface RetryResult {
 }
 
 /** A retry refused because the chain is not whole or not failed; nothing was changed. */
-export class RetryRefusedError extends Error {
-  readonly exitCode = 2;
-}
+export class RetryRefusedError extends SetupError {}
 
 /** The deepest failed job at or below `job`: the stage that really failed (its failure took the ones above down). */
 async function deepestFailed(queues: Queues, job: Job): Promise<Job> {

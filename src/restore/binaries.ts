@@ -10,6 +10,7 @@ import path from 'node:path';
 import { childEnvironment, type RestoreConfig } from '../config/index.ts';
 import type { MysqldBinary } from '../mysql/mysqld.ts';
 import { binariesFromPath, binariesFromSidRoot, type RestoreBinaries } from './run.ts';
+import { SetupError } from '../errors.ts';
 
 export interface BinaryChoice {
   sidRoot?: string;
@@ -156,9 +157,8 @@ export async function probeMysqld(bin: MysqldBinary, timeoutMs = 10_000): Promis
 }
 
 /** The restore cannot run with these programs (MariaDB's, older than the server, missing): exit code 2, a setup error. */
-export class RestoreToolError extends Error {
+export class RestoreToolError extends SetupError {
   override readonly name = 'RestoreToolError';
-  readonly exitCode = 2;
 }
 
 export interface ToolVersions {

@@ -80,7 +80,6 @@ export type PlanRefusal = 'no-full' | 'too-early' | 'too-late' | 'gap';
 
 export class RestorePlanError extends Error {
   override readonly name = 'RestorePlanError';
-  readonly exitCode = 1;
   constructor(
     readonly reason: PlanRefusal,
     message: string,

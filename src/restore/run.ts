@@ -15,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { decodersFor, extractArchive } from '../archive/index.ts';
 import { childEnvironment } from '../config/index.ts';
-import { abortReason } from '../errors.ts';
+import { abortReason, SetupError } from '../errors.ts';
 import { DecryptionError, emptyKeyring, type Keyring } from '../crypto/index.ts';
 import { isEncryptedObjectName } from '../naming.ts';
 import { GtidSet, type RestoreStop } from '../binlog/index.ts';
@@ -61,14 +61,12 @@ export function binariesFromPath(mysqldPath: string, opts: { mysqlbinlog?: strin
 }
 
 /** The datadir is not usable (not empty, not a directory): exit code 2 like other bad usage. */
-export class RestoreRefusedError extends Error {
+export class RestoreRefusedError extends SetupError {
   override readonly name = 'RestoreRefusedError';
-  readonly exitCode = 2;
 }
 
 export class RestoreFailedError extends Error {
   override readonly name: string = 'RestoreFailedError';
-  readonly exitCode = 1;
 }
 
 export interface RunRestoreOptions {

@@ -9,11 +9,11 @@ import { chmod, chown, lchown, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { startMysqld, type MysqldBinary, type MysqldUser, type RunningMysqld } from '../mysql/mysqld.ts';
+import { SetupError } from '../errors.ts';
 
 /** The temporary server cannot be set up (an unreachable datadir): a setup problem (exit code 2), not a fault of the backup. */
-export class RestoreServerSetupError extends Error {
+export class RestoreServerSetupError extends SetupError {
   override readonly name = 'RestoreServerSetupError';
-  readonly exitCode = 2;
 }
 
 export interface RestoreServerOptions {

@@ -301,65 +301,55 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       throw new ConfigError(`unknown section [${name}] in ${file} (known sections: ${knownSections.join(', ')})`);
     }
   }
-  const reader = (name: (typeof knownSections)[number]) => new SectionReader(file, name, doc.get(name), env);
-
-  const mysqlSection = reader('mysql-link');
-  const mysql = mysqlSection.present ? readMysqlLink(mysqlSection, 'MCB_MYSQL_PASSWORD') : undefined;
-  mysqlSection.rejectUnknownKeys();
-
-  const metaSection = reader('metadata-link');
-  if (!metaSection.present) throw new ConfigError(`section [metadata-link] is required and missing in ${file}`);
-  const metadataTimeZone = metaSection.timeZone('time_zone');
-  const metadata: MetadataLinkConfig = {
-    ...readMysqlLink(metaSection, 'MCB_METADATA_PASSWORD'),
-    database: metaSection.string('database', 'op_service_db'),
-    ...(metadataTimeZone ? { timeZone: metadataTimeZone } : {}),
-    // Five minutes rides out a restart or failover of the metadata center without spending a stage attempt.
-    retrySeconds: metaSection.int('retry_seconds', 300, 0, 86400),
+  /** Reads one section with `read`, then refuses the keys `read` did not ask for. */
+  const section = <T>(name: (typeof knownSections)[number], read: (s: SectionReader) => T): T => {
+    const reader = new SectionReader(file, name, doc.get(name), env);
+    const value = read(reader);
+    reader.rejectUnknownKeys();
+    return value;
   };
-  if (!/^[A-Za-z0-9_$]+$/.test(metadata.database)) metaSection.fail('database', 'must be a plain identifier (letters, digits, _ or $)');
-  metaSection.rejectUnknownKeys();
+  const mysql = section('mysql-link', (s) => (s.present ? readMysqlLink(s, 'MCB_MYSQL_PASSWORD') : undefined));
+  const metadata = section('metadata-link', (s) => {
+    if (!s.present) throw new ConfigError(`section [metadata-link] is required and missing in ${file}`);
+    return readMetadataLink(s);
+  });
+  const backup = section('backup-conf', readBackup);
+  const redis = section('redis', readRedis);
+  const oss = section('oss', (s) => (s.present ? readOss(s) : undefined));
+  const schedule = section('schedule', readSchedule);
+  const server = section('server', readServer);
+  const restore = section('restore', readRestore);
+  const encryption = section('encryption', (s) => readEncryption(s, env));
+  return { file, mysql, metadata, backup, redis, oss, schedule, server, restore, encryption };
+}
 
-  const backupSection = reader('backup-conf');
-  const backup = readBackup(backupSection);
-  backupSection.rejectUnknownKeys();
+function readMetadataLink(s: SectionReader): MetadataLinkConfig {
+  const timeZone = s.timeZone('time_zone');
+  const metadata: MetadataLinkConfig = {
+    ...readMysqlLink(s, 'MCB_METADATA_PASSWORD'),
+    database: s.string('database', 'op_service_db'),
+    ...(timeZone ? { timeZone } : {}),
+    // Five minutes rides out a restart or failover of the metadata center without spending a stage attempt.
+    retrySeconds: s.int('retry_seconds', 300, 0, 86400),
+  };
+  if (!/^[A-Za-z0-9_$]+$/.test(metadata.database)) s.fail('database', 'must be a plain identifier (letters, digits, _ or $)');
+  return metadata;
+}
 
-  const redisSection = reader('redis');
-  const redis = readRedis(redisSection);
-  redisSection.rejectUnknownKeys();
-
-  const ossSection = reader('oss');
-  const oss = ossSection.present ? readOss(ossSection) : undefined;
-  ossSection.rejectUnknownKeys();
-
-  const scheduleSection = reader('schedule');
+function readSchedule(s: SectionReader): ScheduleConfig {
   const schedule: ScheduleConfig = {
-    full: scheduleSection.string('full', '0 2 * * *'),
-    binlog: scheduleSection.string('binlog', '*/30 * * * *'),
-    expire: scheduleSection.string('expire', '30 9 * * *'),
-    verify: scheduleSection.string('verify', '0 4 * * 0'),
-    timezone: scheduleSection.timeZone('timezone'),
-    syncIntervalSeconds: scheduleSection.int('sync_interval_seconds', 60, 1, 86400),
+    full: s.string('full', '0 2 * * *'),
+    binlog: s.string('binlog', '*/30 * * * *'),
+    expire: s.string('expire', '30 9 * * *'),
+    verify: s.string('verify', '0 4 * * 0'),
+    timezone: s.timeZone('timezone'),
+    syncIntervalSeconds: s.int('sync_interval_seconds', 60, 1, 86400),
   };
   for (const key of scheduledJobTypes) {
     const fields = schedule[key].trim().split(/\s+/).length;
-    if (fields < 5 || fields > 6) scheduleSection.fail(key, `must be a cron pattern with 5 or 6 fields, got "${schedule[key]}"`);
+    if (fields < 5 || fields > 6) s.fail(key, `must be a cron pattern with 5 or 6 fields, got "${schedule[key]}"`);
   }
-  scheduleSection.rejectUnknownKeys();
-
-  const serverSection = reader('server');
-  const server = readServer(serverSection);
-  serverSection.rejectUnknownKeys();
-
-  const restoreSection = reader('restore');
-  const restore = readRestore(restoreSection);
-  restoreSection.rejectUnknownKeys();
-
-  const encryptionSection = reader('encryption');
-  const encryption = readEncryption(encryptionSection, env);
-  encryptionSection.rejectUnknownKeys();
-
-  return { file, mysql, metadata, backup, redis, oss, schedule, server, restore, encryption };
+  return schedule;
 }
 
 /**

@@ -1,14 +1,8 @@
-// A Redis that restarts without its data (no appendonly, a failover to a replica that had not caught up, a
-// FLUSHALL) loses the stage jobs of the backups running at that moment; their metadata rows would stay "running"
-// with nothing left to move them. The worker looks for such rows when it starts and every time its Redis
-// connection comes back, and re-arms each chain from the stage the row's state allows, so the backup finishes as
-// if nothing had happened. Stages are built to run twice (compare-and-set transitions, partial output removed
-// first, a fence per backup), which is what makes re-running the interrupted stage safe.
-//
-// Whether Redis lost its data is known from a key the worker keeps there: when it is gone, so is everything else.
-// A chain missing from a Redis that kept its data was removed on purpose (`mcb jobs remove`, bull-board) or ended
-// without moving its row: such a row is left to the next full backup of the instance, which marks it Error
-// ("abandoned", src/jobs/full.ts), as before.
+// Re-arms the full-backup chains a Redis lost with its data (a restart without persistence, a failover to a
+// replica behind, a FLUSHALL), whose rows would otherwise stay "running" for ever: at start and whenever the Redis
+// connection comes back, each chain is added again from the stage its row's state allows (stages are safe to run
+// twice). Lost data is told by the worker's marker key being gone; a chain missing from a Redis that kept its data
+// was removed on purpose, and its row is left to the next full backup, which marks it "abandoned" (jobs/full.ts).
 import type { Logger } from '../log/index.ts';
 import { stageOfState, type BackupRow, type FullStage, type MetadataStore } from '../metadata/index.ts';
 import type { Queues, RedisClient } from '../queues/index.ts';

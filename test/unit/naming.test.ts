@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { backupUuidFor, binlogObjectName, compactTimestamp, compressionOfObjectName, fullBackupBaseOf, fullBackupObjectName, humanBytes, parseObjectName, seedFullObjectName } from '../../src/naming.ts';
 import { objectKeyOf } from '../../src/metadata/expiry-queries.ts';
 import { fullBackupFiles } from '../../src/jobs/full-files.ts';
-import { canEnterStage, finalStates, inProgressStates, stageTransitions } from '../../src/metadata/states.ts';
 import { splitStatements, loadMigrations } from '../../src/metadata/migrate.ts';
 import { parseTimeZone, UTC } from '../../src/time/zone.ts';
 
@@ -59,21 +58,6 @@ test('human sizes fit the seed varchar(10) backup_size', () => {
   assert.equal(humanBytes(50 * 1024 ** 3), '50.0G');
   assert.equal(humanBytes(999 * 1024 ** 5), '999P');
   for (const n of [0, 1, 1e3, 1e6, 1e9, 1e12, 1e15, 9e18]) assert.ok(humanBytes(n).length <= 10);
-});
-
-test('state transitions: each stage enters its seed state from the previous one, itself or Error', () => {
-  assert.deepEqual(
-    Object.fromEntries(Object.entries(stageTransitions).map(([k, v]) => [k, v.enter])),
-    { clone: 'Doing', tar: 'Tar', upload: 'Uploading', cleanup: 'Clearing' },
-  );
-  assert.ok(canEnterStage('tar', 'Done'));
-  assert.ok(canEnterStage('tar', 'Tar'));
-  assert.ok(!canEnterStage('tar', 'Doing'));
-  assert.ok(!canEnterStage('upload', 'Done'));
-  assert.ok(!canEnterStage('cleanup', 'Tar'));
-  assert.ok(!canEnterStage('clone', 'Completed'));
-  assert.ok(!canEnterStage('cleanup', 'Expiration'));
-  assert.deepEqual([...inProgressStates, ...finalStates].sort(), ['Clearing', 'Completed', 'Doing', 'Done', 'Error', 'Expiration', 'Tar', 'Uploading']);
 });
 
 test('migrations are numbered and split into single statements', () => {

@@ -31,6 +31,24 @@ export function binlogObjectName(instanceId: number, binlogFile: string, extensi
   return `log_${instanceId}_${binlogFile}${extension}`;
 }
 
+const MAX_SERIES_SUFFIXES = 99;
+
+/**
+ * The names a binlog may take, in order of preference, so that no binlog is stored on top of another: the seed's
+ * name; then, for a binlog of another series (another server, or after RESET BINARY LOGS) holding it,
+ * `<file>.<start>` (the epoch seconds of its first event); then `<file>.<start * 1000 + n>`.
+ */
+export function* binlogObjectNameCandidates(instanceId: number, file: string, startSeconds: number, extension: string): Generator<string> {
+  yield binlogObjectName(instanceId, file, extension);
+  yield binlogObjectName(instanceId, `${file}.${startSeconds}`, extension);
+  for (let n = 1; n <= MAX_SERIES_SUFFIXES; n++) yield binlogObjectName(instanceId, `${file}.${startSeconds * 1000 + n}`, extension);
+}
+
+/** The binlog's own file name from the `binlogFile` of a parsed object name: without a series suffix (9+ digits). */
+export function binlogFileOfObject(binlogFile: string): string {
+  return /^(.*\.\d+)\.\d{9,}$/.exec(binlogFile)?.[1] ?? binlogFile;
+}
+
 /**
  * The archive a seed-era full row names: the seed's script recorded the archive (`bak_<id>_<ts>.tar.gz`) or its
  * folder (`bak_<id>_<ts>`, archived as `.tar.gz`) in backup_name. Undefined when the name is neither.

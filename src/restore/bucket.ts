@@ -14,7 +14,7 @@ import type { Keyring } from '../crypto/index.ts';
 import { parseBinlogFileName, readBinlogStart, summarizeBinlog } from '../binlog/index.ts';
 import { removeTree } from '../fs/contained-rm.ts';
 import { localFileName } from '../fs/safe-name.ts';
-import { parseObjectName } from '../naming.ts';
+import { binlogFileOfObject, parseObjectName } from '../naming.ts';
 import type { ObjectStore } from '../storage/index.ts';
 import { parseCompact, type TimeZone } from '../time/zone.ts';
 import type { BinlogCandidate, FullCandidate } from './plan.ts';
@@ -82,9 +82,7 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
       if (!parsed || parsed.type !== 'binlog' || parsed.instanceId !== instanceId) continue;
       // A reset series is archived as log_<id>_<file>.<start>: the file name is what has a sequence number.
       // The file name becomes a local file name when the binlog is restored: a key holding '/' or '..' is refused.
-      let file = localFileName(parsed.binlogFile, o.key);
-      const reset = /^(.*\.\d+)\.(\d{9,})$/.exec(file);
-      if (reset) file = reset[1]!;
+      const file = binlogFileOfObject(localFileName(parsed.binlogFile, o.key));
       if (!parseBinlogFileName(file)) continue;
       const sha256 = (await store.stat(o.key))?.metadata?.['mcb-sha256'] ?? null;
       const local = path.join(tmp, `head-${i++}`);

@@ -1,5 +1,6 @@
 // One archive run in its own process, so its peak RSS is its own. Prints one JSON line.
-import { createArchive, getCodec, type CodecName } from '../src/archive/index.ts';
+import { createArchive, getCodec } from '../src/archive/index.ts';
+import type { CodecName } from '../src/naming.ts';
 import { parseKeyHex } from '../src/crypto/index.ts';
 import { childArgs, measureAndPrint } from './child.ts';
 

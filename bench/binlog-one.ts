@@ -1,7 +1,8 @@
 // Archiving one closed binlog the way the binlog job does (src/jobs/binlog/upload.ts): every event's checksum
 // checked, the stored bytes' digest computed in a first pass, then the upload and its verification. In its own
 // process; prints one JSON line with the seconds of each phase.
-import { getCodec, type CodecName } from '../src/archive/index.ts';
+import { getCodec } from '../src/archive/index.ts';
+import type { CodecName } from '../src/naming.ts';
 import type { Config, OssConfig } from '../src/config/index.ts';
 import type { JobContext } from '../src/jobs/types.ts';
 import { discardEncoded, encodedDigest, uploadBinlog, verifyBinlogChecksums } from '../src/jobs/binlog/upload.ts';

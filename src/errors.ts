@@ -1,4 +1,5 @@
-// Small error helpers every folder may use: the words of an abort and of an unknown thrown value.
+// Small error helpers every folder may use: which errors mean exit code 2, and the words of an abort and of an
+// unknown thrown value.
 // May import: nothing from src.
 
 /**

@@ -3,11 +3,9 @@
 import os from 'node:os';
 import zlib from 'node:zlib';
 import { PassThrough, type Duplex } from 'node:stream';
-import { codecNames, compressionOfObjectName, type CodecName } from '../naming.ts';
+import { compressionOfObjectName, type CodecName } from '../naming.ts';
 import { ParallelGzip } from './parallel-gzip.ts';
 import { ZstdDecompress, zstdCompressStream } from './zstd.ts';
-
-export { codecNames, type CodecName };
 
 export interface LevelRange {
   min: number;

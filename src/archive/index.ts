@@ -11,10 +11,10 @@ import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
 import { HashingCounter, throttle } from '../streams/index.ts';
 import type { EncryptionKey } from '../crypto/index.ts';
-import { type Codec, type CompressOptions, getCodec, codecForObjectName, type CodecName, codecNames, levelProblem } from './codec.ts';
+import { type Codec, type CompressOptions, getCodec, codecForObjectName, levelProblem } from './codec.ts';
 import { decodersFor, encoders, encodingSuffix, type Encoding } from './encoding.ts';
 
-export { type Codec, type CompressOptions, getCodec, codecForObjectName, type CodecName, codecNames, levelProblem };
+export { type Codec, type CompressOptions, getCodec, codecForObjectName, levelProblem };
 export { decodersFor, encoders, encodingSuffix, type Encoding };
 
 export interface ArchiveResult {

@@ -7,10 +7,10 @@ import { closeRedis, dropRedis, logRedisOutages, pingRedis, Queues, redisConnect
 import { formatLocalTime, processTimeZone, UTC, type TimeZone } from '../time/zone.ts';
 import { SetupError } from '../errors.ts';
 
-/** Bad usage: exit code 2, like a bad config. */
-
 /** How long an interactive command waits for a metadata center that went away mid-command. */
 const interactiveRetrySeconds = 5;
+
+/** Bad usage: exit code 2, like a bad config. */
 export class UsageError extends SetupError {}
 
 export interface GlobalOptions {
@@ -121,7 +121,7 @@ export function parseId(value: string, what = 'instance id'): number {
   return Number(value);
 }
 
-/** Dates are written in `zone` (the metadata time zone) when given, else in this process's zone. */
+/** Dates are written in `zone` (the metadata time zone) when given, else in this process's zone (UTC when it has none). */
 export function printTable(rows: Array<Record<string, unknown>>, columns: string[], zone: TimeZone = processTimeZone() ?? UTC): void {
   const cell = (v: unknown) => (v instanceof Date ? formatLocalTime(v, zone) : v === null || v === undefined ? '' : String(v));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));

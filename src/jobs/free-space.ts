@@ -4,7 +4,7 @@
 // than its estimate) fails the stage permanently too, after the backup's files are removed (ranOutOfSpace).
 import { lstat, readdir, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import type { CodecName } from '../archive/index.ts';
+import type { CodecName } from '../naming.ts';
 import { GZIP_BLOCK_BYTES } from '../archive/parallel-gzip.ts';
 import type { BackupRow } from '../metadata/index.ts';
 import { lastArchiveRatio, type ArchiveRatio } from '../metadata/archive-ratio.ts';

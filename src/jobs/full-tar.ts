@@ -2,7 +2,8 @@
 // seed's `tar -xzf` restore still works), after checking it fits; state → Tar; records size and sha256.
 import { access, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { createArchive, getCodec, type CodecName } from '../archive/index.ts';
+import { createArchive, getCodec } from '../archive/index.ts';
+import type { CodecName } from '../naming.ts';
 import { removeTree } from '../fs/contained-rm.ts';
 import { humanBytes } from '../naming.ts';
 import { backupRoot, containedBackupFiles } from './full-files.ts';

@@ -82,12 +82,12 @@ export function startFailureCause(errorLines: readonly string[]): { cause: Start
 }
 
 /** The message of an [ERROR] line without its timestamp and thread id. */
-function errorMessage(line: string): string {
+function logLineMessage(line: string): string {
   return line.slice(Math.max(0, line.indexOf('[ERROR]'))).trim();
 }
 
 function describeLines(lines: readonly string[]): string {
-  return lines.slice(0, 5).map(errorMessage).join(' | ');
+  return lines.slice(0, 5).map(logLineMessage).join(' | ');
 }
 
 /** A temporary mysqld that did not start: only its refusing the data is a finding. */
@@ -108,9 +108,10 @@ function classifyStartFailure(err: MysqldStartError): VerifyOutcome {
 
 /**
  * Sorts an error of a restore test into a finding about the backup (a checksum mismatch, an archive that does not
- * extract, mysqld refusing the datadir's data, CHECK TABLE errors) or a failure of the job (everything else; permanent
- * for a mysqld that rejects an option or cannot open a datadir of that version). `serverShutdown`: the temporary server's log line saying it was told to shut down (a signal from outside, e.g.
- * systemd stopping every process of the worker's service), when it says so.
+ * extract, mysqld refusing the datadir's data, CHECK TABLE errors) or a failure of the job (everything else;
+ * permanent for a mysqld that rejects an option or cannot open a datadir of that version). `serverShutdown`: the
+ * temporary server's log line saying it was told to shut down (a signal from outside, e.g. systemd stopping every
+ * process of the worker's service), when it says so.
  */
 export function classifyVerifyError(err: unknown, signal: AbortSignal, serverShutdown?: string): VerifyOutcome {
   // Shutting down: whatever failed (mysqld stopped while starting, a connection cut) says nothing about the backup.

@@ -52,13 +52,6 @@ export async function failureCounts(metadata: MetadataStore): Promise<FailureCou
   return rows.map((r) => ({ instance: String(r.tb_instance_id), type: String(r.job_type) as OutcomeType, failures: Number(r.failures) }));
 }
 
-/** When the binlog job of an instance last succeeded, or null when it never did (or before this was recorded). */
-export async function lastBinlogCheck(metadata: MetadataStore, instanceId: number): Promise<Date | null> {
-  const rows = await readRows(metadata, "SELECT last_success_at FROM mcb_job_outcomes WHERE tb_instance_id = ? AND job_type = 'binlog'", [instanceId]);
-  const at = rows[0]?.last_success_at as Date | null | undefined;
-  return at instanceof Date && !Number.isNaN(at.getTime()) ? at : null;
-}
-
 /** When the binlog job of each instance last succeeded, by tb_instance id (instances where it never did have none). */
 export async function lastBinlogChecks(metadata: MetadataStore, instanceId?: number): Promise<Map<string, Date>> {
   const only = instanceId === undefined ? '' : ' AND tb_instance_id = ?';

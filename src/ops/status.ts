@@ -238,7 +238,7 @@ async function queueStatus(
       state: r.state,
       backupName: r.backupName,
       info: r.info,
-      since: isoOrNull(r.stageStartedAt ?? r.startTime),
+      since: isoOrNull(r.stageStartedAt) ?? isoOrNull(r.startTime),
       ...(await stageProgress(q, r)),
     })),
   );

@@ -26,7 +26,7 @@ export interface RestoreServerOptions {
   extraArgs?: readonly string[];
   startTimeoutMs?: number;
   signal?: AbortSignal;
-  /** Relay log options for a replay through the server's applier (see the top of this file). */
+  /** Relay log options for a replay through the server's applier (docs/restore.md, "Run", step 6). */
   relayLogReplay?: boolean;
   /**
    * Aborting while the server starts kills it (SIGKILL) instead of asking it to shut down: a server that already
@@ -106,7 +106,7 @@ async function privateDir(dir: string, account: MysqldAccount | undefined): Prom
   if (account) await chown(dir, account.uid, account.gid);
 }
 
-/** mysqld options of a server that changes nothing by itself (see the top of this file). */
+/** mysqld options of a server that changes nothing by itself (docs/restore.md, "Run", step 6). */
 export function cleanServerArgs(secureFileDir: string, serverId: number): string[] {
   // Every server from 8.0.17 (the oldest that opens a CLONE datadir) must accept these: an unknown option stops
   // mysqld. skip_replica_start exists from 8.0.26, skip_slave_start is its older name, and the group replication
@@ -125,7 +125,7 @@ export function cleanServerArgs(secureFileDir: string, serverId: number): string
 /** The relay log name (`--relay-log`) of a server started with `relayLogReplay`, relative to its datadir. */
 export const RESTORE_RELAY_LOG = 'mcb-restore-relay';
 
-/** mysqld options of a server that replays binlogs through its applier (see the top of this file). */
+/** mysqld options of a server that replays binlogs through its applier (docs/restore.md, "Run", step 6). */
 export function relayLogReplayArgs(): string[] {
   // replicate-same-server-id: no replayed event is skipped because its server id happens to be ours; with replica
   // updates logged it would loop on a server with a binlog, hence log_replica_updates off. That is 8.0.26's name;
@@ -139,7 +139,7 @@ export function restoreServerLogFile(runDir: string): string {
   return path.join(path.resolve(runDir), 'mysqld.log');
 }
 
-/** Starts the clean temporary server on a restored datadir, socket only; see the top of this file. */
+/** Starts the clean temporary server on a restored datadir, socket only (docs/restore.md, "Run", step 6). */
 export async function startRestoreServer(bin: MysqldBinary, opts: RestoreServerOptions): Promise<RunningMysqld> {
   const datadir = path.resolve(opts.datadir);
   const account = restoreServerAccount();

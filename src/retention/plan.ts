@@ -129,7 +129,7 @@ function isDeletable(row: RetentionRow): boolean {
   );
 }
 
-/** Rule 4, by file: the binlog is the anchor full's consistent-point file or a later one of the same series. */
+/** keep_binlogs_for_oldest_full, by file: the binlog is the anchor full's consistent-point file or a later one of the same series. */
 function atOrAfterAnchorFile(binlog: RetentionRow, anchor: RetentionRow): boolean {
   if (!anchor.binlogFile || !binlog.binlogFile) return false;
   const a = parseBinlogFileName(anchor.binlogFile);

@@ -10,7 +10,6 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as Minio from 'minio';
-import { abortError } from '../errors.ts';
 import { runInFlight } from './in-flight.ts';
 import { partSizeFor, partSizeOfUnknownLength, type PartLimits } from './part-size.ts';
 
@@ -236,7 +235,7 @@ async function send(target: MultipartTarget, options: RequestOptions, body: Part
   const signed = target.client.enableSHA256;
   if (signed && !body.sha256) throw new Error('internal: a client that signs payloads needs the sha256 of a file range');
   const stream = body.open();
-  const stop = () => signal && stream.destroy(abortError(signal));
+  const stop = () => signal && stream.destroy(signal.reason instanceof Error ? signal.reason : new Error('upload aborted'));
   if (signal?.aborted) stop();
   signal?.addEventListener('abort', stop, { once: true });
   try {

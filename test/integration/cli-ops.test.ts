@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../../src/log/index.ts';
-import { lastBinlogCheck } from '../../src/metadata/job-outcomes.ts';
+import { lastBinlogChecks } from '../../src/metadata/job-outcomes.ts';
 import { instanceStatuses, statusProblems } from '../../src/ops/status.ts';
 import { pingRedis, Queues, redisConnection } from '../../src/queues/index.ts';
 import { startWorker, type RunningWorker } from '../../src/workers/index.ts';
@@ -314,7 +314,7 @@ test('status: binlog staleness of an idle server counts from the last successful
     await waitForState(job.id!, 'completed', 120_000);
     return (await queue.getJob(job.id!))!.returnvalue as { archived: unknown[] };
   };
-  const check = async () => (await lastBinlogCheck(world.metadata, world.replicaInstanceId))?.getTime();
+  const check = async () => (await lastBinlogChecks(world.metadata, world.replicaInstanceId)).get(String(world.replicaInstanceId))?.getTime();
   const ageRows = (sql: string) => world.metadata.pool.query(sql, [world.replicaInstanceId]);
 
   await runBinlog(); // the real worker archives every closed binlog of the replica

@@ -19,7 +19,7 @@ export interface ArchivedBinlog {
 }
 
 /** What the job read from the first events of a binlog file. */
-export interface BinlogHeadInfo {
+export interface BinlogHead {
   /** Seconds: the FORMAT_DESCRIPTION event's timestamp, when the server opened the file. */
   start: number;
   previousGtids: string;
@@ -28,7 +28,7 @@ export interface BinlogHeadInfo {
 /** The server the index belongs to, and the heads of the files `filesToInspect` names. */
 export interface SeriesFacts {
   serverUuid?: string;
-  heads?: ReadonlyMap<string, BinlogHeadInfo>;
+  heads?: ReadonlyMap<string, BinlogHead>;
   /**
    * The metadata time zone the rows' start times were read back in (UTC when absent). A DATETIME in the hour a DST
    * change repeats reads back as its earlier instant, so start times are compared as wall times in it.
@@ -96,7 +96,16 @@ function startOrder(a: Date | null, b: Date | null, zone: TimeZone): number {
 }
 
 function possibleStarts(start: Date | null, zone: TimeZone): number[] {
-  return start && !Number.isNaN(start.getTime()) ? instantsAtWallOf(start, zone).map((d) => d.getTime()) : [-Infinity];
+  const instants = possibleStartInstants(start, zone);
+  return instants.length ? instants.map((d) => d.getTime()) : [-Infinity];
+}
+
+/**
+ * The instants a read-back start_time may stand for: two when its wall time is in the hour a DST change repeats
+ * (it reads back as the earlier one); none for a missing or invalid (zero) DATETIME.
+ */
+export function possibleStartInstants(start: Date | null, zone: TimeZone): Date[] {
+  return start && !Number.isNaN(start.getTime()) ? instantsAtWallOf(start, zone) : [];
 }
 
 /** The index files whose heads planBinlogArchive compares with the last done row: it, and the first file after it. */
@@ -158,7 +167,7 @@ export function seriesBreak(
     if (head && last.startTime && !sameWallSecond(new Date(head.start * 1000), last.startTime, timeZone)) {
       return {
         reason: 'reset',
-        detail: `${last.binlogFile} on the server started at ${isoOrNull(head.start * 1000)}, the archived ${last.binlogFile} at ${isoOrNull(last.startTime)}`,
+        detail: `${last.binlogFile} on the server started at ${isoOrNull(head.start * 1000)}, the archived ${last.binlogFile} at ${isoOrNull(last.startTime) ?? 'an unknown time'}`,
       };
     }
     return undefined;

@@ -3,13 +3,12 @@ import { backfillSeedBinlogRows, listBinlogRows } from '../../metadata/binlog-qu
 import type { BackupRow } from '../../metadata/index.ts';
 import { formatInZone, type TimeZone } from '../../time/zone.ts';
 import type { JobContext } from '../types.ts';
-import { filesToInspect, isDoneState, type BinlogHeadInfo } from './chain.ts';
-import type { BinlogHead } from './index-file.ts';
+import { filesToInspect, isDoneState, type BinlogHead } from './chain.ts';
 import { planBinlogArchive, type BinlogPlan } from './plan.ts';
 import { entryNamed, type BinlogRun } from './run.ts';
 import { binlogBackupUuid, identifyRows, type IdentifiedRow } from './series.ts';
 
-export interface BinlogChoice {
+interface BinlogChoice {
   plan: BinlogPlan;
   /** Identities (server, file, start) of the done rows: a file among them is archived already. */
   archivedHere: Set<string>;
@@ -56,8 +55,8 @@ async function abandonUploadsOfPurgedFiles(rows: readonly { backupUuid: string; 
   }
 }
 
-async function headsOf(names: string[], run: BinlogRun): Promise<Map<string, BinlogHeadInfo>> {
-  const heads = new Map<string, BinlogHeadInfo>();
+async function headsOf(names: string[], run: BinlogRun): Promise<Map<string, BinlogHead>> {
+  const heads = new Map<string, BinlogHead>();
   for (const name of names) heads.set(name, await run.head(entryNamed(run, name)));
   return heads;
 }

@@ -6,14 +6,12 @@ import { readEvents } from '../../binlog/index.ts';
 import { errorMessage } from '../../errors.ts';
 import type { DataNode } from '../../mysql/data-node.ts';
 import { PermanentJobError, type JobContext } from '../types.ts';
-import type { BinlogHeadInfo } from './chain.ts';
+import type { BinlogHead } from './chain.ts';
 
 export interface IndexEntry {
   name: string;
   path: string;
 }
-
-export type BinlogHead = BinlogHeadInfo;
 
 /** Reads the index (bin_index_path, else @@log_bin_index) up to the server's active binlog, each time it is called. */
 export async function binlogIndexReader(ctx: JobContext, node: DataNode): Promise<() => Promise<IndexEntry[]>> {

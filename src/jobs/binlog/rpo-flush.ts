@@ -2,7 +2,8 @@
 // so the file that closes is archived by this same run.
 import type { DataNode } from '../../mysql/data-node.ts';
 import type { JobContext } from '../types.ts';
-import { hasTransactions, type BinlogHead, type IndexEntry } from './index-file.ts';
+import type { BinlogHead } from './chain.ts';
+import { hasTransactions, type IndexEntry } from './index-file.ts';
 
 /** The index, after FLUSH BINARY LOGS when the active binlog holds transactions older than max_rpo_minutes. */
 export async function flushForRpo(

@@ -1,7 +1,8 @@
 // What one binlog run knows about the server it reads: shared by the steps of the run.
 import type { Codec } from '../../archive/index.ts';
 import type { JobContext } from '../types.ts';
-import type { BinlogHead, IndexEntry } from './index-file.ts';
+import type { BinlogHead } from './chain.ts';
+import type { IndexEntry } from './index-file.ts';
 
 export interface BinlogRun {
   instanceId: number;

@@ -7,9 +7,8 @@ import { errorMessage } from '../../errors.ts';
 import type { ArchivedBinlogRow } from '../../metadata/binlog-queries.ts';
 import { backupUuidFor } from '../../naming.ts';
 import { binlogStartOfObject } from '../../restore/bucket.ts';
-import { instantsAtWallOf, type TimeZone } from '../../time/zone.ts';
 import type { JobContext } from '../types.ts';
-import type { ArchivedBinlog } from './chain.ts';
+import { possibleStartInstants, type ArchivedBinlog } from './chain.ts';
 import type { BinlogRun } from './run.ts';
 
 /** server_uuid stand-in for rows mcb wrote before sql/005 on another server. */
@@ -35,19 +34,11 @@ export async function identifyRows(rows: ArchivedBinlogRow[], run: BinlogRun): P
 
 async function identifyMcbRow(row: ArchivedBinlogRow, run: BinlogRun): Promise<IdentifiedRow> {
   const isThisServers = (start: number) => binlogBackupUuid(run.instanceId, run.serverUuid, row.binlogFile, start) === row.backupUuid;
-  if (!possibleStartSeconds(row.startTime, run.ctx.metadata.timeZone).some(isThisServers)) return { ...row, serverUuid: UNRECORDED_SERVER };
+  if (!possibleStartInstants(row.startTime, run.ctx.metadata.timeZone).some((d) => isThisServers(d.getTime() / 1000))) return { ...row, serverUuid: UNRECORDED_SERVER };
   await run.ctx.metadata.update(row.backupUuid, { serverUuid: run.serverUuid });
   return { ...row, serverUuid: run.serverUuid };
 }
 
-/**
- * The first-event times (seconds) a read-back start_time may have been written from: two when its wall time is in
- * the hour a DST change repeats (it reads back as the earlier one).
- */
-function possibleStartSeconds(startTime: Date | null, zone: TimeZone): number[] {
-  if (!startTime || Number.isNaN(startTime.getTime())) return [];
-  return instantsAtWallOf(startTime, zone).map((d) => d.getTime() / 1000);
-}
 
 async function identifySeedRow(row: ArchivedBinlogRow, run: BinlogRun): Promise<IdentifiedRow> {
   const { ctx, entries } = run;

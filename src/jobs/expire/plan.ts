@@ -51,7 +51,7 @@ export function overdueDayFor(daysLeft: number): number {
   return Math.max(1, daysLeft);
 }
 
-export interface InstancePlan {
+interface InstancePlan {
   /** One per row, in the retention plan's order. */
   decisions: ExpireDecisionReport[];
   /** overdue_day of the kept Completed rows in this bucket. */

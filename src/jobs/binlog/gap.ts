@@ -51,7 +51,7 @@ export async function recordGap(run: BinlogRun, gap: BinlogGap): Promise<GapRepo
   const first = entryNamed(run, gap.firstAvailable);
   const firstStart = new Date((await run.head(first)).start * 1000);
   // A seed row's zero DATETIME reads back as an invalid date: the chain's end is then unknown.
-  const from = gap.afterEnd && isoOrNull(gap.afterEnd) !== null ? gap.afterEnd : null;
+  const from = isoOrNull(gap.afterEnd) === null ? null : gap.afterEnd;
   const backupUuid = backupUuidFor(`binlog-gap:${instanceId}:${gap.reason}:${gap.afterFile}:${from?.getTime() ?? 'null'}:${gap.firstAvailable}:${firstStart.getTime()}`);
   const info =
     `point-in-time chain broken from ${isoOrNull(from) ?? 'unknown'} (end of ${gap.afterFile}) to ${firstStart.toISOString()} ` +

@@ -253,7 +253,7 @@ backup_grants_ok() {
   local port="$1" host g
   for host in 127.0.0.1 localhost; do
     g="$(sql "$port" -e "SHOW GRANTS FOR '$BACKUP_USER'@'$host'" 2>/dev/null)" || return 1
-    grep -q 'RELOAD, PROCESS, REPLICATION CLIENT ON \*\.\*' <<<"$g" || return 1
+    grep -q 'RELOAD, PROCESS, REPLICATION SLAVE, REPLICATION CLIENT ON \*\.\*' <<<"$g" || return 1
     grep -q 'BACKUP_ADMIN' <<<"$g" || return 1
     grep -q 'SELECT ON `performance_schema`\.\*' <<<"$g" || return 1
   done
@@ -272,6 +272,7 @@ ensure_source_users() {
   for h in 127.0.0.1 localhost; do
     q+="CREATE USER IF NOT EXISTS '$BACKUP_USER'@'$h' IDENTIFIED BY '$BACKUP_PASSWORD';
         GRANT BACKUP_ADMIN, RELOAD, REPLICATION CLIENT, PROCESS ON *.* TO '$BACKUP_USER'@'$h';
+        GRANT REPLICATION SLAVE ON *.* TO '$BACKUP_USER'@'$h'; -- binlog_stream = on (docs/binlog-streaming.md)
         GRANT SELECT ON performance_schema.* TO '$BACKUP_USER'@'$h';
         CREATE USER IF NOT EXISTS '$REPL_USER'@'$h' IDENTIFIED BY '$REPL_PASSWORD';
         GRANT REPLICATION SLAVE ON *.* TO '$REPL_USER'@'$h';"

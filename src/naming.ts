@@ -31,6 +31,21 @@ export function binlogObjectName(instanceId: number, binlogFile: string, extensi
   return `log_${instanceId}_${binlogFile}${extension}`;
 }
 
+/**
+ * seg_<tb_instance_id>_<binlog file>.<series start>_<from>-<to>[.gz|.zst][.enc]: bytes [from, to) of a binlog that
+ * was still being written, uploaded by the streamer (docs/binlog-streaming.md). The series start (epoch seconds of
+ * the file's first event) keeps files of another series apart; the range makes the name unique and lets a restore
+ * without the metadata center chain the segments by name alone.
+ */
+export function binlogSegmentObjectName(instanceId: number, binlogFile: string, seriesStart: number, from: number, to: number, extension = ''): string {
+  return `${binlogSegmentObjectPrefix(instanceId, binlogFile, seriesStart)}${from}-${to}${extension}`;
+}
+
+/** What the names of every segment of one binlog file (of one series) start with. */
+export function binlogSegmentObjectPrefix(instanceId: number, binlogFile: string, seriesStart: number): string {
+  return `seg_${instanceId}_${binlogFile}.${seriesStart}_`;
+}
+
 const MAX_SERIES_SUFFIXES = 99;
 
 /**
@@ -63,6 +78,7 @@ export function seedFullObjectName(backupName: string | null | undefined): strin
 
 const fullNamePattern = /^bak_(\d+)_(\d{14})\.tar(\.gz|\.zst)?(\.enc)?$/;
 const binlogNamePattern = /^log_(\d+)_(.+?)(\.gz|\.zst)?(\.enc)?$/;
+const segmentNamePattern = /^seg_(\d+)_(.+\.\d+)\.(\d+)_(\d+)-(\d+)(\.gz|\.zst)?(\.enc)?$/;
 
 function compressionOfSuffix(suffix: string | undefined): CodecName {
   return suffix === '.gz' ? 'gzip' : suffix === '.zst' ? 'zstd' : 'none';
@@ -80,11 +96,17 @@ export function isEncryptedObjectName(name: string): boolean {
 
 export type ParsedObjectName =
   | { type: 'full'; instanceId: number; timestamp: string; compression: CodecName; encrypted: boolean }
-  | { type: 'binlog'; instanceId: number; binlogFile: string; compression: CodecName; encrypted: boolean };
+  | { type: 'binlog'; instanceId: number; binlogFile: string; compression: CodecName; encrypted: boolean }
+  | { type: 'segment'; instanceId: number; binlogFile: string; seriesStart: number; from: number; to: number; compression: CodecName; encrypted: boolean };
 
 export function parseObjectName(name: string): ParsedObjectName | undefined {
   const full = fullNamePattern.exec(name);
   if (full) return { type: 'full', instanceId: Number(full[1]), timestamp: full[2]!, compression: compressionOfSuffix(full[3]), encrypted: !!full[4] };
+  const seg = segmentNamePattern.exec(name);
+  if (seg) {
+    const [, id, binlogFile, seriesStart, from, to, codec, enc] = seg;
+    return { type: 'segment', instanceId: Number(id), binlogFile: binlogFile!, seriesStart: Number(seriesStart), from: Number(from), to: Number(to), compression: compressionOfSuffix(codec), encrypted: !!enc };
+  }
   const log = binlogNamePattern.exec(name);
   if (log) return { type: 'binlog', instanceId: Number(log[1]), binlogFile: log[2]!, compression: compressionOfSuffix(log[3]), encrypted: !!log[4] };
   return undefined;

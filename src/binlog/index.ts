@@ -1,5 +1,6 @@
-// MySQL binary logs without a server: the file reader (pure, no MySQL needed; see reader.ts), GTID set maths
-// (gtid-set.ts) and binlog file names (file-name.ts). Knows nothing of backups, storage or the metadata center.
+// MySQL binary logs without a server: the file reader (pure, no MySQL needed; see reader.ts), where the complete
+// transactions of a growing file end (segment-scan.ts), GTID set maths (gtid-set.ts) and binlog file names
+// (file-name.ts). Knows nothing of backups, storage or the metadata center.
 // May import: nothing from src.
 export {
   BinlogFormatError,
@@ -24,5 +25,6 @@ export type {
   TransactionGtids,
   TransactionPoint,
 } from './reader.ts';
+export { readBinlogHead, scanCompleteTransactions, type BinlogFileHead, type SegmentScan } from './segment-scan.ts';
 export { GtidSet, GtidSetError, formatGtid, parseGtid, type Gtid } from './gtid-set.ts';
 export { binlogFileName, parseBinlogFileName, type BinlogFileName } from './file-name.ts';

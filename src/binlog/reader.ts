@@ -229,7 +229,7 @@ function stopTest(stop: RestoreStop): (trx: TransactionPoint) => boolean {
  * wrapped in BEGIN ... XID since 8.0.21), an XA_PREPARE event, or a TRANSACTION_PAYLOAD event
  * (binlog_transaction_compression: the whole transaction is inside). A GTID event starts one.
  */
-class TransactionTracker {
+export class TransactionTracker {
   private gtid: GtidData | undefined;
   private startPosition: number | undefined;
   private inTransaction = false;
@@ -253,6 +253,11 @@ class TransactionTracker {
     this.startPosition = undefined;
     this.inTransaction = false;
     return point;
+  }
+
+  /** No transaction is open: the events pushed so far end at a transaction boundary. */
+  get idle(): boolean {
+    return this.gtid === undefined && this.startPosition === undefined;
   }
 
   /** The GTID of a transaction begun but not ended (the file is cut in its middle). */
@@ -364,7 +369,7 @@ class FileWindow {
  * One pass over one file. `nextBuffered()` returns the next event without any I/O or promise when it is already in
  * the read window (the common case, and what keeps millions of small events cheap); `next()` does the rest.
  */
-class BinlogSession {
+export class BinlogSession {
   /** Where the next event starts. */
   private pos: number;
   private done = false;

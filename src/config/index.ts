@@ -70,6 +70,14 @@ export interface BackupConfig {
    */
   verify: VerifyMode;
   maxRpoMinutes: number;
+  /** Stream the active binlog into the bucket as segments (docs/binlog-streaming.md); off by default. */
+  binlogStream: boolean;
+  /** How often the streamer uploads what is new, seconds. */
+  binlogStreamIntervalSeconds: number;
+  /** The server id the streamer's replication connection announces; absent: one derived from tb_instance_id (src/streamer). */
+  binlogStreamServerId?: number;
+  /** The achieved RPO (age of the newest instant the bucket is complete to) above which status alerts. */
+  maxRpoSeconds: number;
   binlogCompression: CodecName;
   minFullBackups: number;
   keepBinlogsForOldestFull: boolean;
@@ -419,6 +427,10 @@ function readBackup(s: SectionReader): BackupConfig {
     maxReadMbPerS: s.int('max_read_mb_per_s', 0, 0, 100_000),
     verify: s.choice('verify', verifyModes, 'parts'),
     maxRpoMinutes: s.int('max_rpo_minutes', 5, 0, 100000),
+    binlogStream: s.bool('binlog_stream', false),
+    binlogStreamIntervalSeconds: s.int('binlog_stream_interval_seconds', 10, 1, 3600),
+    binlogStreamServerId: s.optionalInt('binlog_stream_server_id', 1, 4294967295),
+    maxRpoSeconds: readMaxRpoSeconds(s),
     binlogCompression,
     minFullBackups: s.int('min_full_backups', 1, 0, 1000),
     keepBinlogsForOldestFull: s.bool('keep_binlogs_for_oldest_full', true),
@@ -429,6 +441,13 @@ function readBackup(s: SectionReader): BackupConfig {
     // 60 s rides out a busy event loop during a big tar; a killed worker's stage is re-run after about 2 × this.
     stageLockSeconds: s.int('stage_lock_seconds', 60, 2, 3600),
   };
+}
+
+/** The RPO alert threshold. Default: a minute above what the setup promises (the stream interval, or max_rpo_minutes). */
+function readMaxRpoSeconds(s: SectionReader): number {
+  const streaming = s.bool('binlog_stream', false);
+  const fallback = streaming ? s.int('binlog_stream_interval_seconds', 10, 1, 3600) + 60 : s.int('max_rpo_minutes', 5, 0, 100000) * 60 + 60;
+  return s.int('max_rpo_seconds', fallback, 1, 100 * 86400);
 }
 
 /** compression_level must suit every codec it applies to (gzip 1-9, zstd 1-19). */

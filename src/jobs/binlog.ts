@@ -12,6 +12,7 @@ import { binlogIndexReader, headCache } from './binlog/index-file.ts';
 import { requirePitrPreconditions } from './binlog/preconditions.ts';
 import { flushForRpo } from './binlog/rpo-flush.ts';
 import { entryNamed, type BinlogRun } from './binlog/run.ts';
+import { removeSegmentsOfArchivedFiles } from './binlog/segments.ts';
 import { defineJob, requireInt, requireOwnEnabledInstance, type JobContext } from './types.ts';
 
 export interface BinlogPayload {
@@ -103,6 +104,7 @@ async function archiveBinlogs(instanceId: number, ctx: JobContext): Promise<Binl
     }
     // Every closed binlog is archived now: binlog staleness counts from here, also when nothing was new.
     await recordBinlogCheck(ctx.metadata, instanceId, ctx.now());
+    await removeSegmentsOfArchivedFiles(run);
     return result;
   } finally {
     await node.close();

@@ -44,6 +44,19 @@ export async function listBinlogRows(store: MetadataStore, instanceId: number): 
   }));
 }
 
+/**
+ * Start times (the first event's) of the Completed binlog rows of `binlogFile`: the file archived whole, once per
+ * series that used the name. The streamer resumes after a file archived whole rather than streaming it again.
+ */
+export async function completedBinlogStarts(store: MetadataStore, instanceId: number, binlogFile: string): Promise<Date[]> {
+  const [rows] = await store.pool.query<RowDataPacket[]>(
+    `SELECT start_time FROM full_backup_metadata
+      WHERE tb_instance_id = ? AND backup_type = 'binlog' AND binlog_file = ? AND state = 'Completed'`,
+    [String(instanceId), binlogFile],
+  );
+  return rows.map((r) => r.start_time).filter((d): d is Date => d instanceof Date && !Number.isNaN(d.getTime()));
+}
+
 /** Gap rows (binlog rows without a file, named gap_…) of an instance, newest first. */
 export async function listBinlogGapRows(store: MetadataStore, instanceId: number): Promise<Array<{ backupUuid: string; info: string | null }>> {
   const [rows] = await store.pool.query<RowDataPacket[]>(

@@ -2,9 +2,9 @@
 // how many jobs failed for good (a counter that only goes up, unlike Error rows, which retries and expiry remove),
 // and when the binlog job last left every closed binlog archived (an idle server's binlog staleness starts there).
 // Here rather than in Redis so a Redis restart cannot lose it.
-import type { RowDataPacket } from 'mysql2/promise';
 import type { ScheduledJobType } from '../config/index.ts';
 import type { MetadataStore } from './store.ts';
+import { readRowsIfMigrated as readRows } from './optional-table.ts';
 
 /** The counter's `type` label: a scheduled job type (every stage of a full backup counts as `full`). */
 export type OutcomeType = ScheduledJobType;
@@ -25,19 +25,6 @@ export async function recordBinlogCheck(metadata: MetadataStore, instanceId: num
      ON DUPLICATE KEY UPDATE last_success_at = GREATEST(COALESCE(last_success_at, ?), ?)`,
     [instanceId, at, at, at],
   );
-}
-
-const NO_SUCH_TABLE = 1146;
-
-/** Rows of a read; none on a metadata center not migrated yet, so /metrics and `mcb status` keep working. */
-async function readRows(metadata: MetadataStore, sql: string, params: unknown[] = []): Promise<RowDataPacket[]> {
-  try {
-    const [rows] = await metadata.pool.query<RowDataPacket[]>(sql, params);
-    return rows;
-  } catch (err) {
-    if ((err as { errno?: number }).errno === NO_SUCH_TABLE) return [];
-    throw err;
-  }
 }
 
 export interface FailureCount {

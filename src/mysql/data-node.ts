@@ -47,6 +47,12 @@ export interface BinaryLogFile {
   size: number;
 }
 
+/** A place in a server's binary log: a file and a byte offset in it. */
+export interface BinlogPosition {
+  file: string;
+  position: number;
+}
+
 /** What point-in-time restore needs of a server's binary logging (docs/binlog-backups.md "Preconditions"). */
 export interface BinlogSettings {
   logBin: boolean;
@@ -257,6 +263,22 @@ export class DataNode {
   async binaryLogs(): Promise<BinaryLogFile[]> {
     const rows = await this.rows('SHOW BINARY LOGS');
     return rows.map((r) => ({ name: r.Log_name, size: Number(r.File_size) }));
+  }
+
+  /**
+   * The binlog being written and the end of its last committed transaction: SHOW BINARY LOG STATUS (8.2+), else SHOW
+   * MASTER STATUS; undefined when binary logging is off. Needs REPLICATION CLIENT.
+   */
+  async binaryLogStatus(): Promise<BinlogPosition | undefined> {
+    let rows: RowDataPacket[];
+    try {
+      rows = await this.rows('SHOW BINARY LOG STATUS');
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ER_PARSE_ERROR') throw err;
+      rows = await this.rows('SHOW MASTER STATUS');
+    }
+    const r = rows[0];
+    return r ? { file: String(r.File), position: Number(r.Position) } : undefined;
   }
 
   async binlogSettings(): Promise<BinlogSettings> {

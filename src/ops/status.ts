@@ -1,5 +1,6 @@
 // What `mcb status`, the status page, /api/instances and /metrics report: per instance, the last Completed
-// full and binlog backup with their age, what is running, the next scheduled runs and recent failures.
+// full and binlog backup with their age, the achieved RPO (rpo.ts), what is running, the next scheduled runs and
+// recent failures.
 // The metadata center is the source of truth; Redis adds schedules, queue depths and the running stage's
 // progress (the stage job's updateProgress) when it answers. Also which counter a failed job counts under
 // (outcomes.ts). Shared by the worker, the server and the CLI, so none of them imports another.
@@ -16,8 +17,10 @@ import {
   verifyFailedFulls,
 } from '../metadata/status-queries.ts';
 import { lastBinlogChecks } from '../metadata/job-outcomes.ts';
+import { streamStatuses } from '../metadata/binlog-segments.ts';
 import { fullStageJobId, instanceQueueName, type Queues } from '../queues/index.ts';
 import { isoOrNull } from '../time/zone.ts';
+import { achievedRpo, type AchievedRpo } from './rpo.ts';
 
 export interface LastBackup {
   id: number;
@@ -52,6 +55,8 @@ export interface InstanceStatus {
   fullStale: boolean;
   /** Neither a binlog check nor a Completed binlog newer than the threshold. */
   binlogStale: boolean;
+  /** How long ago the bucket last held every transaction the server had written, and from what that is known. */
+  rpo: AchievedRpo;
   running: RunningBackup[];
   failures24h: number;
   lastFailure: { id: number; backupName: string; at: string; info: string | null } | null;
@@ -100,7 +105,26 @@ async function stageProgress(queue: Queue | undefined, row: BackupRow): Promise<
   }
 }
 
-/** What `mcb status --check` complains about: enabled instances that are STALE or failed in the last 24 h. */
+/** "4s (stream)", "25m (binlog job)", "unknown": the achieved RPO as the CLI and the page write it. */
+export function rpoFigure(r: AchievedRpo): string {
+  return r.seconds === null ? 'unknown' : `${formatAge(r.seconds)} (${r.source})`;
+}
+
+/** Why a streaming instance's RPO is what it is: its streamer's state and error, or that it has no streamer row. */
+function streamNote(r: AchievedRpo): string {
+  if (!r.stream) return '; no binlog stream row (is a worker with binlog_stream = on running?)';
+  if (r.stream.state === 'streaming') return `; stream streaming, row updated ${formatAge(r.stream.updatedAgeSeconds)} ago`;
+  return `; stream ${r.stream.state}${r.stream.lastError ? `: ${oneLine(r.stream.lastError)}` : ''}`;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ');
+}
+
+/**
+ * What `mcb status --check` complains about: enabled instances that are STALE, failed in the last 24 h, or (with
+ * binlog_stream on) whose binlog stream has a gap or whose achieved RPO is over max_rpo_seconds.
+ */
 export function statusProblems(statuses: InstanceStatus[]): string[] {
   const out: string[] = [];
   for (const s of statuses.filter((x) => x.enabled)) {
@@ -108,6 +132,8 @@ export function statusProblems(statuses: InstanceStatus[]): string[] {
     const last = (b: LastBackup | null) => (b ? `last Completed ${b.backupName} ${formatAge(b.ageSeconds)} ago` : 'no Completed backup');
     if (s.fullStale) out.push(`${who}: full backup STALE (${last(s.lastFull)})`);
     if (s.binlogStale) out.push(`${who}: binlog backup STALE (${last(s.lastBinlog)})`);
+    if (s.rpo.gap) out.push(`${who}: binlog stream GAP: ${oneLine(s.rpo.stream?.lastError ?? 'binlogs missing from the bucket')}`);
+    if (s.rpo.exceeded) out.push(`${who}: achieved RPO ${rpoFigure(s.rpo)} over max_rpo_seconds ${s.rpo.thresholdSeconds}${streamNote(s.rpo)}`);
     for (const v of s.verifyFailures) {
       out.push(`${who}: restore test FAILED for full backup ${v.backupName}${v.verifiedAt ? ` (tested ${v.verifiedAt})` : ''}: ${(v.reason ?? '').replace(/\s+/g, ' ')}; it is not used for restores nor kept as the newest full`);
     }
@@ -170,7 +196,7 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
   const staleFull = config.server.staleFullHours * 3600;
   const staleBinlog = config.server.staleBinlogMinutes * 60;
   const dayAgo = new Date(now.getTime() - 24 * 3600 * 1000);
-  const [fulls, verifyFailed, binlogs, running, lastErrors, recentErrors, checks] = await Promise.all([
+  const [fulls, verifyFailed, binlogs, running, lastErrors, recentErrors, checks, streams] = await Promise.all([
     newestRestorableFulls(metadata, only),
     verifyFailedFulls(metadata, only),
     newestCompletedBinlogs(metadata, only),
@@ -178,6 +204,7 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
     newestErrors(metadata, only),
     errorCountsSince(metadata, dayAgo, only),
     lastBinlogChecks(metadata, only),
+    streamStatuses(metadata, only),
   ]);
   const redisParts = await mapLimited(instances, QUEUES_AT_ONCE, (i) => queueStatus(queues?.queue(instanceQueueName(i.id)), running.get(String(i.id)) ?? []));
   return instances.map((i, n): InstanceStatus => {
@@ -188,6 +215,7 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
     const lastBinlogCheckStatus = checkedAt ? { at: checkedAt.toISOString(), ageSeconds: ageOf(checkedAt, now) } : null;
     const binlogStale = binlogIsStale(lastBinlog, lastBinlogCheckStatus, staleBinlog);
     if (lastBinlog) lastBinlog.stale = binlogStale;
+    const rpo = achievedRpo(config.backup, { stream: streams.get(i.id), lastArchivedEnd: lastBinlog ? new Date(lastBinlog.at) : null, lastCheck: checkedAt ?? null, now });
     const lastError = lastErrors.get(key);
     const { schedules, queueCounts, running: runningNow } = redisParts[n]!;
     return {
@@ -201,6 +229,7 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
       lastBinlogCheck: lastBinlogCheckStatus,
       fullStale: !lastFull || lastFull.stale,
       binlogStale,
+      rpo,
       running: runningNow,
       failures24h: recentErrors.get(key) ?? 0,
       lastFailure: lastError ? { id: lastError.id, backupName: lastError.backupName, at: lastError.updatedAt.toISOString(), info: lastError.info } : null,

@@ -2,7 +2,9 @@
 // names, object metadata (`mcb-recovery-point`, `mcb-sha256`) and the binlogs' own headers (a few KB of each
 // object's head, or the first 1 MiB chunk of an encrypted one; the newest binlog is read whole for its last event).
 // Objects from before that metadata existed fall back to the name's timestamp (marked inexact) or go unverified,
-// with a warning. docs/restore.md, "Without the metadata center".
+// with a warning. Streamed segments (seg_ objects) are chained by their names alone (segments.ts); a file held only
+// as segments starts at the series start in its name, and when it is the newest file its segments are read whole
+// for its last commit. docs/restore.md, "Without the metadata center".
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -11,22 +13,28 @@ import { pipeline } from 'node:stream/promises';
 import { Writable, type Duplex } from 'node:stream';
 import { decodersFor } from '../archive/index.ts';
 import type { Keyring } from '../crypto/index.ts';
-import { parseBinlogFileName, readBinlogStart, summarizeBinlog } from '../binlog/index.ts';
+import { findRestoreStop, parseBinlogFileName, readBinlogStart, summarizeBinlog } from '../binlog/index.ts';
 import { removeTree } from '../fs/contained-rm.ts';
 import { localFileName } from '../fs/safe-name.ts';
 import { binlogFileOfObject, parseObjectName } from '../naming.ts';
 import type { ObjectStore } from '../storage/index.ts';
 import { parseCompact, type TimeZone } from '../time/zone.ts';
 import type { BinlogCandidate, FullCandidate } from './plan.ts';
+import { segmentedCandidates, type SegmentObject, type SegmentWarning } from './segments.ts';
 
 const HEAD_BYTES = 64 * 1024;
+/** HEAD requests in flight while the segments' checksums are read. */
+const STAT_CONCURRENCY = 8;
 
-/** Downloads (decrypted, decompressed) the whole object, or only its first `limit` bytes (then the download is dropped). */
-async function fetch(store: ObjectStore, key: string, dest: string, keyring: Keyring | undefined, limit?: number): Promise<void> {
+/**
+ * Downloads (decrypted, decompressed) the whole object, or only its first `limit` bytes (then the download is
+ * dropped); `append` adds the whole object to the end of `dest`.
+ */
+async function fetch(store: ObjectStore, key: string, dest: string, keyring: Keyring | undefined, limit?: number, append = false): Promise<void> {
   const source = await store.getStream(key);
   const decoders = decodersFor(key, keyring) as [Duplex];
   if (!limit) {
-    await pipeline(source, ...decoders, createWriteStream(dest, { mode: 0o600 }));
+    await pipeline(source, ...decoders, createWriteStream(dest, { mode: 0o600, flags: append ? 'a' : 'w' }));
     return;
   }
   const chunks: Buffer[] = [];
@@ -49,8 +57,69 @@ async function fetch(store: ObjectStore, key: string, dest: string, keyring: Key
   await writeFile(dest, Buffer.concat(chunks), { mode: 0o600 });
 }
 
+/** The binlog's bytes into `dest`: its object, or its segments one after the other. */
+async function fetchBinlog(store: ObjectStore, b: BinlogCandidate, dest: string, keyring: Keyring | undefined): Promise<void> {
+  if (!b.segments) return fetch(store, b.objectKey, dest, keyring);
+  await writeFile(dest, '', { mode: 0o600 });
+  for (const s of b.segments) await fetch(store, s.objectKey, dest, keyring, undefined, true);
+}
+
+/** Every `seg_<id>_` object of the instance, parsed from its name. */
+async function segmentObjects(store: ObjectStore, instanceId: number): Promise<SegmentObject[]> {
+  const out: SegmentObject[] = [];
+  for await (const o of store.list(`seg_${instanceId}_`)) {
+    const parsed = parseObjectName(o.key);
+    if (!parsed || parsed.type !== 'segment' || parsed.instanceId !== instanceId) continue;
+    // The file name becomes a local file name when the binlog is restored: a key holding '/' or '..' is refused.
+    const file = localFileName(parsed.binlogFile, o.key);
+    if (!parseBinlogFileName(file)) continue;
+    out.push({
+      file,
+      seriesStart: parsed.seriesStart,
+      objectKey: o.key,
+      bucket: store.bucket,
+      from: parsed.from,
+      to: parsed.to,
+      storedBytes: o.size,
+      sha256: null,
+      compression: parsed.compression,
+      encrypted: parsed.encrypted,
+    });
+  }
+  return out;
+}
+
+/** Fills each segment's sha256 and key id from its object metadata (`mcb-sha256`, `mcb-key-id`). */
+async function readSegmentMetadata(store: ObjectStore, binlogs: BinlogCandidate[]): Promise<void> {
+  const queue = binlogs.flatMap((b) => b.segments ?? []);
+  const worker = async () => {
+    for (let s = queue.shift(); s; s = queue.shift()) {
+      const meta = (await store.stat(s.objectKey))?.metadata ?? {};
+      const sha256 = meta['mcb-sha256'];
+      s.sha256 = sha256 && /^[0-9a-f]{64}$/.test(sha256) ? sha256 : null;
+      if (meta['mcb-key-id']) s.encryptionKeyId = meta['mcb-key-id'];
+    }
+  };
+  await Promise.all(Array.from({ length: STAT_CONCURRENCY }, worker));
+}
+
+/** Where the newest binlog ends: its last event, or for a streamed file the commit time of its last transaction. */
+async function endOfNewest(store: ObjectStore, newest: BinlogCandidate, local: string, keyring: Keyring | undefined): Promise<Date> {
+  await fetchBinlog(store, newest, local, keyring);
+  if (newest.segments) {
+    const { last } = await findRestoreStop(local, { kind: 'end' });
+    if (last) return new Date(Math.floor(last.commitMicros / 1000));
+  }
+  return new Date((await summarizeBinlog(local)).lastEventTimestamp * 1000);
+}
+
 /** `zone`: the metadata time zone, which object names' timestamps are in. */
-export async function candidatesFromBucket(store: ObjectStore, instanceId: number, zone: TimeZone, keyring?: Keyring): Promise<{ fulls: FullCandidate[]; binlogs: BinlogCandidate[]; warnings: string[] }> {
+export async function candidatesFromBucket(
+  store: ObjectStore,
+  instanceId: number,
+  zone: TimeZone,
+  keyring?: Keyring,
+): Promise<{ fulls: FullCandidate[]; binlogs: BinlogCandidate[]; warnings: string[]; segmentWarnings: SegmentWarning[] }> {
   const warnings: string[] = [];
   const fulls: FullCandidate[] = [];
   for await (const o of store.list(`bak_${instanceId}_`)) {
@@ -99,25 +168,24 @@ export async function candidatesFromBucket(store: ObjectStore, instanceId: numbe
         sha256: sha256 && /^[0-9a-f]{64}$/.test(sha256) ? sha256 : null,
       });
     }
+    // Files held only as segments (a whole log_ object of the same file and series wins).
+    const segmented = segmentedCandidates(await segmentObjects(store, instanceId), binlogs);
+    await readSegmentMetadata(store, segmented.binlogs);
+    binlogs.push(...segmented.binlogs);
     binlogs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime() || parseBinlogFileName(a.file)!.seq - parseBinlogFileName(b.file)!.seq);
     for (let k = 0; k + 1 < binlogs.length; k++) {
       const a = parseBinlogFileName(binlogs[k]!.file)!;
       const b = parseBinlogFileName(binlogs[k + 1]!.file)!;
-      if (a.base === b.base && b.seq === a.seq + 1) binlogs[k]!.endTime = binlogs[k + 1]!.startTime;
+      if (a.base === b.base && b.seq === a.seq + 1 && !binlogs[k]!.segments) binlogs[k]!.endTime = binlogs[k + 1]!.startTime;
     }
     const newest = binlogs[binlogs.length - 1];
-    if (newest) {
-      const local = path.join(tmp, 'newest');
-      await fetch(store, newest.objectKey, local, keyring);
-      const summary = await summarizeBinlog(local);
-      newest.endTime = new Date(summary.lastEventTimestamp * 1000);
-    }
-    const unverified = binlogs.filter((b) => !b.sha256).map((b) => b.objectKey);
+    if (newest) newest.endTime = await endOfNewest(store, newest, path.join(tmp, 'newest'), keyring);
+    const unverified = binlogs.flatMap((b): Array<{ objectKey: string }> => (b.segments ? b.segments.filter((s) => !s.sha256) : b.sha256 ? [] : [b])).map((o) => o.objectKey);
     if (unverified.length) {
       const names = unverified.length > 5 ? `${unverified.slice(0, 5).join(', ')} and ${unverified.length - 5} more` : unverified.join(', ');
       warnings.push(`${unverified.length} binlog object(s) carry no mcb-sha256 metadata (archived before it was recorded) and are not checksum-verified: ${names}`);
     }
-    return { fulls, binlogs, warnings };
+    return { fulls, binlogs, warnings, segmentWarnings: segmented.warnings };
   } finally {
     await removeTree(tmp, { within: { 'the temp dir': os.tmpdir() } });
   }

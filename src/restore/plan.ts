@@ -1,6 +1,7 @@
 // Point-in-time restore planning (pure): which full backup and which archived binary logs restore an instance
 // to a target time, or a clear reason why that cannot be done. Inputs come from metadata rows (restore.ts) or
-// from object names + binlog headers (--from-bucket); this file does no I/O.
+// from object names + binlog headers (--from-bucket); this file does no I/O. A binlog held only as streamed
+// segments is a candidate like any other (segments.ts builds it), its bytes coming from its segments.
 import type { BackupRow } from '../metadata/index.ts';
 import { compressionOfObjectName, fullBackupBaseOf, seedFullObjectName } from '../naming.ts';
 import { GtidSet } from '../binlog/gtid-set.ts';
@@ -45,9 +46,33 @@ export interface FullCandidate {
   seedEra?: boolean;
 }
 
+/**
+ * One segment object of a streamed binlog: bytes [from, to) of the file as the server wrote them, cut at a
+ * transaction boundary (then compressed and encrypted like log_ objects).
+ */
+export interface SegmentRef {
+  objectKey: string;
+  bucket?: string;
+  from: number;
+  to: number;
+  /** Bytes of the stored object (compressed, encrypted); null when unknown. */
+  storedBytes: number | null;
+  /** sha256 of the stored object (the row's, or its mcb-sha256 metadata); null: not verifiable. */
+  sha256: string | null;
+  compression: string | null;
+  encrypted: boolean;
+  /** The key id of an encrypted segment, when known without a request (the row's encryption_key_id). */
+  encryptionKeyId?: string | null;
+  /** Commit time of the segment's last transaction (the row's); unknown in --from-bucket mode. */
+  lastCommitTime?: Date | null;
+  /** The segment ends with the file's ROTATE or STOP event; unknown (undefined) in --from-bucket mode. */
+  closesFile?: boolean;
+}
+
 export interface BinlogCandidate {
   /** The binlog file name, e.g. mysql-bin.000042. */
   file: string;
+  /** The archived object; for a file held only as segments, its first segment. */
   objectKey: string;
   bucket?: string;
   /** Time of the file's first event. */
@@ -58,6 +83,11 @@ export interface BinlogCandidate {
   bytes: number | null;
   sha256: string | null;
   backupUuid?: string;
+  /**
+   * The file is in the bucket only as streamed segments (no whole `log_` object): these, chained from byte 0, are
+   * downloaded in order into one file. Absent for an archived binlog.
+   */
+  segments?: SegmentRef[];
 }
 
 export interface RestorePlan {
@@ -307,10 +337,11 @@ export function planRestore(input: {
   const binlogEnd = lastBinlog.endTime ?? lastBinlog.startTime;
   const coveredUntil = binlogEnd.getTime() > fullEnd ? binlogEnd : full.endTime;
   if (target.kind === 'time' && coveredUntil.getTime() < target.at.getTime()) {
-    throw new RestorePlanError(
-      'too-late',
-      `target ${describeTarget(target, zone)} is after the end of the newest archived binlog ${lastBinlog.file} (${formatLocalTime(coveredUntil, zone)}); archive newer binlogs first or choose an earlier time`,
-    );
+    const segments = lastBinlog.segments;
+    const what = segments?.length
+      ? `the last transaction in the bucket: ${lastBinlog.file} is there only as streamed segments, up to byte ${segments[segments.length - 1]!.to} (last commit ${formatLocalTime(coveredUntil, zone)}); nothing committed after that was uploaded (is the streamer running?), choose an earlier time`
+      : `the end of the newest archived binlog ${lastBinlog.file} (${formatLocalTime(coveredUntil, zone)}); archive newer binlogs first or choose an earlier time`;
+    throw new RestorePlanError('too-late', `target ${describeTarget(target, zone)} is after ${what}`);
   }
   return { target, full, binlogs: chain, coveredUntil, following };
 }
@@ -322,6 +353,10 @@ function chainGap(prev: BinlogCandidate, next: BinlogCandidate, zone: TimeZone):
   if (!a || !b || a.base !== b.base || b.seq !== a.seq + 1) {
     const missing = a && b && a.base === b.base && b.seq > a.seq + 1 ? `${b.seq - a.seq - 1} binlog file(s) between them are not archived` : 'they are not consecutive files';
     return `gap in the binlog chain between ${prev.file} and ${next.file}: ${missing}`;
+  }
+  const segments = prev.segments;
+  if (segments?.length && segments[segments.length - 1]!.closesFile === false) {
+    return `gap in the binlog chain: the end of ${prev.file} is not in the bucket (its streamed segments reach byte ${segments[segments.length - 1]!.to} and do not close the file, and the file is not archived whole), but ${next.file} follows it`;
   }
   if (prev.endTime && prev.endTime.getTime() !== next.startTime.getTime()) {
     return `gap in the binlog chain: ${prev.file} ends at ${formatLocalTime(prev.endTime, zone)} but ${next.file} starts at ${formatLocalTime(next.startTime, zone)}`;

@@ -7,7 +7,7 @@
 // May import: metadata, storage, mysql, archive, binlog, crypto, config, fs, time, streams.
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, statSync } from 'node:fs';
-import { chmod, mkdir, readdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -125,7 +125,7 @@ export function checkDatadirUsable(dir: string): { created: boolean } {
 }
 
 /** How a restore reads an object: ranged GETs in flight (default 4, [restore] download_concurrency), their size, abort, and the keys of encrypted objects. */
-export type DownloadOptions = Partial<RangedDownloadOptions> & { keyring?: Keyring };
+export type DownloadOptions = Partial<RangedDownloadOptions> & { keyring?: Keyring; /** Add to the end of the file instead of replacing it. */ append?: boolean };
 
 function openDownload(store: ObjectStore, key: string, opts: DownloadOptions) {
   const { concurrency = DEFAULT_DOWNLOAD_CONCURRENCY, rangeBytes, signal, retryDelaysMs } = opts;
@@ -137,7 +137,7 @@ export async function downloadVerified(store: ObjectStore, key: string, expected
   const counter = new HashingCounter();
   const { stream } = await openDownload(store, key, opts);
   try {
-    await pipeline(stream, counter, ...(decodersFor(key, opts.keyring) as [Duplex]), createWriteStream(dest, { mode: 0o600 }), { signal: opts.signal });
+    await pipeline(stream, counter, ...(decodersFor(key, opts.keyring) as [Duplex]), createWriteStream(dest, { mode: 0o600, flags: opts.append ? 'a' : 'w' }), { signal: opts.signal });
   } catch (err) {
     if (err instanceof DecryptionError) throw decryptionFailure(err, store);
     throw err;
@@ -147,6 +147,23 @@ export async function downloadVerified(store: ObjectStore, key: string, expected
     throw new RestoreFailedError(`${key} in ${store.location}: sha256 is ${sha256}, the archive recorded ${expectedSha256}; the object is corrupt`);
   }
   return { bytes: counter.bytes, sha256 };
+}
+
+/**
+ * A binlog held only as streamed segments: each segment's object in order (sha256-checked like any object),
+ * appended into `dest`. Each must decode to exactly its range's length, so the file is the binlog's bytes
+ * [0, last segment's end) as the server wrote them.
+ */
+export async function downloadSegments(storeFor: (bucket: string | undefined) => ObjectStore, b: BinlogCandidate, dest: string, opts: DownloadOptions = {}): Promise<void> {
+  await writeFile(dest, '', { mode: 0o600 });
+  for (const s of b.segments ?? []) {
+    const store = storeFor(s.bucket ?? b.bucket);
+    await downloadVerified(store, s.objectKey, s.sha256, dest, { ...opts, append: true });
+    const size = (await stat(dest)).size;
+    if (size !== s.to) {
+      throw new RestoreCorruptError(`${s.objectKey} in ${store.location} holds ${size - s.from} bytes of ${b.file}, its name says ${s.to - s.from} (bytes ${s.from}-${s.to}); the segment is not what the streamer uploaded`);
+    }
+  }
 }
 
 /**
@@ -274,9 +291,11 @@ export class RestoreKeyMissingError extends RestoreFailedError {
  * this host has. Objects without that metadata are checked by their header when read.
  */
 export async function checkKeysForPlan(plan: Pick<RestorePlan, 'full' | 'binlogs'>, keyring: Keyring | undefined, storeFor: (bucket: string | undefined) => ObjectStore): Promise<void> {
-  const objects = [plan.full, ...plan.binlogs].filter((o) => isEncryptedObjectName(o.objectKey));
+  const segments = plan.binlogs.flatMap((b) => (b.segments ?? []).map((s) => ({ bucket: b.bucket, ...s })));
+  const objects = [plan.full, ...plan.binlogs.filter((b) => !b.segments), ...segments].filter((o) => isEncryptedObjectName(o.objectKey));
   for (const o of objects) {
-    const keyId = (await storeFor(o.bucket).stat(o.objectKey))?.metadata['mcb-key-id'];
+    const known = 'encryptionKeyId' in o ? o.encryptionKeyId : undefined;
+    const keyId = known ?? (await storeFor(o.bucket).stat(o.objectKey))?.metadata['mcb-key-id'];
     if (keyId && !keyring?.find(keyId)) {
       throw new RestoreKeyMissingError(`${o.objectKey} is encrypted with key ${keyId}, which is not configured (${(keyring ?? emptyKeyring).describe()}): add its key file to [encryption] key_files; nothing was restored`);
     }
@@ -442,9 +461,14 @@ export async function runRestore(opts: RunRestoreOptions): Promise<RestoreResult
     const downloaded: BinlogCandidate[] = [];
     const download = async (b: BinlogCandidate) => {
       const dest = path.join(workDir, 'binlogs', localFileName(b.file, b.objectKey));
-      log(`downloading ${b.objectKey}`);
       checkAbort();
-      await downloadVerified(opts.storeFor(b.bucket), b.objectKey, b.sha256, dest, reading);
+      if (b.segments) {
+        log(`downloading ${b.file} from ${b.segments.length} streamed segment(s), bytes 0-${b.segments[b.segments.length - 1]!.to}`);
+        await downloadSegments(opts.storeFor, b, dest, reading);
+      } else {
+        log(`downloading ${b.objectKey}`);
+        await downloadVerified(opts.storeFor(b.bucket), b.objectKey, b.sha256, dest, reading);
+      }
       files.push(dest);
       downloaded.push(b);
     };

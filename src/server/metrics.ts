@@ -50,6 +50,12 @@ export function renderMetrics(input: MetricsInput): string {
     [...failures].map(([k, v]) => { const [instance, type] = k.split('\t') as [string, string]; return [{ instance, type }, v]; }));
   family('mcb_binlog_last_check_timestamp_seconds', 'gauge', 'Unix time of the last binlog run that left every closed binlog archived (also when there was nothing new).',
     input.statuses.filter((s) => s.lastBinlogCheck).map((s) => [{ instance: String(s.id) }, Date.parse(s.lastBinlogCheck!.at) / 1000]));
+  family('mcb_binlog_rpo_seconds', 'gauge', 'Achieved RPO: seconds since the bucket last held every transaction the server had written (from the binlog stream, else the binlog job); absent when unknown.',
+    input.statuses.filter((s) => s.rpo.seconds !== null).map((s) => [{ instance: String(s.id) }, s.rpo.seconds!]));
+  family('mcb_binlog_rpo_threshold_seconds', 'gauge', '[backup-conf] max_rpo_seconds: the achieved RPO above which mcb status alerts (with binlog_stream on).',
+    input.statuses.map((s) => [{ instance: String(s.id) }, s.rpo.thresholdSeconds]));
+  family('mcb_binlog_stream_up', 'gauge', '1 when the binlog streamer is streaming, 0 when it is reconnecting, in a gap or stopped (instances with a streamer row only).',
+    input.statuses.filter((s) => s.rpo.stream).map((s) => [{ instance: String(s.id) }, s.rpo.stream!.state === 'streaming' ? 1 : 0]));
   family('mcb_backup_verify_failed', 'gauge', 'Completed full backups still stored whose restore test failed, per instance (never used for restores).',
     input.statuses.map((s) => [{ instance: String(s.id) }, s.verifyFailures.length]));
   family('mcb_backups', 'gauge', 'Rows of full_backup_metadata per instance, type and state.',

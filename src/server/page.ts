@@ -1,6 +1,7 @@
 // The status page at `/`: server-rendered, no scripts, refreshes itself. Every value is HTML-escaped.
 import type { BackupRow } from '../metadata/index.ts';
-import { formatAge, type InstanceStatus, type LastBackup } from '../ops/status.ts';
+import type { AchievedRpo } from '../ops/rpo.ts';
+import { formatAge, rpoFigure, type InstanceStatus, type LastBackup } from '../ops/status.ts';
 import { formatLocalTime, offsetString, UTC, type TimeZone } from '../time/zone.ts';
 
 export function escapeHtml(value: unknown): string {
@@ -13,6 +14,17 @@ function lastCell(b: LastBackup | null, stale: boolean, checked?: { ageSeconds: 
   const text = b ? `${e(formatAge(b.ageSeconds))} ago · ${e(b.size)}<br><small>${e(b.backupName)}</small>` : 'never';
   const check = checked ? `<br><small>all archived as of ${e(formatAge(checked.ageSeconds))} ago</small>` : '';
   return `<td class="${stale ? 'stale' : 'ok'}">${text}${check}${stale ? ' <b>STALE</b>' : ''}</td>`;
+}
+
+/** The achieved RPO and its source, red when over max_rpo_seconds or the stream has a gap; the stream's state and, when not streaming, its error. */
+function rpoCell(r: AchievedRpo): string {
+  const alert = r.exceeded || r.gap;
+  const within = r.seconds !== null && r.seconds <= r.thresholdSeconds;
+  const flags = `${r.exceeded ? ` <b>OVER ${e(r.thresholdSeconds)} s</b>` : ''}${r.gap ? ' <b>GAP</b>' : ''}`;
+  const stream = r.stream
+    ? `<br><small>stream ${e(r.stream.state)}${r.stream.state !== 'streaming' && r.stream.lastError ? `: ${e(r.stream.lastError)}` : ''}</small>`
+    : '';
+  return `<td class="${alert ? 'stale' : within ? 'ok' : ''}">${e(rpoFigure(r))}${flags}${stream}</td>`;
 }
 
 function verifyCell(s: InstanceStatus): string {
@@ -43,7 +55,7 @@ export function renderStatusPage(opts: {
       const next = s.schedules === null ? 'unknown' : s.schedules.map((x) => `${e(x.name)} ${e(x.next ? formatLocalTime(new Date(x.next), zone) : '?')}`).join('<br>') || 'none';
       return `<tr${s.enabled ? '' : ' class="disabled"'}>
   <td>${e(s.id)}</td><td>${e(s.instanceId)}<br><small>${e(s.instanceName)}</small></td><td>${s.enabled ? 'yes' : 'no'}</td>
-  ${lastCell(s.lastFull, s.fullStale)}${lastCell(s.lastBinlog, s.binlogStale, s.lastBinlogCheck)}
+  ${lastCell(s.lastFull, s.fullStale)}${lastCell(s.lastBinlog, s.binlogStale, s.lastBinlogCheck)}${rpoCell(s.rpo)}
   <td>${running || ''}</td><td>${next}</td><td class="${s.failures24h || s.verifyFailures.length ? 'error' : ''}">${e(s.failures24h)}${verifyCell(s)}</td></tr>`;
     })
     .join('\n');
@@ -66,12 +78,13 @@ tr.disabled{color:#999}.banner{background:#fde2e2;padding:.5em;border:1px solid 
 </style></head><body>
 <h1>mcb backup status</h1>
 <p>Generated ${e(formatLocalTime(opts.generatedAt, zone))}; times in ${e(zone.name)}${zone.kind === 'iana' ? ` (${e(offsetString(opts.generatedAt, zone))})` : ''}; refreshes every ${e(opts.refreshSeconds)} s. STALE: no Completed backup newer than
-${e(opts.thresholds.fullHours)} h (full) or ${e(opts.thresholds.binlogMinutes)} min (binlog). <a href="queues">Queues (bull-board)</a> · <a href="metrics">metrics</a></p>
+${e(opts.thresholds.fullHours)} h (full) or ${e(opts.thresholds.binlogMinutes)} min (binlog). RPO: since when the bucket holds every
+transaction, from the binlog stream or the binlog job; OVER past max_rpo_seconds when binlog_stream is on. <a href="queues">Queues (bull-board)</a> · <a href="metrics">metrics</a></p>
 ${opts.redisError ? `<p class="banner">Redis: ${e(opts.redisError)}</p>` : ''}
 <h2>Instances</h2>
-<table id="instances"><thead><tr><th>id</th><th>instance</th><th>backups on</th><th>last full</th><th>last binlog</th><th>running</th><th>next runs</th><th>failures 24 h</th></tr></thead>
+<table id="instances"><thead><tr><th>id</th><th>instance</th><th>backups on</th><th>last full</th><th>last binlog</th><th>RPO</th><th>running</th><th>next runs</th><th>failures 24 h</th></tr></thead>
 <tbody>
-${instanceRows || '<tr><td colspan="8">no instances in tb_instance</td></tr>'}
+${instanceRows || '<tr><td colspan="9">no instances in tb_instance</td></tr>'}
 </tbody></table>
 <h2>Recent backups</h2>
 <table id="backups"><thead><tr><th>id</th><th>instance</th><th>type</th><th>state</th><th>start</th><th>end</th><th>size</th><th>name</th><th>info</th></tr></thead>

@@ -1,8 +1,9 @@
 // The node-local worker: one per database instance (like the seed's per-node clone.ini), consuming only
 // that instance's queue. It turns BullMQ jobs into handler calls, marks the metadata row Error when a
 // stage has used its last attempt, and shuts down without leaving a job stuck active. One worker per instance
-// takes jobs while others stand by (standby.ts), and it re-arms chains a Redis restart lost (lost-chains.ts).
-// May import: ops, queues, jobs, metadata, storage, mysql, config, log.
+// takes jobs while others stand by (standby.ts), and it re-arms chains a Redis restart lost (lost-chains.ts). With
+// binlog_stream on, the worker holding the role also streams the active binlog into the bucket (streamer).
+// May import: ops, queues, jobs, streamer, metadata, storage, mysql, config, log.
 import os from 'node:os';
 import { UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { ConfigError, requireBackupKey, requireMysqlLink, requireOss, type Config } from '../config/index.ts';
@@ -14,8 +15,9 @@ import { DataNode } from '../mysql/data-node.ts';
 import { countJobFailure } from '../ops/outcomes.ts';
 import { closeRedis, dropRedis, instanceQueueName, logRedisOutages, pingRedis, Queues, redisConnection } from '../queues/index.ts';
 import { MinioObjectStore, type ObjectStore } from '../storage/index.ts';
+import { startBinlogStreamer, type BinlogStreamer } from '../streamer/index.ts';
 import { LostChains } from './lost-chains.ts';
-import { WorkerRole } from './standby.ts';
+import { WorkerRole, type Pausable } from './standby.ts';
 
 export interface WorkerOptions {
   log: Logger;
@@ -65,6 +67,11 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
     const role = await WorkerRole.take({ metadata, redis: client, prefix: config.redis.prefix, instanceId, host: workerHost, log, signal: opts.signal });
     cleanup.push(() => role.release());
     let shuttingDown = false;
+    // Only the worker holding the role streams: a second stream would take the first one's server id.
+    const streamer: BinlogStreamer | undefined = config.backup.binlogStream
+      ? startBinlogStreamer({ config, metadata, storage, instanceId, workerHost, log, now: opts.now })
+      : undefined;
+    if (streamer) cleanup.push(() => streamer.stop());
 
     const contextFor = (job: Job, jobLog: Logger, signal?: AbortSignal): JobContext => ({
       config,
@@ -134,7 +141,7 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
       lockDuration: config.backup.stageLockSeconds * 1000,
       stalledInterval: config.backup.stageLockSeconds * 1000,
     });
-    role.supervise(worker);
+    role.supervise(streamer ? alsoPausing(worker, streamer) : worker);
     worker.on('error', (err) => {
       // While Redis is away BullMQ reports every failed reconnect; logRedisOutages says it once.
       if (client.status !== 'ready' && isRedisConnectionError(err)) return;
@@ -166,6 +173,8 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
       async close() {
         shuttingDown = true;
         lostChains.stop();
+        // Stopped beside the jobs' grace period, not after it: its last upload must not wait for running stages.
+        const streamerStopped = streamer?.stop();
         const graceSeconds = config.backup.shutdownGraceSeconds;
         // Without Redis nothing can be handed back or recorded, so once no job runs here there is nothing to
         // wait for (worker.close() itself would wait for Redis for ever).
@@ -191,6 +200,7 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
             void worker.disconnect().catch(() => undefined);
           }
         } finally {
+          await streamerStopped;
           // Each step is bounded: one that needs Redis (or the metadata center) must not hold the exit for ever.
           const stepMs = client.status === 'ready' ? 10_000 : 500;
           for (const fn of cleanup.reverse()) await settledWithin(fn().catch(() => undefined), stepMs, () => false);
@@ -202,6 +212,19 @@ export async function startWorker(config: Config, opts: WorkerOptions): Promise<
     for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
     throw err;
   }
+}
+
+/** The worker and the streamer, paused and resumed together when the role is lost and taken back. */
+function alsoPausing(worker: Pausable, streamer: BinlogStreamer): Pausable {
+  return {
+    pause: async (doNotWaitActive) => {
+      await Promise.all([worker.pause(doNotWaitActive), streamer.pause()]);
+    },
+    resume: () => {
+      worker.resume();
+      streamer.resume();
+    },
+  };
 }
 
 function isRedisConnectionError(err: Error): boolean {

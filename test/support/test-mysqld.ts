@@ -23,6 +23,8 @@ export interface TestServer {
 export interface TestServers {
   dir: string;
   start(name: string, serverId: number, extraArgs?: string[]): Promise<TestServer>;
+  /** A clean shutdown and a start on the same datadir and port, as a DBA's restart (the server's conn is renewed). */
+  restart(server: TestServer): Promise<void>;
   stopAll(): Promise<void>;
 }
 
@@ -35,6 +37,7 @@ export function testServers(prefix: string): TestServers {
   const template = path.join(dir, 'template');
   let initialized: Promise<void> | undefined;
   const servers: TestServer[] = [];
+  const startOptions = new Map<TestServer, Parameters<typeof startMysqld>[1] & { port: number }>();
   return {
     dir,
     async start(name, serverId, extraArgs = []) {
@@ -44,12 +47,13 @@ export function testServers(prefix: string): TestServers {
       cpSync(template, datadir, { recursive: true });
       rmSync(path.join(datadir, 'auto.cnf'), { force: true });
       const port = await findFreePort();
-      const running = await startMysqld(bin, {
+      const options = {
         datadir,
         port,
         runDir: path.join(dir, name, 'run'),
         extraArgs: [`--server-id=${serverId}`, '--innodb-buffer-pool-size=32M', ...pitrArgs, ...extraArgs],
-      });
+      };
+      const running = await startMysqld(bin, options);
       const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', password: '', multipleStatements: false });
       const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@server_uuid AS u');
       const server: TestServer = {
@@ -63,7 +67,14 @@ export function testServers(prefix: string): TestServers {
         link: { host: '127.0.0.1', port: String(port), user: 'root', password: '', charset: 'utf8mb4' },
       };
       servers.push(server);
+      startOptions.set(server, options);
       return server;
+    },
+    async restart(server) {
+      await server.conn.end().catch(() => undefined);
+      await server.running.stop();
+      server.running = await startMysqld(bin, startOptions.get(server)!);
+      server.conn = await mysql.createConnection({ host: '127.0.0.1', port: server.port, user: 'root', password: '', multipleStatements: false });
     },
     async stopAll() {
       for (const s of servers) {

@@ -350,3 +350,19 @@ test('programs we start get our environment without any secret (mysqld may run a
   const read = new Set([...source.matchAll(/'(MCB_[A-Z_]*(?:PASSWORD|KEY|TOKEN|URL))'/g)].map((m) => m[1]!));
   for (const name of read) assert.ok((secretEnvNames as readonly string[]).includes(name), `${name} is missing from secretEnvNames`);
 });
+
+test('binlog streaming: off by default; interval and RPO threshold checked, the threshold following the setup', () => {
+  const conf = (lines: string) => seedCloneIni.replace('[backup-conf]', `[backup-conf]\n${lines}`);
+  const defaults = parseConfig(seedCloneIni, 'x.ini', {});
+  assert.equal(defaults.backup.binlogStream, false);
+  assert.equal(defaults.backup.binlogStreamIntervalSeconds, 10);
+  assert.equal(defaults.backup.maxRpoSeconds, 5 * 60 + 60, 'not streaming: max_rpo_minutes and a minute');
+  const streaming = parseConfig(conf('binlog_stream = on\nbinlog_stream_interval_seconds = 3'), 'x.ini', {});
+  assert.equal(streaming.backup.binlogStream, true);
+  assert.equal(streaming.backup.binlogStreamIntervalSeconds, 3);
+  assert.equal(streaming.backup.maxRpoSeconds, 63, 'streaming: the interval and a minute');
+  assert.equal(parseConfig(conf('binlog_stream = on\nmax_rpo_seconds = 30'), 'x.ini', {}).backup.maxRpoSeconds, 30);
+  assert.match(configError(conf('binlog_stream_interval_seconds = 0')).message, /binlog_stream_interval_seconds .*must be between 1 and 3600, got 0/);
+  assert.match(configError(conf('binlog_stream = maybe')).message, /\[backup-conf\] binlog_stream/);
+  assert.match(configError(conf('max_rpo_seconds = 0')).message, /max_rpo_seconds .*must be between 1/);
+});

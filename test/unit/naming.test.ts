@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backupUuidFor, binlogObjectName, compactTimestamp, compressionOfObjectName, fullBackupBaseOf, fullBackupObjectName, humanBytes, parseObjectName, seedFullObjectName } from '../../src/naming.ts';
+import { backupUuidFor, binlogObjectName, binlogSegmentObjectName, binlogSegmentObjectPrefix, compactTimestamp, compressionOfObjectName, fullBackupBaseOf, fullBackupObjectName, humanBytes, parseObjectName, seedFullObjectName } from '../../src/naming.ts';
 import { objectKeyOf } from '../../src/metadata/expiry-queries.ts';
 import { fullBackupFiles } from '../../src/jobs/full-files.ts';
 import { splitStatements, loadMigrations } from '../../src/metadata/migrate.ts';
@@ -77,4 +77,15 @@ test('seedFullObjectName: the archive a seed-era full row names, in either form 
   assert.equal(objectKeyOf({ objectKey: null, backupName: 'bak_106_20231026102557', backupType: 'full' }), 'bak_106_20231026102557.tar.gz');
   assert.equal(objectKeyOf({ objectKey: null, backupName: 'log_106_mysql-bin.000001', backupType: 'binlog' }), 'log_106_mysql-bin.000001');
   assert.equal(objectKeyOf({ objectKey: 'k', backupName: 'bak_106_20231026102557', backupType: 'full' }), 'k');
+});
+
+test('segment objects: seg_<id>_<file>.<series start>_<from>-<to>, parsed back, never taken for a log_ binlog', () => {
+  const key = binlogSegmentObjectName(7, 'mysql-bin.000042', 1765000000, 0, 15234, '.zst.enc');
+  assert.equal(key, 'seg_7_mysql-bin.000042.1765000000_0-15234.zst.enc');
+  assert.ok(key.startsWith(binlogSegmentObjectPrefix(7, 'mysql-bin.000042', 1765000000)));
+  assert.deepEqual(parseObjectName(key), { type: 'segment', instanceId: 7, binlogFile: 'mysql-bin.000042', seriesStart: 1765000000, from: 0, to: 15234, compression: 'zstd', encrypted: true });
+  assert.deepEqual(parseObjectName('seg_7_host-bin.000003.1765000000_15234-99999'), {
+    type: 'segment', instanceId: 7, binlogFile: 'host-bin.000003', seriesStart: 1765000000, from: 15234, to: 99999, compression: 'none', encrypted: false,
+  });
+  assert.equal(parseObjectName('seg_7_mysql-bin.000042_0-1'), undefined, 'no series start');
 });

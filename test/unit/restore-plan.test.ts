@@ -11,6 +11,7 @@ import {
   type RestoreTarget,
 } from '../../src/restore/plan.ts';
 import type { BackupRow } from '../../src/metadata/index.ts';
+import { chainSegments, segmentedCandidates, type SegmentObject } from '../../src/restore/segments.ts';
 import { parseTimeZone, TimeError } from '../../src/time/zone.ts';
 
 const t = (hms: string) => new Date(`2024-05-01T${hms}Z`); // planRestore writes its messages in UTC unless given a zone
@@ -229,4 +230,101 @@ test('seed-era full: a binlog opened in the same second the clone started may be
   assert.equal(p.binlogs[0]!.file, 'mysql-bin.000003');
   const clear = planRestore({ fulls: [{ ...seedFull, startTime: t('10:00:02') }], binlogs: chain, target: { kind: 'latest' } });
   assert.equal(clear.binlogs[0]!.file, 'mysql-bin.000004', 'two seconds after it, the file surely started before the clone');
+});
+
+// ---- streamed segments: a file held only as seg_ objects ----------------------------------------------------
+
+const epoch = (hms: string) => t(hms).getTime() / 1000;
+/** A segment of mysql-bin.<n> opened at `opened`, bytes [from, to), its last transaction committed at `lastCommit`. */
+function segment(n: number, opened: string, from: number, to: number, lastCommit: string | null, extra: Partial<SegmentObject> = {}): SegmentObject {
+  const file = `mysql-bin.${String(n).padStart(6, '0')}`;
+  return {
+    file,
+    seriesStart: epoch(opened),
+    objectKey: `seg_1_${file}.${epoch(opened)}_${from}-${to}`,
+    from,
+    to,
+    storedBytes: to - from,
+    sha256: 'c'.repeat(64),
+    compression: 'none',
+    encrypted: false,
+    lastCommitTime: lastCommit ? t(lastCommit) : null,
+    closesFile: false,
+    ...extra,
+  };
+}
+// mysql-bin.000007, opened at 13:00 when 000006 closed, streamed in three segments up to 13:05:30.
+const streamed = [segment(7, '13:00:00', 0, 400, '13:01:00'), segment(7, '13:00:00', 400, 900, '13:03:00'), segment(7, '13:00:00', 900, 1500, '13:05:30')];
+
+test('latest with segments after archived files: the streamed file ends the chain at its last segment\'s last commit', () => {
+  const segmented = segmentedCandidates(streamed, chain);
+  assert.deepEqual(segmented.warnings, []);
+  const p = planRestore({ fulls, binlogs: [...chain, ...segmented.binlogs], target: { kind: 'latest' } });
+  assert.deepEqual(p.binlogs.map((b) => b.file), ['mysql-bin.000005', 'mysql-bin.000006', 'mysql-bin.000007']);
+  const last = p.binlogs[2]!;
+  assert.deepEqual(last.segments?.map((s) => [s.from, s.to]), [[0, 400], [400, 900], [900, 1500]]);
+  assert.equal(last.objectKey, streamed[0]!.objectKey, 'named by its first segment');
+  assert.equal(last.bytes, 1500);
+  assert.deepEqual(last.startTime, t('13:00:00'), 'the series start');
+  assert.deepEqual(p.coveredUntil, t('13:05:30'));
+  // Input order does not matter, and a range recorded twice counts once.
+  const shuffled = segmentedCandidates([streamed[2]!, streamed[0]!, streamed[1]!, streamed[1]!], chain);
+  assert.deepEqual(shuffled.binlogs[0]!.segments?.map((s) => s.to), [400, 900, 1500]);
+});
+
+test('segments after a hole are not used, with a warning; segments not from byte 0 are no candidate', () => {
+  const holed = [streamed[0]!, streamed[1]!, segment(7, '13:00:00', 1000, 1500, '13:05:30')];
+  const r = segmentedCandidates(holed, chain);
+  assert.deepEqual(r.binlogs[0]!.segments?.map((s) => s.to), [400, 900]);
+  assert.deepEqual(r.binlogs[0]!.endTime, t('13:03:00'), 'the last commit of the last segment before the hole');
+  assert.equal(r.warnings.length, 1);
+  assert.match(r.warnings[0]!.message, /1 streamed segment\(s\) of mysql-bin\.000007 are not used: they start at byte 1000, and bytes 900-1000 are in no segment/);
+  const p = planRestore({ fulls, binlogs: [...chain, ...r.binlogs], target: { kind: 'latest' } });
+  assert.deepEqual(p.coveredUntil, t('13:03:00'));
+  const headless = segmentedCandidates([streamed[1]!, streamed[2]!], chain);
+  assert.deepEqual(headless.binlogs, []);
+  assert.match(headless.warnings[0]!.message, /do not start at byte 0 \(the first starts at byte 400\)/);
+  // Two cuts of the same bytes (a retried upload): the longest chain from 0 wins.
+  const branches = chainSegments([{ from: 0, to: 100 }, { from: 0, to: 50 }, { from: 50, to: 300 }, { from: 100, to: 200 }]);
+  assert.deepEqual(branches.chain, [{ from: 0, to: 50 }, { from: 50, to: 300 }]);
+  assert.deepEqual(branches.afterHole, []);
+});
+
+test('a log_ object wins over segments of the same file and series; segments of another series are kept', () => {
+  const lingering = [segment(6, '12:00:00', 0, 700, '12:40:00'), segment(6, '12:00:00', 700, 900, '12:59:00', { closesFile: true })];
+  assert.deepEqual(segmentedCandidates(lingering, chain).binlogs, [], '000006 is archived whole');
+  const p = planRestore({ fulls, binlogs: [...chain, ...segmentedCandidates([...lingering, ...streamed], chain).binlogs], target: { kind: 'latest' } });
+  assert.equal(p.binlogs[1]!.objectKey, 'log_1_mysql-bin.000006');
+  assert.equal(p.binlogs[1]!.segments, undefined);
+  // mysql-bin.000006 of a series opened after a reset (another first-event time) is another file.
+  const otherSeries = segmentedCandidates([segment(6, '14:00:00', 0, 300, '14:01:00')], chain);
+  assert.equal(otherSeries.binlogs.length, 1);
+});
+
+test('a streamed file that closes ends where the next file starts; one that does not, followed by another file, is a gap', () => {
+  const closed = [segment(7, '13:00:00', 0, 400, '13:01:00'), segment(7, '13:00:00', 400, 500, '13:09:00', { closesFile: true })];
+  const next = binlog(8, '13:10:00', '13:20:00');
+  const r = segmentedCandidates(closed, [...chain, next]);
+  assert.deepEqual(r.binlogs[0]!.endTime, t('13:10:00'));
+  const p = planRestore({ fulls, binlogs: [...chain, next, ...r.binlogs], target: { kind: 'latest' } });
+  assert.deepEqual(p.binlogs.map((b) => b.file).slice(-2), ['mysql-bin.000007', 'mysql-bin.000008']);
+  const open = segmentedCandidates(streamed, [...chain, next]);
+  refusal(
+    () => planRestore({ fulls, binlogs: [...chain, next, ...open.binlogs], target: { kind: 'latest' } }),
+    'gap',
+    /the end of mysql-bin\.000007 is not in the bucket \(its streamed segments reach byte 1500 and do not close the file/,
+  );
+});
+
+test('a time target inside the streamed window plans the streamed file; one after its last commit is too late', () => {
+  const binlogs = [...chain, ...segmentedCandidates(streamed, chain).binlogs];
+  const p = planRestore({ fulls, binlogs, target: at('13:02:00') });
+  assert.deepEqual(p.binlogs.map((b) => b.file), ['mysql-bin.000005', 'mysql-bin.000006', 'mysql-bin.000007']);
+  assert.deepEqual(planRestore({ fulls, binlogs, target: at('13:05:30') }).binlogs.at(-1)!.file, 'mysql-bin.000007');
+  assert.deepEqual(planRestore({ fulls, binlogs, target: at('12:30:00') }).following?.map((b) => b.file), ['mysql-bin.000007']);
+  refusal(
+    () => planRestore({ fulls, binlogs, target: at('13:05:31') }),
+    'too-late',
+    /target 2024-05-01 13:05:31 \+00:00 \(UTC\) is after the last transaction in the bucket: mysql-bin\.000007 is there only as streamed segments, up to byte 1500 \(last commit 2024-05-01 13:05:30\)/,
+  );
 });

@@ -3,7 +3,19 @@
 import { Option, type Command } from 'commander';
 import { MinioObjectStore, type ObjectStore } from '../../storage/index.ts';
 import { candidatesFromBucket } from '../../restore/bucket.ts';
-import { candidatesFromRows, describeTarget, parseTarget, planRestore, type RestorePlan, type RestoreTarget } from '../../restore/plan.ts';
+import {
+  candidatesFromRows,
+  describeTarget,
+  parseTarget,
+  planRestore,
+  RestorePlanError,
+  type BinlogCandidate,
+  type FullCandidate,
+  type RestorePlan,
+  type RestoreTarget,
+} from '../../restore/plan.ts';
+import { describeSegments, segmentedCandidates, segmentsOfRows, type SegmentWarning } from '../../restore/segments.ts';
+import { listBinlogSegments } from '../../metadata/binlog-segments.ts';
 import { checkRestoreTools, resolveRestoreBinaries } from '../../restore/binaries.ts';
 import { checkRestoreServerCanReach } from '../../restore/server.ts';
 import { runRestore, type RestoreBinaries } from '../../restore/run.ts';
@@ -58,6 +70,27 @@ function parseAt(o: Pick<PlanOptions, 'at' | 'atGtid' | 'inclusive'>, zone: Time
   }
 }
 
+/**
+ * planRestore, with what the streamed segments' warnings (a hole, no first segment) say: on a refusal, every one of
+ * them is added to its message; on a plan, those of files not older than its first binlog go to `warnings`.
+ */
+function planWithSegments(
+  input: { fulls: FullCandidate[]; binlogs: BinlogCandidate[]; target: RestoreTarget; backup?: string; zone: TimeZone },
+  segmentWarnings: SegmentWarning[],
+  warnings: string[],
+): RestorePlan {
+  let plan: RestorePlan;
+  try {
+    plan = planRestore(input);
+  } catch (err) {
+    if (!(err instanceof RestorePlanError) || !segmentWarnings.length) throw err;
+    throw new RestorePlanError(err.reason, `${err.message} (note: ${segmentWarnings.map((w) => w.message).join('; ')})`);
+  }
+  const from = (plan.binlogs[0]?.startTime ?? plan.full.endTime).getTime();
+  warnings.push(...segmentWarnings.filter((w) => w.seriesStart * 1000 >= from).map((w) => w.message));
+  return plan;
+}
+
 /** --from-bucket runs when the metadata center may be lost: then times are in this host's zone, with a warning. */
 async function buildPlan(
   ctx: CliContext,
@@ -73,17 +106,22 @@ async function buildPlan(
     const store = storeFor(undefined);
     await store.checkBucket();
     const found = await candidatesFromBucket(store, instanceId, zone, ctx.config.encryption);
-    const plan = planRestore({ fulls: found.fulls, binlogs: found.binlogs, target, backup: o.backup, zone });
+    const plan = planWithSegments({ fulls: found.fulls, binlogs: found.binlogs, target, backup: o.backup, zone }, found.segmentWarnings, warnings);
     warnings.push(...found.warnings.filter((w) => !w.includes('mcb-recovery-point') || w.startsWith(plan.full.objectKey)));
     if (!plan.full.endTimeExact) warnings.push(`the recovery point of ${plan.full.objectKey} is an estimate`);
     return { plan, warnings, storeFor, zone };
   }
   await ctx.instance(instanceId);
-  const rows = await (await ctx.metadata()).listBackups({ instanceId, limit: 1_000_000 });
+  const metadata = await ctx.metadata();
+  const rows = await metadata.listBackups({ instanceId, limit: 1_000_000 });
   const fromRows = candidatesFromRows(rows);
   const resolved = await resolveSeedEraCandidates(fromRows.fulls, fromRows.binlogs, storeFor);
   warnings.push(...resolved.warnings);
-  return { plan: planRestore({ fulls: resolved.fulls, binlogs: resolved.binlogs, target, backup: o.backup, zone }), warnings, storeFor, zone };
+  // Files the streamer uploaded as segments and the binlog job has not archived whole (yet).
+  const segmented = segmentedCandidates(segmentsOfRows(await listBinlogSegments(metadata, instanceId)), resolved.binlogs);
+  const binlogs = [...resolved.binlogs, ...segmented.binlogs];
+  const plan = planWithSegments({ fulls: resolved.fulls, binlogs, target, backup: o.backup, zone }, segmented.warnings, warnings);
+  return { plan, warnings, storeFor, zone };
 }
 
 function planJson(plan: RestorePlan, zone: TimeZone) {
@@ -93,7 +131,12 @@ function planJson(plan: RestorePlan, zone: TimeZone) {
     target: describeTarget(plan.target, zone),
     coveredUntil: t(plan.coveredUntil),
     full: { ...plan.full, recoveryPoint: t(plan.full.endTime) },
-    binlogs: plan.binlogs.map((b) => ({ ...b, start: t(b.startTime), end: b.endTime ? t(b.endTime) : null })),
+    binlogs: plan.binlogs.map((b) => ({
+      ...b,
+      start: t(b.startTime),
+      end: b.endTime ? t(b.endTime) : null,
+      ...(b.segments ? { segments: b.segments.map((s) => ({ ...s, lastCommitTime: s.lastCommitTime ? t(s.lastCommitTime) : null })) } : {}),
+    })),
   };
 }
 
@@ -106,6 +149,14 @@ function printPlan(plan: RestorePlan, zone: TimeZone): void {
   if (!f.sha256 && !f.seedEra) console.log('               no checksum recorded for this object: its size and compression integrity are checked instead');
   if (!plan.binlogs.length) console.log('binlogs:       none needed');
   for (const b of plan.binlogs) {
+    const segments = describeSegments(b, t);
+    if (segments) {
+      console.log(`binlog:        ${b.file}  ${t(b.startTime)} .. ${b.endTime ? t(b.endTime) : '?'}  streamed, not archived whole yet`);
+      console.log(`  segments:    ${segments}`);
+      const s = b.segments!;
+      console.log(`               ${s[0]!.objectKey}${s.length > 1 ? ` … ${s[s.length - 1]!.objectKey}` : ''}`);
+      continue;
+    }
     console.log(`binlog:        ${b.file}  ${t(b.startTime)} .. ${b.endTime ? t(b.endTime) : '?'}  ${b.objectKey}  ${b.bytes ?? '?'} bytes  sha256 ${b.sha256 ?? '-'}`);
   }
   if (plan.following?.length) {

@@ -1,18 +1,20 @@
 // `mcb status`: the 3 a.m. overview, one line per instance from the metadata center (plus schedules and stage
-// progress from Redis); `--check` turns it into a monitoring probe (exit 1 on STALE or recent failures).
+// progress from Redis); `--check` turns it into a monitoring probe (exit 1 on STALE, recent failures, or an RPO
+// alert of a streaming setup).
 import type { Command } from 'commander';
 import { RedisUnavailableError } from '../../queues/index.ts';
-import { formatAge, instanceStatuses, statusProblems } from '../../ops/status.ts';
+import type { AchievedRpo } from '../../ops/rpo.ts';
+import { formatAge, instanceStatuses, rpoFigure, statusProblems } from '../../ops/status.ts';
 import { formatLocalTime } from '../../time/zone.ts';
 import { parseId, type Run } from '../context.ts';
 
 export function registerStatus(program: Command, run: Run): void {
   program
     .command('status')
-    .description('per instance: last Completed full and binlog backup with age (STALE past the [server] thresholds), running backups, next scheduled runs, failures in the last 24 h')
+    .description('per instance: last Completed full and binlog backup with age (STALE past the [server] thresholds), achieved RPO, running backups, next scheduled runs, failures in the last 24 h')
     .option('--instance <id>', 'only this tb_instance id')
     .option('--json', 'print JSON')
-    .option('--check', 'for monitoring: exit 1 when an enabled instance is STALE or had failures in the last 24 h (one line per problem on stderr)')
+    .option('--check', 'for monitoring: exit 1 when an enabled instance is STALE, had failures in the last 24 h, or (binlog_stream on) has an RPO over max_rpo_seconds or a stream gap (one line per problem on stderr)')
     .addHelpText(
       'after',
       `
@@ -20,8 +22,13 @@ STALE: no Completed backup of that type, or the last one is older than [server] 
 or stale_binlog_minutes (default 60). The age counts from end_time (the clone's recovery point).
 If Redis is down the metadata part is still printed, schedules show as unknown, and the exit code is 1.
 Running full backups show their stage's progress (e.g. "tar 42%") when Redis answers.
+RPO: the achieved RPO, how long ago the bucket last held every transaction the server had written: from the
+binlog streamer ("(stream)") or else the binlog job ("(binlog job)": the newest archived binlog's end, or with
+binlog_stream off its last successful run less max_rpo_minutes if later). With binlog_stream on, OVER past [backup-conf]
+max_rpo_seconds and GAP when the streamer lost binlogs; the streamer's state follows, with its error.
 --check: the usual output, then one "mcb: instance …" line on stderr per problem of an enabled instance
-(is_clone = 1): full or binlog STALE, Error rows in the last 24 h; exit 1 if there is any, else 0.
+(is_clone = 1): full or binlog STALE, Error rows in the last 24 h, with binlog_stream on an RPO OVER or a GAP;
+exit 1 if there is any, else 0.
   problems=$(mcb status --check 2>&1 >/dev/null) || alert "$problems"`,
     )
     .action((o) =>
@@ -48,6 +55,7 @@ Running full backups show their stage's progress (e.g. "tar 42%") when Redis ans
             console.log(`instance ${r.id} ${r.instanceId} (${r.instanceName})${r.enabled ? '' : '  [backups disabled: is_clone = 0]'}`);
             console.log(`  last full    ${last(r.lastFull, r.fullStale)}`);
             console.log(`  last binlog  ${last(r.lastBinlog, r.binlogStale)}`);
+            console.log(`  RPO          ${rpoLine(r.rpo)}`);
             for (const x of r.running) {
               const progress = x.progressPercent === null ? '' : ` ${x.stage} ${x.progressPercent}%`;
               console.log(`  running      ${x.backupType} ${x.backupName} ${x.state}${progress} since ${time(x.since)}  ${x.info ?? ''}`);
@@ -70,4 +78,11 @@ Running full backups show their stage's progress (e.g. "tar 42%") when Redis ans
         }
       }),
     );
+}
+
+/** "4s (stream)  stream streaming", "9m (binlog job)  OVER 70s  stream reconnecting: <error>". */
+function rpoLine(r: AchievedRpo): string {
+  const flags = `${r.exceeded ? `  OVER ${r.thresholdSeconds}s` : ''}${r.gap ? '  GAP' : ''}`;
+  const stream = r.stream ? `  stream ${r.stream.state}${r.stream.state !== 'streaming' && r.stream.lastError ? `: ${r.stream.lastError.replace(/\s+/g, ' ')}` : ''}` : '';
+  return `${rpoFigure(r)}${flags}${stream}`;
 }

@@ -1,5 +1,6 @@
 // The RPO bound: an active binlog holding transactions is rotated once it opened more than max_rpo_minutes ago,
-// so the file that closes is archived by this same run.
+// so the file that closes is archived by this same run. A streamed instance needs no rotation: the streamer keeps
+// the active binlog in the bucket.
 import type { DataNode } from '../../mysql/data-node.ts';
 import type { JobContext } from '../types.ts';
 import type { BinlogHead } from './chain.ts';
@@ -13,6 +14,7 @@ export async function flushForRpo(
   ctx: JobContext,
 ): Promise<{ entries: IndexEntry[]; flushed: boolean }> {
   const entries = await readIndex();
+  if (ctx.config.backup.binlogStream) return { entries, flushed: false };
   const active = entries[entries.length - 1]!;
   const maxAgeSeconds = ctx.config.backup.maxRpoMinutes * 60;
   const ageSeconds = ctx.now().getTime() / 1000 - (await head(active)).start;

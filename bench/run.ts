@@ -6,7 +6,8 @@
 // (a test server) and verification, restore (download + decompress + extract), binlog archiving, and the replay
 // of a sysbench write load by each replay method. It ends with the targets as ratios of this run's figures.
 //
-// Env: MCB_BENCH_GB (2), MCB_BENCH_ONLY (comma list of clone,archive,upload,restore,binlog,replay; default all),
+// Env: MCB_BENCH_GB (2), MCB_BENCH_ONLY (comma list of clone,archive,upload,restore,binlog,replay,stream; default all),
+// MCB_BENCH_STREAM_SECONDS (60) and MCB_BENCH_STREAM_INTERVAL (10) for the streamer under load (stream.ts),
 // MCB_BENCH_BINLOG_MB (1024), MCB_BENCH_REPLAY_SECONDS (180), MCB_BENCH_DIR (where the work dir is made; default
 // the OS temp dir; the work dir is removed at the end unless MCB_BENCH_KEEP=1), MCB_BENCH_CACHE (filled datadirs;
 // default /var/cache/mcb/bench-data), MCB_BENCH_S3 (http[s]://ACCESS:SECRET@host:port; default the services' moto).
@@ -26,12 +27,13 @@ import { binlogsBetween, currentBinlog, gtidExecuted, readServicesEnv, rotateBin
 import type { ReplayOnceArgs, ReplayOnceResult } from './replay-one.ts';
 import { Report } from './report.ts';
 import type { StoreArgs, StoreStep } from './store-one.ts';
+import { sectionStream } from './stream.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.join(here, '..');
 const script = (name: string) => path.join(here, name);
 
-const sections = ['clone', 'archive', 'upload', 'restore', 'binlog', 'replay'] as const;
+const sections = ['clone', 'archive', 'upload', 'restore', 'binlog', 'replay', 'stream'] as const;
 type Section = (typeof sections)[number];
 
 function selectedSections(): Set<Section> {
@@ -54,6 +56,8 @@ const only = selectedSections();
 const gb = positiveNumber('MCB_BENCH_GB', 2);
 const binlogMb = positiveNumber('MCB_BENCH_BINLOG_MB', 1024);
 const replaySeconds = positiveNumber('MCB_BENCH_REPLAY_SECONDS', 180);
+const streamSeconds = positiveNumber('MCB_BENCH_STREAM_SECONDS', 60);
+const streamInterval = positiveNumber('MCB_BENCH_STREAM_INTERVAL', 10);
 const cacheDir = process.env.MCB_BENCH_CACHE ?? path.join(process.env.MCB_CACHE_DIR ?? '/var/cache/mcb', 'bench-data');
 const keep = process.env.MCB_BENCH_KEEP === '1';
 const cores = os.availableParallelism();
@@ -426,7 +430,7 @@ try {
   const needUpload = only.has('upload') || only.has('restore');
   const needArchive = only.has('archive') || needUpload;
   const needClone = only.has('clone') || needArchive;
-  if (needUpload || only.has('binlog')) {
+  if (needUpload || only.has('binlog') || only.has('stream')) {
     minio = new Minio.Client({ endPoint: oss.endPoint, port: oss.port, useSSL: oss.useSSL, accessKey: oss.accessKey, secretKey: oss.secretKey });
     await minio.makeBucket(bucket);
   }
@@ -440,6 +444,9 @@ try {
   if (clone && only.has('upload')) report.whole(clone.seconds, DEFAULT_VERIFY);
   if (only.has('replay')) await sectionReplay();
   if (only.has('binlog')) await sectionBinlog();
+  if (only.has('stream')) {
+    await sectionStream({ source: source!, workDir, oss, bucket, metadata: services.metadata, redisUrl: services.redisUrl, sidRoot: services.sidRoot, seconds: streamSeconds, intervalSeconds: streamInterval, report, log, script });
+  }
   report.targets({ restoreNote: isMoto && only.has('restore') ? 'against moto with download_concurrency = 1' : undefined });
   console.log(`\nbench run time ${((Date.now() - started) / 1000).toFixed(0)} s; load average now ${loadAverage()} (at the start ${loadAtStart})`);
 } finally {

@@ -22,6 +22,8 @@ export function shapeForGb(gb: number): SysbenchShape {
 
 export interface ServicesEnv {
   sidRoot: string;
+  redisUrl: string;
+  metadata: { host: string; port: number; user: string; password: string };
   s3: { endPoint: string; port: number; useSSL: boolean; accessKey: string; secretKey: string; bucket: string };
 }
 

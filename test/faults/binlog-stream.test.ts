@@ -57,7 +57,8 @@ before(async () => {
       binlog_stream: 'on',
       binlog_stream_interval_seconds: String(INTERVAL_SECONDS),
     },
-    sections: { 'mysql-link': server.link },
+    // MySQL's own mysqlbinlog (the one on PATH here is MariaDB's).
+    sections: { 'mysql-link': server.link, restore: { sid_root: env.sidRoot } },
   });
 });
 

@@ -3,7 +3,7 @@
 // (mysqlbinlog-process.ts, spool.ts); every binlog_stream_interval_seconds the new complete transactions go to the
 // bucket as one segment object with a row (session.ts, segment-upload.ts) and the stream's state, with covered_at,
 // the instant the bucket is known complete to, is saved (streamer.ts). It resumes where the bucket ends (resume.ts).
-// May import: restore, metadata, storage, mysql, binlog, archive, crypto, config, fs, time, log, streams.
+// May import: restore, metadata, storage, mysql, binlog, archive, config, fs, time, log, streams.
 import { requireMysqlLink, type Config } from '../config/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { MetadataStore } from '../metadata/index.ts';
@@ -58,19 +58,23 @@ export function startBinlogStreamer(o: StreamerOptions): BinlogStreamer {
   });
   let controller: AbortController | undefined;
   let running: Promise<void> | undefined;
+  // A run that outlived stop()'s wait (a metadata center that does not answer) ends before the next one starts.
+  let previous: Promise<void> = Promise.resolve();
   const start = () => {
     if (running) return;
     const c = (controller = new AbortController());
-    running = streamer.run(c.signal).catch((err: Error) => log.error({ event: 'stream.failed', err: { message: err.message } }, `binlog stream failed: ${err.message}`));
+    running = previous = previous
+      .then(() => (c.signal.aborted ? undefined : streamer.run(c.signal)))
+      .catch((err: Error) => log.error({ event: 'stream.failed', err: { message: err.message } }, `binlog stream failed: ${err.message}`));
   };
   const stop = async () => {
     if (!running) return;
     controller?.abort();
     const done = running;
+    running = undefined;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS)))]);
     clearTimeout(timer);
-    running = undefined;
   };
   start();
   return { stop, pause: stop, resume: start };

@@ -87,8 +87,11 @@ export class StreamSession {
       const otherSeries = this.checkSeries(f.head, name);
       if (otherSeries) return otherSeries;
       await this.settleUnsureRow(f);
+      // Up to what observe() saw, not what arrived since: one segment per interval, not one per upload's duration.
       for (;;) {
-        const scan = await scanCompleteTransactions(path, f.uploadedEnd, f.head, { maxBytes: MAX_SEGMENT_BYTES });
+        const observed = f.received - f.uploadedEnd;
+        if (observed <= 0) break;
+        const scan = await scanCompleteTransactions(path, f.uploadedEnd, f.head, { maxBytes: Math.min(MAX_SEGMENT_BYTES, observed) });
         if (scan.end <= f.uploadedEnd) break;
         await this.uploadOne(f, f.head, scan, onSegment, now, signal);
         if (f.closed) break;

@@ -1,14 +1,15 @@
 // The binlog streamer against a private MySQL 9.7 (mysqlbinlog --raw --stop-never from the sid root), the metadata
 // center and S3, started directly (no BullMQ): segments chain from 0 within a file, each ends at a transaction
-// boundary, their bytes are the server's file, covered_at advances, and a stop, a killed dump connection or a
-// purged file resume without a duplicate.
+// boundary, their bytes are the server's file, covered_at advances; a stop, a killed dump connection, a stalled
+// mysqlbinlog or a purged file resume without a duplicate; the worker starts and stops it, and a worker killed with
+// -9 leaves no mysqlbinlog behind.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Writable, type Duplex } from 'node:stream';
+import { Readable, Writable, type Duplex } from 'node:stream';
 import type mysql from 'mysql2/promise';
 import { decodersFor } from '../../src/archive/index.ts';
 import { readEvents } from '../../src/binlog/index.ts';
@@ -59,10 +60,23 @@ function writeStreamConfig(binlogStream: 'on' | 'off'): string {
   });
 }
 
-/** The server's replication dump connections (the streamer's mysqlbinlog). */
-async function dumpThreads(): Promise<number> {
-  const [rows] = await server.conn.query<mysql.RowDataPacket[]>("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
-  return rows.length;
+/**
+ * The mysqlbinlog processes writing into this test's spool. (Not the server's dump connections: on an idle server
+ * a dump thread notices that its client is gone only when it next sends something.)
+ */
+function mysqlbinlogProcesses(): number[] {
+  const spool = path.join(config.backup.backupPath!, SPOOL_DIR_NAME);
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+        return argv.some((a) => a.startsWith('--result-file=') && a.includes(spool)) && argv.includes('--stop-never');
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
 }
 
 function start(): BinlogStreamer {
@@ -104,7 +118,6 @@ async function storedObject(key: string): Promise<{ stored: Buffer; plain: Buffe
   for await (const c of await world.minio.getObject(world.bucket, key)) chunks.push(c as Buffer);
   const stored = Buffer.concat(chunks);
   const plain: Buffer[] = [];
-  const { Readable } = await import('node:stream');
   await pipeline(Readable.from([stored]), ...(decodersFor(key, config.encryption) as [Duplex]), new Writable({ write: (c: Buffer, _e, done) => (plain.push(c), done()) }));
   const stat = await world.minio.statObject(world.bucket, key);
   return { stored, plain: Buffer.concat(plain), metadata: stat.metaData as Record<string, string> };
@@ -193,7 +206,6 @@ test('streams the active binlog: segments chained from 0, cut at transaction end
   await waitFor('covered_at advancing while idle', async () => ((await streamStatus())?.coveredAt?.getTime() ?? 0) > first + 1000, 10_000);
   const lines = captured.named('stream.segment');
   assert.ok(lines.length >= 1 && lines.every((l) => typeof l.from === 'number' && typeof l.to === 'number' && typeof l.ms === 'number'), 'one log line per segment');
-  assert.ok(!JSON.stringify(captured.events).includes('MYSQL_PWD'), 'no password in the logs');
 });
 
 test('a rotation closes the file: its last segment holds the ROTATE, the spool drops it, the next file starts at 0', async () => {
@@ -208,6 +220,7 @@ test('a rotation closes the file: its last segment holds the ROTATE, the spool d
   const spool = path.join(config.backup.backupPath!, SPOOL_DIR_NAME);
   await waitFor('the closed file gone from the spool', () => !existsSync(path.join(spool, before.file)), 5000);
   assert.ok(existsSync(path.join(spool, pos.file)));
+  assert.equal(statSync(spool).mode & 0o777, 0o700, 'the spool is private');
 });
 
 test('stop, writes while stopped, start again: resumes at the last end, no duplicate, no gap', async () => {
@@ -228,8 +241,8 @@ test('stop, writes while stopped, start again: resumes at the last end, no dupli
 
 test('the dump connection killed on the server: reconnects and resumes without a duplicate', async () => {
   const [threads] = await server.conn.query<mysql.RowDataPacket[]>("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
-  assert.equal(threads.length, 1, 'one dump connection: the streamer');
-  await server.conn.query('KILL ?', [threads[0]!.ID]);
+  assert.ok(threads.length >= 1, "the streamer's dump connection (and maybe a stopped run's, not noticed yet by an idle server)");
+  for (const t of threads) await server.conn.query('KILL ?', [t.ID]).catch(() => undefined);
   await waitFor('state reconnecting', async () => (await streamStatus())?.state === 'reconnecting' || captured.named('stream.reconnecting').length > 0, 10_000);
   await insertRows(server.conn, 5, 'c');
   const pos = await waitForSegmentsAtServer();
@@ -261,9 +274,11 @@ test('the file to resume from was purged: state gap naming it, then the active b
 });
 
 test('a stalled mysqlbinlog (alive, receiving nothing while the server writes) is killed and restarted after 3 intervals', async () => {
+  const starts = captured.named('stream.start').length;
   start();
-  await waitForSegmentsAtServer();
-  const pid = Number(captured.named('stream.start').at(-1)!.pid);
+  const started = await waitFor('stream.start', () => captured.named('stream.start')[starts], 10_000);
+  const pid = Number(started.pid);
+  await waitFor('mysqlbinlog running', () => mysqlbinlogProcesses().length === 1, 10_000);
   const reconnects = captured.named('stream.reconnecting').length;
   process.kill(pid, 'SIGSTOP');
   try {
@@ -283,13 +298,13 @@ test('a stalled mysqlbinlog (alive, receiving nothing while the server writes) i
   await stop();
 });
 
-test('through the worker: it streams only with binlog_stream on, and close() stops the stream (state stopped, no dump connection left)', async () => {
+test('through the worker: it streams only with binlog_stream on, and close() stops the stream (state stopped, no mysqlbinlog left)', async () => {
   const off = await startWorker(loadConfig(writeStreamConfig('off')), { log: captured.log });
   const starts = captured.named('stream.start').length;
   await insertRows(server.conn, 2, 'off');
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(captured.named('stream.start').length, starts, 'no stream started');
-  assert.equal(await dumpThreads(), 0);
+  assert.deepEqual(mysqlbinlogProcesses(), []);
   await off.close();
 
   const on = await startWorker(config, { log: captured.log });
@@ -297,22 +312,22 @@ test('through the worker: it streams only with binlog_stream on, and close() sto
     await insertRows(server.conn, 3, 'on');
     const pos = await waitForSegmentsAtServer();
     await assertChainedAndEqual(pos.file, false);
-    assert.equal(await dumpThreads(), 1);
+    assert.equal(mysqlbinlogProcesses().length, 1);
   } finally {
     await on.close();
   }
   assert.equal((await streamStatus())?.state, 'stopped');
-  await waitFor('the dump connection gone', async () => (await dumpThreads()) === 0, 5000);
+  assert.deepEqual(mysqlbinlogProcesses(), [], 'mysqlbinlog stopped with the worker');
 });
 
 test('a worker killed with -9 leaves no mysqlbinlog behind (setpriv --pdeathsig)', { skip: !existsSync('/usr/bin/setpriv') && !existsSync('/bin/setpriv') }, async () => {
   const w = spawnWorker(configFile, path.join(world.dir, 'worker-kill9.log'));
   try {
     await w.waitForEvent((e) => e.event === 'stream.start', 'stream.start', 30_000);
-    await waitFor('the dump connection', async () => (await dumpThreads()) === 1, 10_000);
+    await waitFor('mysqlbinlog running', () => mysqlbinlogProcesses().length === 1, 10_000);
     w.child.kill('SIGKILL'); // the worker alone, not its process group
     await w.exited;
-    await waitFor('the dump connection gone with the worker', async () => (await dumpThreads()) === 0, 5000);
+    await waitFor('mysqlbinlog gone with the worker', () => mysqlbinlogProcesses().length === 0, 5000);
   } finally {
     await w.killGroup();
   }

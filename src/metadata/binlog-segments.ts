@@ -30,6 +30,19 @@ export interface BinlogSegment {
 
 export type NewBinlogSegment = Omit<BinlogSegment, 'id'>;
 
+/**
+ * One binlog file of one series: its segments, and its whole archive (a binlog row starting at that second), share
+ * this key. The file name alone repeats after RESET BINARY LOGS.
+ */
+export function binlogFileKey(file: string, seriesStart: number): string {
+  return `${file}@${seriesStart}`;
+}
+
+/** The series start of a binlog row: the epoch second its start_time stands for. */
+export function seriesStartOf(startTime: Date): number {
+  return Math.round(startTime.getTime() / 1000);
+}
+
 export type StreamState = 'streaming' | 'reconnecting' | 'gap' | 'stopped';
 
 export interface BinlogStreamStatus {

@@ -4,7 +4,7 @@
 // the same file and series) wins: its segments may linger until the binlog job removes them. Pure, no I/O: the
 // segments come from metadata rows (segmentsOfRows) or from object names (bucket.ts).
 import { parseBinlogFileName } from '../binlog/index.ts';
-import type { BinlogSegment } from '../metadata/binlog-segments.ts';
+import { binlogFileKey, seriesStartOf, type BinlogSegment } from '../metadata/binlog-segments.ts';
 import type { BinlogCandidate, SegmentRef } from './plan.ts';
 
 /** A segment with the file and series it belongs to. */
@@ -62,14 +62,10 @@ export function chainSegments<T extends { from: number; to: number }>(segments: 
   return { chain, afterHole: sorted.filter((s) => s.from >= end) };
 }
 
-function identity(file: string, seriesStart: number): string {
-  return `${file}@${seriesStart}`;
-}
-
 function groupByFile(segments: readonly SegmentObject[]): SegmentObject[][] {
   const groups = new Map<string, SegmentObject[]>();
   for (const s of segments) {
-    const k = identity(s.file, s.seriesStart);
+    const k = binlogFileKey(s.file, s.seriesStart);
     const group = groups.get(k);
     if (group) group.push(s);
     else groups.set(k, [s]);
@@ -107,12 +103,12 @@ function segmentRef(s: SegmentObject): SegmentRef {
  * its segments (null when unknown: --from-bucket reads it from the bytes).
  */
 export function segmentedCandidates(segments: readonly SegmentObject[], archived: readonly BinlogCandidate[]): { binlogs: BinlogCandidate[]; warnings: SegmentWarning[] } {
-  const archivedFiles = new Set(archived.map((b) => identity(b.file, Math.round(b.startTime.getTime() / 1000))));
+  const archivedFiles = new Set(archived.map((b) => binlogFileKey(b.file, seriesStartOf(b.startTime))));
   const warnings: SegmentWarning[] = [];
   const binlogs: BinlogCandidate[] = [];
   for (const group of groupByFile(segments)) {
     const { file, seriesStart } = group[0]!;
-    if (archivedFiles.has(identity(file, seriesStart))) continue;
+    if (archivedFiles.has(binlogFileKey(file, seriesStart))) continue;
     const { chain, afterHole } = chainSegments(group);
     if (!chain.length) {
       const first = Math.min(...group.map((s) => s.from));

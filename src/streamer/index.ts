@@ -4,27 +4,16 @@
 // bucket as one segment object with a row (session.ts, segment-upload.ts) and the stream's state, with covered_at,
 // the instant the bucket is known complete to, is saved (streamer.ts). It resumes where the bucket ends (resume.ts).
 // May import: restore, metadata, storage, mysql, binlog, archive, config, fs, time, log, streams.
-import { requireMysqlLink, type Config } from '../config/index.ts';
-import type { Logger } from '../log/index.ts';
-import type { MetadataStore } from '../metadata/index.ts';
+import { requireMysqlLink } from '../config/index.ts';
 import { resolveRestoreBinaries, whichProgram } from '../restore/binaries.ts';
-import type { ObjectStore } from '../storage/index.ts';
 import { streamServerId } from './resume.ts';
 import { Spool } from './spool.ts';
-import { Streamer } from './streamer.ts';
+import { Streamer, type StreamerOptions } from './streamer.ts';
 
 export { SPOOL_DIR_NAME } from './spool.ts';
 export { streamServerId } from './resume.ts';
 
-export interface StreamerOptions {
-  config: Config;
-  metadata: MetadataStore;
-  storage: ObjectStore;
-  instanceId: number;
-  workerHost: string;
-  log: Logger;
-  now?: () => Date;
-}
+export type { StreamerOptions };
 
 export interface BinlogStreamer {
   /** Stops mysqlbinlog, uploads what it brought (a few seconds at most), saves state `stopped`. */

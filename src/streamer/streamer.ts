@@ -18,19 +18,24 @@ import { isMissingFileError, nextBinlogFile, reconnectBackoffMs, resumePoint, ty
 import { StreamSession, type UploadedPosition } from './session.ts';
 import type { Spool } from './spool.ts';
 
-export interface StreamerDeps {
+/** What startBinlogStreamer is given. */
+export interface StreamerOptions {
   config: Config;
   metadata: MetadataStore;
   storage: ObjectStore;
   instanceId: number;
   workerHost: string;
   log: Logger;
+  now?: () => Date;
+}
+
+/** That, and what the streamer derives from it once. */
+export interface StreamerDeps extends Required<StreamerOptions> {
   link: MysqlLinkConfig;
   mysqlbinlog: MysqldBinary;
   serverId: number;
   setpriv?: string;
   spool: Spool;
-  now: () => Date;
 }
 
 /** How a run of mysqlbinlog ended. */

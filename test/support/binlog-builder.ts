@@ -1,5 +1,9 @@
 // A tiny encoder of synthetic MySQL binlog files for unit tests (the events a restore and the archive read).
 import { crc32 } from '../../src/binlog/crc32.ts';
+import { after, before } from 'node:test';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 // ---- a tiny binlog encoder ----------------------------------------------------------------------------------
 
@@ -168,3 +172,23 @@ export class BinlogBuilder {
   }
 }
 
+
+/**
+ * Writes binlog files (binlog.000001, binlog.000002, …) into a temp directory of the calling test file's own, made
+ * before its tests and removed after them; returns the writer.
+ */
+export function tempBinlogFiles(prefix: string): (content: Buffer | string) => Promise<string> {
+  let dir = '';
+  let counter = 0;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), `${prefix}-`));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  return async (content) => {
+    const f = path.join(dir, `binlog.${String(++counter).padStart(6, '0')}`);
+    await writeFile(f, content);
+    return f;
+  };
+}

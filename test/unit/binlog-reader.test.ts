@@ -1,10 +1,7 @@
 // Unit tests of the binlog reader against synthetic binlog files built here (a tiny encoder below), plus two
 // events captured verbatim from a MySQL 9.7.4 server for the tagged-GTID formats.
-import { test, describe, before, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import {
   BinlogFormatError,
   GtidSetError,
@@ -20,25 +17,11 @@ import {
 } from '../../src/binlog/index.ts';
 
 import { crc32 } from '../../src/binlog/crc32.ts';
-import { BinlogBuilder, T, UUID_A, UUID_B } from '../support/binlog-builder.ts';
+import { BinlogBuilder, T, UUID_A, UUID_B, tempBinlogFiles } from '../support/binlog-builder.ts';
 
 // ---- helpers ----------------------------------------------------------------------------------------------
 
-let dir: string;
-let counter = 0;
-
-before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'binlog-reader-'));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function file(content: Buffer | string): Promise<string> {
-  const f = path.join(dir, `binlog.${String(++counter).padStart(6, '0')}`);
-  await writeFile(f, content);
-  return f;
-}
+const file = tempBinlogFiles('binlog-reader');
 
 /** Asserts the event's kind and narrows its type. */
 function as<K extends BinlogEvent['kind']>(ev: BinlogEvent | undefined, kind: K): Extract<BinlogEvent, { kind: K }> {

@@ -1,10 +1,8 @@
 // Unit tests of the scanner of growing binlog files (complete transactions after an offset), on synthetic binlogs
 // cut at every byte the way a file being appended to can be.
-import { test, describe, before, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { appendFile, writeFile } from 'node:fs/promises';
 import {
   BinlogFormatError,
   findRestoreStop,
@@ -13,23 +11,9 @@ import {
   type BinlogFileHead,
   type SegmentScan,
 } from '../../src/binlog/index.ts';
-import { BinlogBuilder, T, UUID_A, UUID_B } from '../support/binlog-builder.ts';
+import { BinlogBuilder, T, UUID_A, UUID_B, tempBinlogFiles } from '../support/binlog-builder.ts';
 
-let dir: string;
-let counter = 0;
-
-before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'segment-scan-'));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function file(content: Buffer | string): Promise<string> {
-  const f = path.join(dir, `binlog.${String(++counter).padStart(6, '0')}`);
-  await writeFile(f, content);
-  return f;
-}
+const file = tempBinlogFiles('segment-scan');
 
 async function headOf(f: string): Promise<BinlogFileHead> {
   const head = await readBinlogHead(f);

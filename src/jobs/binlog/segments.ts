@@ -3,7 +3,7 @@
 // crash left without a row (uploaded, not yet recorded) are found by their name's prefix.
 import { errorMessage } from '../../errors.ts';
 import { listBinlogRows } from '../../metadata/binlog-queries.ts';
-import { deleteBinlogSegments, listBinlogSegments, type BinlogSegment } from '../../metadata/binlog-segments.ts';
+import { binlogFileKey, deleteBinlogSegments, listBinlogSegments, seriesStartOf, type BinlogSegment } from '../../metadata/binlog-segments.ts';
 import { binlogSegmentObjectPrefix } from '../../naming.ts';
 import type { BinlogRun } from './run.ts';
 
@@ -16,12 +16,12 @@ export async function removeSegmentsOfArchivedFiles(run: Pick<BinlogRun, 'instan
     const archived = new Set(
       (await listBinlogRows(ctx.metadata, instanceId))
         .filter((r) => r.state === 'Completed' && r.startTime && !Number.isNaN(r.startTime.getTime()))
-        .map((r) => fileIdentity(r.binlogFile, Math.round(r.startTime!.getTime() / 1000))),
+        .map((r) => binlogFileKey(r.binlogFile, seriesStartOf(r.startTime!))),
     );
     let removed = 0;
     for (const group of groupByFile(segments).values()) {
       const { binlogFile, seriesStart } = group[0]!;
-      if (!archived.has(fileIdentity(binlogFile, seriesStart))) continue;
+      if (!archived.has(binlogFileKey(binlogFile, seriesStart))) continue;
       for await (const o of ctx.storage.list(binlogSegmentObjectPrefix(instanceId, binlogFile, seriesStart))) {
         await ctx.storage.remove(o.key);
         removed++;
@@ -36,14 +36,10 @@ export async function removeSegmentsOfArchivedFiles(run: Pick<BinlogRun, 'instan
   }
 }
 
-function fileIdentity(file: string, seriesStart: number): string {
-  return `${file}@${seriesStart}`;
-}
-
 function groupByFile(segments: BinlogSegment[]): Map<string, BinlogSegment[]> {
   const out = new Map<string, BinlogSegment[]>();
   for (const s of segments) {
-    const k = fileIdentity(s.binlogFile, s.seriesStart);
+    const k = binlogFileKey(s.binlogFile, s.seriesStart);
     out.set(k, [...(out.get(k) ?? []), s]);
   }
   return out;

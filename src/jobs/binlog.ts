@@ -75,7 +75,7 @@ async function archiveBinlogs(instanceId: number, ctx: JobContext): Promise<Binl
     await requirePitrPreconditions(instanceId, serverUuid, node, ctx);
     const readIndex = await binlogIndexReader(ctx, node);
     const head = headCache();
-    const { entries, flushed } = await flushForRpo(node, readIndex, head, ctx);
+    const { entries, flushed } = await flushForRpo(instanceId, node, readIndex, head, ctx);
     const run: BinlogRun = { instanceId, serverUuid, entries, head, codec: getCodec(ctx.config.backup.binlogCompression), ctx };
 
     const { plan, archivedHere } = await chooseBinlogsToArchive(run);

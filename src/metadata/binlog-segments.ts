@@ -1,7 +1,7 @@
 // Segments of streamed binlogs (table mcb_binlog_segments) and each instance's streamer state (mcb_binlog_streams),
 // sql/009_binlog_segments.sql. A segment is a byte range [startPos, endPos) of one binlog file, cut at a
 // transaction boundary; the segments of a file chain when each starts where the previous one ended, from 0.
-import type { RowDataPacket } from 'mysql2/promise';
+import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { MetadataStore } from './store.ts';
 import { readRowsIfMigrated as readRows } from './optional-table.ts';
 
@@ -86,7 +86,13 @@ function segmentOf(r: RowDataPacket): BinlogSegment {
   };
 }
 
-/** Records an uploaded segment. The same range recorded twice (a retry after a lost answer) is one row. */
+/** Two segments that start at the same byte of a file end at different bytes: the rows would not chain. */
+export class SegmentConflictError extends Error {}
+
+/**
+ * Records an uploaded segment. The same range recorded twice (a retry after a lost answer) is one row; a row that
+ * starts at the same byte and ends elsewhere (two streams overlapping) is a SegmentConflictError, never dropped silently.
+ */
 export async function insertBinlogSegment(metadata: MetadataStore, s: NewBinlogSegment): Promise<void> {
   await metadata.pool.query(
     `INSERT INTO mcb_binlog_segments
@@ -99,6 +105,26 @@ export async function insertBinlogSegment(metadata: MetadataStore, s: NewBinlogS
       s.compression, s.storedBytes, s.sha256, s.encryptionKeyId, s.firstGtid, s.lastGtid, s.lastCommitTime, s.createdAt,
     ],
   );
+  // affectedRows cannot tell an unchanged duplicate from an insert (mysql2 connects with FOUND_ROWS): read it back.
+  const [rows] = await metadata.pool.query<RowDataPacket[]>(
+    'SELECT end_pos, object_key FROM mcb_binlog_segments WHERE tb_instance_id = ? AND binlog_file = ? AND series_start = ? AND start_pos = ?',
+    [s.instanceId, s.binlogFile, s.seriesStart, s.startPos],
+  );
+  const other = rows[0];
+  if (other && Number(other.end_pos) !== s.endPos) {
+    throw new SegmentConflictError(
+      `segment ${s.objectKey} overlaps ${String(other.object_key)}, recorded already from byte ${s.startPos} to ${Number(other.end_pos)} (another stream of this instance?)`,
+    );
+  }
+}
+
+/** Marks the segment of a file that ends at `endPos` as its last (the file ended without ROTATE/STOP). Whether one did. */
+export async function markSegmentClosesFile(metadata: MetadataStore, instanceId: number, file: string, seriesStart: number, endPos: number): Promise<boolean> {
+  const [result] = await metadata.pool.query<ResultSetHeader>(
+    'UPDATE mcb_binlog_segments SET closes_file = 1 WHERE tb_instance_id = ? AND binlog_file = ? AND series_start = ? AND end_pos = ?',
+    [instanceId, file, seriesStart, endPos],
+  );
+  return result.affectedRows > 0;
 }
 
 /** Every segment of the instance, by file, series and position. */

@@ -56,10 +56,11 @@ export function newestReached(observations: readonly Observation[], files: reado
 }
 
 /**
- * Intervals in a row mysqlbinlog has been stalled: it is alive and still lacks what the server had written an
+ * Intervals in a row mysqlbinlog has been stalled: it is alive, received nothing since the last look (`progressed`
+ * false: a long catch-up after a restart, reading a file again from its start, is no stall) and still lacks what the server had written an
  * interval before (`previous`, the last observation). Measured against the previous observation, not the current
  * one, since under a steady write load the spool always lags the server by the events in flight.
  */
-export function stallCount(stalls: number, previous: BinlogPosition | undefined, files: readonly StreamedFile[], alive: boolean): number {
-  return previous && alive && spoolBehind(files, previous) ? stalls + 1 : 0;
+export function stallCount(stalls: number, previous: BinlogPosition | undefined, files: readonly StreamedFile[], alive: boolean, progressed: boolean): number {
+  return previous && alive && !progressed && spoolBehind(files, previous) ? stalls + 1 : 0;
 }

@@ -28,6 +28,19 @@ export function resumePoint(last: LastSegment | undefined, archivedWhole: boolea
   return { kind: 'from-start', file: nextBinlogFile(last.binlogFile), reason: `the file after ${last.binlogFile} (${why})` };
 }
 
+/**
+ * Where a first stream starts (no segment recorded): at the oldest of the server's files after the newest one
+ * archived whole, so that covered_at never claims closed files the binlog job has not stored yet; at the active
+ * binlog when nothing is archived (a first full backup's files are the binlog job's to catch up on).
+ */
+export function firstStreamFile(serverFiles: readonly string[], archived: ReadonlySet<string>, activeFile: string): string {
+  if (!archived.size) return activeFile;
+  let i = serverFiles.indexOf(activeFile);
+  if (i < 0) return activeFile;
+  while (i > 0 && !archived.has(serverFiles[i - 1]!)) i--;
+  return serverFiles[i]!;
+}
+
 /** `mysql-bin.000042` → `mysql-bin.000043`. */
 export function nextBinlogFile(name: string): string {
   const p = parseBinlogFileName(name);

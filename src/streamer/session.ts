@@ -4,11 +4,11 @@
 // is stored, so the uploaded bytes are always a prefix of the stream.
 import { readBinlogHead, scanCompleteTransactions, type BinlogFileHead, type SegmentScan } from '../binlog/index.ts';
 import type { Logger } from '../log/index.ts';
-import { lastBinlogSegment } from '../metadata/binlog-segments.ts';
+import { lastBinlogSegment, markSegmentClosesFile } from '../metadata/binlog-segments.ts';
 import type { BinlogPosition } from '../mysql/data-node.ts';
 import { errorMessage } from '../errors.ts';
 import type { RunningMysqlbinlog } from './mysqlbinlog-process.ts';
-import { newestReached, stallCount, type Observation, type StreamedFile } from './position.ts';
+import { compareBinlogFiles, newestReached, stallCount, type Observation, type StreamedFile } from './position.ts';
 import type { ResumePoint } from './resume.ts';
 import { uploadSegment, type SegmentTarget } from './segment-upload.ts';
 
@@ -55,12 +55,20 @@ export class StreamSession {
   async observe(at: Date, position: BinlogPosition | undefined): Promise<void> {
     if (position) this.observations = [...this.observations, { at, position }].slice(-8);
     const { spool } = this.target;
+    const receivedBefore = this.receivedTotal();
     for (const name of await spool.binlogs()) {
       const f = this.fileState(name);
       if (!f.closed) f.received = await spool.size(name);
     }
-    this.stalls = stallCount(this.stalls, this.previousObservation, [...this.files.values()], this.process.alive());
+    const progressed = this.receivedTotal() > receivedBefore;
+    this.stalls = stallCount(this.stalls, this.previousObservation, [...this.files.values()], this.process.alive(), progressed);
     this.previousObservation = position;
+  }
+
+  private receivedTotal(): number {
+    let n = 0;
+    for (const f of this.files.values()) n += f.received;
+    return n;
   }
 
   /** The newest observed instant the bucket has reached; observations it reached are dropped. */
@@ -96,10 +104,28 @@ export class StreamSession {
         await this.uploadOne(f, f.head, scan, onSegment, now, signal);
         if (f.closed) break;
       }
-      if (!f.closed) return undefined;
+      if (!f.closed && !(await this.endedWithoutRotate(f))) return undefined;
       await spool.remove(path);
     }
     return undefined;
+  }
+
+  /**
+   * A file that ends without a ROTATE or STOP event (the server crashed in it) is done once mysqlbinlog went on to a
+   * later file and every complete transaction of it is uploaded: the server sent all of it before the next one. Its
+   * last segment is then marked as closing it, so that restores chain on to the next file; an incomplete transaction
+   * the crash left at its end is never uploaded (the server rolled it back).
+   */
+  private async endedWithoutRotate(f: SessionFile): Promise<boolean> {
+    const later = [...this.files.values()].some((o) => compareBinlogFiles(o.name, f.name) > 0 && o.received > 0);
+    if (!later || !f.head) return false;
+    const scan = await scanCompleteTransactions(this.target.spool.pathOf(f.name), f.uploadedEnd, f.head);
+    if (scan.end > f.uploadedEnd) return false;
+    const marked = await markSegmentClosesFile(this.target.metadata, this.target.instanceId, f.name, f.head.seriesStart, f.uploadedEnd);
+    if (!marked) return false;
+    f.closed = true;
+    this.log.warn({ event: 'stream.file-ended', file: f.name, at: f.uploadedEnd }, `${f.name} ended at byte ${f.uploadedEnd} without a ROTATE or STOP event (the server did not shut down cleanly): its last segment closes it`);
+    return true;
   }
 
   private fileState(name: string): SessionFile {

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config, MysqlLinkConfig } from '../config/index.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log/index.ts';
-import { completedBinlogStarts } from '../metadata/binlog-queries.ts';
+import { completedBinlogStarts, listBinlogRows } from '../metadata/binlog-queries.ts';
 import { lastBinlogSegment, saveStreamStatus, type StreamState } from '../metadata/binlog-segments.ts';
 import type { MetadataStore } from '../metadata/index.ts';
 import { DataNode, type BinlogPosition } from '../mysql/data-node.ts';
@@ -14,7 +14,7 @@ import type { ObjectStore } from '../storage/index.ts';
 import { sameWallSecond } from '../time/zone.ts';
 import { startMysqlbinlog, type ProcessExit } from './mysqlbinlog-process.ts';
 import { compareBinlogFiles } from './position.ts';
-import { isMissingFileError, nextBinlogFile, reconnectBackoffMs, resumePoint, type ResumePoint } from './resume.ts';
+import { firstStreamFile, isMissingFileError, nextBinlogFile, reconnectBackoffMs, resumePoint, type ResumePoint } from './resume.ts';
 import { StreamSession, type UploadedPosition } from './session.ts';
 import type { Spool } from './spool.ts';
 
@@ -56,11 +56,13 @@ export class Streamer {
   private gap: string | undefined;
   private uploadError: string | undefined;
   private lastCovered = 0;
+  private stopping = false;
 
   constructor(private readonly d: StreamerDeps) {}
 
   /** Streams until `signal` aborts; then one last upload and state `stopped`. */
   async run(signal: AbortSignal): Promise<void> {
+    this.stopping = false;
     let backoffMs: number | undefined;
     let restartAt: string | undefined;
     while (!signal.aborted) {
@@ -114,6 +116,12 @@ export class Streamer {
   private async resumeFrom(activeFile: string): Promise<ResumePoint> {
     const { metadata, instanceId } = this.d;
     const last = await lastBinlogSegment(metadata, instanceId);
+    if (!last) {
+      const archived = new Set((await listBinlogRows(metadata, instanceId)).filter((r) => r.state === 'Completed').map((r) => r.binlogFile));
+      const serverFiles = (await (await this.dataNode()).binaryLogs()).map((b) => b.name);
+      const file = firstStreamFile(serverFiles, archived, activeFile);
+      return { kind: 'from-start', file, reason: file === activeFile ? 'no segment recorded: the active binlog' : 'no segment recorded: the first file not archived whole' };
+    }
     const archivedSince = async (file: string, seriesStart: number, sameSeriesOnly: boolean) => {
       const starts = await completedBinlogStarts(metadata, instanceId, file);
       const at = new Date(seriesStart * 1000);
@@ -138,6 +146,7 @@ export class Streamer {
       if (signal.aborted) {
         await session.process.stop();
         await this.tickWithin(session, FINAL_UPLOAD_MS);
+        this.stopping = true; // a last tick that outlived its time must not save `streaming` over `stopped`
         return { kind: 'stopped' };
       }
       const otherSeries = await this.tick(session);
@@ -174,6 +183,7 @@ export class Streamer {
   }
 
   private async save(state: StreamState, coveredAt: Date | undefined): Promise<void> {
+    if (this.stopping && state !== 'stopped') return;
     const covered = coveredAt && coveredAt.getTime() > this.lastCovered ? coveredAt : undefined;
     await saveStreamStatus(
       this.d.metadata,

@@ -244,3 +244,31 @@ async function assertSegmentsChain(executed: string): Promise<void> {
   for (let n = first; n <= last; n++) if (!seen.has(`${uuid}:${n}`)) missing.push(n);
   assert.deepEqual(missing, [], `every GTID from ${uuid}:${first} to ${last} is in the segments`);
 }
+
+test('the binlog job archives the file the restart closed, then removes its segments (objects and rows); the active file keeps its own', async () => {
+  const before = await listBinlogSegments(world.metadata, instanceId);
+  const closed = [...new Set(before.filter((s) => s.closesFile).map((s) => s.binlogFile))];
+  assert.ok(closed.length >= 1, 'a streamed file was closed by the restart');
+  const r = await mcb(['enqueue', 'binlog', '--instance', String(instanceId), '--wait', '--timeout', '120']);
+  assert.equal(r.code, 0, `binlog job failed:\n${r.stdout}\n${r.stderr}`);
+
+  const after = await listBinlogSegments(world.metadata, instanceId);
+  const keys = new Set<string>();
+  for await (const o of world.minio.listObjectsV2(world.bucket, `seg_${instanceId}_`, true) as AsyncIterable<{ name?: string }>) if (o.name) keys.add(o.name);
+  for (const file of closed) {
+    assert.deepEqual(after.filter((s) => s.binlogFile === file), [], `${file}: no segment row left once archived whole`);
+    assert.deepEqual([...keys].filter((k) => k.startsWith(`seg_${instanceId}_${file}.`)), [], `${file}: no segment object left`);
+  }
+  const active = after.filter((s) => !closed.includes(s.binlogFile));
+  assert.ok(active.length > 0, 'the active file keeps its segments');
+  for (const s of active) assert.ok(keys.has(s.objectKey), `${s.objectKey} is still stored`);
+
+  const plan = await mcb(['restore', 'plan', '--instance', String(instanceId), '--at', 'latest', '--json']);
+  assert.equal(plan.code, 0, plan.stderr);
+  const binlogs = (JSON.parse(plan.stdout) as { binlogs: Array<{ file: string; objectKey: string; segments?: unknown[] }> }).binlogs;
+  for (const file of closed) {
+    const b = binlogs.find((x) => x.file === file);
+    assert.ok(b && !b.segments && b.objectKey.startsWith(`log_${instanceId}_`), `${file} is restored from its log_ object`);
+  }
+  assert.ok(binlogs[binlogs.length - 1]!.segments?.length, 'the active file from its segments');
+});

@@ -332,3 +332,23 @@ test('a worker killed with -9 leaves no mysqlbinlog behind (setpriv --pdeathsig)
     await w.killGroup();
   }
 });
+
+test('mysqld killed with -9 (no STOP event): the crashed file\'s last segment is marked as closing it and the stream goes on in the next file', async () => {
+  start();
+  await insertRows(server.conn, 3, 'before-crash');
+  const crashed = await waitForSegmentsAtServer();
+  await servers.crashAndStart(server);
+  await insertRows(server.conn, 3, 'after-crash');
+  const next = await waitForSegmentsAtServer();
+  assert.notEqual(next.file, crashed.file, 'the restarted server writes a new file');
+  const segs = await waitFor('the crashed file closed by its last segment', async () => {
+    const s = await segmentsOf(crashed.file);
+    return s.at(-1)?.closesFile ? s : undefined;
+  }, 20_000);
+  const serverBytes = readFileSync(path.join(server.datadir, crashed.file));
+  assert.equal(segs.at(-1)!.endPos, serverBytes.length, 'the segments hold the crashed file to its end');
+  for (let i = 1; i < segs.length; i++) assert.equal(segs[i]!.startPos, segs[i - 1]!.endPos);
+  assert.ok(captured.named('stream.file-ended').some((e) => e.file === crashed.file), 'logged once as ended without ROTATE/STOP');
+  await assertChainedAndEqual(next.file, false);
+  await stop();
+});

@@ -25,6 +25,8 @@ export interface TestServers {
   start(name: string, serverId: number, extraArgs?: string[]): Promise<TestServer>;
   /** A clean shutdown and a start on the same datadir and port, as a DBA's restart (the server's conn is renewed). */
   restart(server: TestServer): Promise<void>;
+  /** kill -9 of mysqld (a crash: no STOP event, no clean close), then a start on the same datadir and port. */
+  crashAndStart(server: TestServer): Promise<void>;
   stopAll(): Promise<void>;
 }
 
@@ -69,6 +71,21 @@ export function testServers(prefix: string): TestServers {
       servers.push(server);
       startOptions.set(server, options);
       return server;
+    },
+    async crashAndStart(server) {
+      await server.conn.end().catch(() => undefined);
+      const pid = server.running.pid;
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 200; i++) {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      server.running = await startMysqld(bin, startOptions.get(server)!);
+      server.conn = await mysql.createConnection({ host: '127.0.0.1', port: server.port, user: 'root', password: '', multipleStatements: false });
     },
     async restart(server) {
       await server.conn.end().catch(() => undefined);

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mysqlbinlogCommand } from '../../src/streamer/mysqlbinlog-process.ts';
 import { compareBinlogFiles, newestReached, reachedObserved, spoolBehind, stallCount, type StreamedFile } from '../../src/streamer/position.ts';
-import { isMissingFileError, nextBinlogFile, reconnectBackoffMs, resumePoint, streamServerId } from '../../src/streamer/resume.ts';
+import { firstStreamFile, isMissingFileError, nextBinlogFile, reconnectBackoffMs, resumePoint, streamServerId } from '../../src/streamer/resume.ts';
 
 const seg = (binlogFile: string, endPos: number, closesFile = false) => ({ binlogFile, seriesStart: 1_700_000_000, endPos, closesFile });
 const file = (name: string, uploadedEnd: number, received = uploadedEnd, closed = false): StreamedFile => ({ name, uploadedEnd, received, closed });
@@ -68,10 +68,11 @@ test('stall: counted only while mysqlbinlog is alive and lacks what the server h
   assert.ok(spoolBehind([file('b.000001', 0, 900)], behind), 'the observed file not in the spool yet');
   assert.ok(spoolBehind([], behind));
   assert.ok(!spoolBehind([file('b.000002', 0, 100, true), file('b.000003', 0, 10)], behind), 'a closed file is whole');
-  assert.equal(stallCount(2, behind, [file('b.000002', 0, 400)], true), 3);
-  assert.equal(stallCount(2, behind, [file('b.000002', 0, 400)], false), 0, 'a dead mysqlbinlog is restarted for having exited');
-  assert.equal(stallCount(2, behind, [file('b.000002', 0, 600)], true), 0);
-  assert.equal(stallCount(2, undefined, [file('b.000002', 0, 400)], true), 0, 'no earlier observation (the server did not answer)');
+  assert.equal(stallCount(2, behind, [file('b.000002', 0, 400)], true, false), 3);
+  assert.equal(stallCount(2, behind, [file('b.000002', 0, 400)], false, false), 0, 'a dead mysqlbinlog is restarted for having exited');
+  assert.equal(stallCount(2, behind, [file('b.000002', 0, 600)], true, false), 0);
+  assert.equal(stallCount(2, undefined, [file('b.000002', 0, 400)], true, false), 0, 'no earlier observation (the server did not answer)');
+  assert.equal(stallCount(2, behind, [file('b.000002', 0, 400)], true, true), 0, 'still receiving (a catch-up from the start of a file) is no stall');
 });
 
 test('reconnect backoff: 1 s doubling up to 30 s', () => {
@@ -115,4 +116,12 @@ test('mysqlbinlog command: raw, stop-never, our server id, the spool, the passwo
   const guarded = mysqlbinlogCommand({ ...o, setpriv: '/usr/bin/setpriv' }, {});
   assert.equal(guarded.file, '/usr/bin/setpriv');
   assert.deepEqual(guarded.args.slice(0, 4), ['--pdeathsig', 'KILL', '--', '/lib/ld.so']);
+});
+
+test('a first stream starts at the oldest file after the newest one archived whole; with nothing archived, at the active one', () => {
+  const files = ['b.000001', 'b.000002', 'b.000003', 'b.000004'];
+  assert.equal(firstStreamFile(files, new Set(), 'b.000004'), 'b.000004');
+  assert.equal(firstStreamFile(files, new Set(['b.000001']), 'b.000004'), 'b.000002', 'closed files not archived yet are streamed too');
+  assert.equal(firstStreamFile(files, new Set(['b.000001', 'b.000002', 'b.000003']), 'b.000004'), 'b.000004');
+  assert.equal(firstStreamFile(files.slice(2), new Set(['a.000009']), 'b.000004'), 'b.000003', 'archived files purged since: from the oldest the server has');
 });

@@ -9,7 +9,7 @@ export function registerEnqueueBinlog(enqueue: Command, run: Run): void {
   withWaitOptions(
     enqueue
       .command('binlog')
-      .description('archive the closed binary logs of one instance now (RPO flush included)')
+      .description('archive the closed binary logs of one instance now (with the RPO flush, unless binlog_stream is on)')
       .requiredOption('--instance <id>', 'tb_instance id'),
     'wait for the job; print what was archived; exit 0 on success, 1 on failure',
   )

@@ -17,3 +17,18 @@ export function parseBinlogFileName(name: string): BinlogFileName | undefined {
 export function binlogFileName(base: string, seq: number, digits: number): string {
   return `${base}.${String(seq).padStart(digits, '0')}`;
 }
+
+/** `mysql-bin.000042` → `mysql-bin.000043` (the padding kept, grown past it when needed). */
+export function nextBinlogFile(name: string): string {
+  const p = parseBinlogFileName(name);
+  if (!p) throw new Error(`${name} is not a binlog file name (<base>.<number>)`);
+  return binlogFileName(p.base, p.seq + 1, p.digits);
+}
+
+/** Order of two binlog names: by base name, then number (`mysql-bin.000010` after `mysql-bin.000009`). */
+export function compareBinlogFiles(a: string, b: string): number {
+  const pa = parseBinlogFileName(a);
+  const pb = parseBinlogFileName(b);
+  if (!pa || !pb || pa.base !== pb.base) return a < b ? -1 : a > b ? 1 : 0;
+  return pa.seq - pb.seq;
+}

@@ -27,4 +27,4 @@ export type {
 } from './reader.ts';
 export { readBinlogHead, scanCompleteTransactions, type BinlogFileHead, type SegmentScan } from './segment-scan.ts';
 export { GtidSet, GtidSetError, formatGtid, parseGtid, type Gtid } from './gtid-set.ts';
-export { binlogFileName, parseBinlogFileName, type BinlogFileName } from './file-name.ts';
+export { binlogFileName, compareBinlogFiles, nextBinlogFile, parseBinlogFileName, type BinlogFileName } from './file-name.ts';

@@ -412,6 +412,9 @@ function readBackup(s: SectionReader): BackupConfig {
   }
   const compression = s.choice('compression', codecNames, 'gzip');
   const binlogCompression = s.choice('binlog_compression', codecNames, 'none');
+  const maxRpoMinutes = s.int('max_rpo_minutes', 5, 0, 100000);
+  const binlogStream = s.bool('binlog_stream', false);
+  const binlogStreamIntervalSeconds = s.int('binlog_stream_interval_seconds', 10, 1, 3600);
   return {
     backupPath,
     binIndexPath: s.optionalString('bin_index_path'),
@@ -426,11 +429,12 @@ function readBackup(s: SectionReader): BackupConfig {
     compressionThreads: s.int('compression_threads', os.availableParallelism(), 1, 1024),
     maxReadMbPerS: s.int('max_read_mb_per_s', 0, 0, 100_000),
     verify: s.choice('verify', verifyModes, 'parts'),
-    maxRpoMinutes: s.int('max_rpo_minutes', 5, 0, 100000),
-    binlogStream: s.bool('binlog_stream', false),
-    binlogStreamIntervalSeconds: s.int('binlog_stream_interval_seconds', 10, 1, 3600),
+    maxRpoMinutes,
+    binlogStream,
+    binlogStreamIntervalSeconds,
     binlogStreamServerId: s.optionalInt('binlog_stream_server_id', 1, 4294967295),
-    maxRpoSeconds: readMaxRpoSeconds(s),
+    // The alert threshold: by default a minute above what the setup promises.
+    maxRpoSeconds: s.int('max_rpo_seconds', (binlogStream ? binlogStreamIntervalSeconds : maxRpoMinutes * 60) + 60, 1, 100 * 86400),
     binlogCompression,
     minFullBackups: s.int('min_full_backups', 1, 0, 1000),
     keepBinlogsForOldestFull: s.bool('keep_binlogs_for_oldest_full', true),
@@ -441,13 +445,6 @@ function readBackup(s: SectionReader): BackupConfig {
     // 60 s rides out a busy event loop during a big tar; a killed worker's stage is re-run after about 2 × this.
     stageLockSeconds: s.int('stage_lock_seconds', 60, 2, 3600),
   };
-}
-
-/** The RPO alert threshold. Default: a minute above what the setup promises (the stream interval, or max_rpo_minutes). */
-function readMaxRpoSeconds(s: SectionReader): number {
-  const streaming = s.bool('binlog_stream', false);
-  const fallback = streaming ? s.int('binlog_stream_interval_seconds', 10, 1, 3600) + 60 : s.int('max_rpo_minutes', 5, 0, 100000) * 60 + 60;
-  return s.int('max_rpo_seconds', fallback, 1, 100 * 86400);
 }
 
 /** compression_level must suit every codec it applies to (gzip 1-9, zstd 1-19). */

@@ -2,7 +2,7 @@
 // start_time/end_time are when the script ran, not when the binlog was written. Before planning, their facts
 // are read from the bucket: the full archive must exist (its size is taken from the store), and each binlog's
 // real span comes from its own header (the next file's start ends it).
-import { binlogFileName, parseBinlogFileName } from '../binlog/index.ts';
+import { nextBinlogFile, parseBinlogFileName } from '../binlog/index.ts';
 import type { ObjectStore } from '../storage/index.ts';
 import { binlogStartOfObject } from './bucket.ts';
 import type { BinlogCandidate, FullCandidate } from './plan.ts';
@@ -62,9 +62,8 @@ export async function resolveSeedEraCandidates(
   const byName = new Map(deduplicated.map((b) => [b.file, b]));
   for (const b of deduplicated) {
     if (b.endTime || !isSeedEraBinlog(b)) continue;
-    const s = parseBinlogFileName(b.file);
-    if (!s) continue;
-    const next = byName.get(binlogFileName(s.base, s.seq + 1, s.digits));
+    if (!parseBinlogFileName(b.file)) continue;
+    const next = byName.get(nextBinlogFile(b.file));
     if (next && next.startTime.getTime() >= b.startTime.getTime()) b.endTime = next.startTime;
   }
   return { fulls: keptFulls, binlogs: deduplicated, warnings };

@@ -1,6 +1,6 @@
 // Where the stream stands against the server (pure): binlog file order, whether the bucket holds everything up to
 // the position the server showed (covered_at), and whether mysqlbinlog has fallen behind it (a stall).
-import { parseBinlogFileName } from '../binlog/index.ts';
+import { compareBinlogFiles } from '../binlog/index.ts';
 import type { BinlogPosition } from '../mysql/data-node.ts';
 
 /** What this mysqlbinlog run has written of one file and what of it is in the bucket. */
@@ -12,14 +12,6 @@ export interface StreamedFile {
   closed: boolean;
   /** Bytes of it in the spool at the last look. */
   received: number;
-}
-
-/** Order of two binlog names: by base name, then number (`mysql-bin.000010` after `mysql-bin.000009`). */
-export function compareBinlogFiles(a: string, b: string): number {
-  const pa = parseBinlogFileName(a);
-  const pb = parseBinlogFileName(b);
-  if (!pa || !pb || pa.base !== pb.base) return a < b ? -1 : a > b ? 1 : 0;
-  return pa.seq - pb.seq;
 }
 
 /**

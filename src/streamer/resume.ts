@@ -1,7 +1,7 @@
 // Where a stream (re)starts, and how long it waits before it does (pure). mysqlbinlog in raw mode starts at the
 // beginning of a file (it cannot start mid-file and keep the server's offsets), so a stream resumes by reading the
 // file of its last segment again and skipping what is already in the bucket.
-import { binlogFileName, parseBinlogFileName } from '../binlog/index.ts';
+import { nextBinlogFile } from '../binlog/index.ts';
 
 /** What resuming needs of the last segment recorded. */
 export interface LastSegment {
@@ -39,13 +39,6 @@ export function firstStreamFile(serverFiles: readonly string[], archived: Readon
   if (i < 0) return activeFile;
   while (i > 0 && !archived.has(serverFiles[i - 1]!)) i--;
   return serverFiles[i]!;
-}
-
-/** `mysql-bin.000042` → `mysql-bin.000043`. */
-export function nextBinlogFile(name: string): string {
-  const p = parseBinlogFileName(name);
-  if (!p) throw new Error(`${name} is not a binlog file name (<base>.<number>)`);
-  return binlogFileName(p.base, p.seq + 1, p.digits);
 }
 
 const FIRST_BACKOFF_MS = 1000;

@@ -38,6 +38,8 @@ export interface UploadedSegment {
   objectKey: string;
   storedBytes: number;
   sha256: string;
+  /** Commit time of the segment's last transaction. */
+  lastCommitTime: Date | null;
 }
 
 function segmentEncoding(config: Config): Encoding {
@@ -49,6 +51,7 @@ export async function uploadSegment(t: SegmentTarget, s: SegmentSource, now: Dat
   const { config, storage } = t;
   const to = s.scan.end;
   const encoding = segmentEncoding(config);
+  const lastCommitTime = s.scan.lastCommitMicros === null ? null : new Date(Math.floor(s.scan.lastCommitMicros / 1000));
   const objectKey = binlogSegmentObjectName(t.instanceId, s.file, s.head.seriesStart, s.from, to, encodingSuffix(encoding));
   const scratch = t.spool.scratchFile(randomUUID());
   try {
@@ -91,10 +94,10 @@ export async function uploadSegment(t: SegmentTarget, s: SegmentSource, now: Dat
       encryptionKeyId: encoding.key?.id ?? null,
       firstGtid: s.scan.firstGtid,
       lastGtid: s.scan.lastGtid,
-      lastCommitTime: s.scan.lastCommitMicros === null ? null : new Date(Math.floor(s.scan.lastCommitMicros / 1000)),
+      lastCommitTime,
       createdAt: now,
     });
-    return { objectKey, storedBytes: stored.bytes, sha256: stored.sha256 };
+    return { objectKey, storedBytes: stored.bytes, sha256: stored.sha256, lastCommitTime };
   } finally {
     await rm(scratch, { force: true });
   }

@@ -2,13 +2,13 @@
 // `uploadNew` cuts every file at its last complete transaction and uploads what is new as one segment (several when
 // more than MAX_SEGMENT_BYTES arrived), files in order: a file's successor waits until the file's closing segment
 // is stored, so the uploaded bytes are always a prefix of the stream.
-import { readBinlogHead, scanCompleteTransactions, type BinlogFileHead, type SegmentScan } from '../binlog/index.ts';
+import { compareBinlogFiles, readBinlogHead, scanCompleteTransactions, type BinlogFileHead, type SegmentScan } from '../binlog/index.ts';
 import type { Logger } from '../log/index.ts';
 import { lastBinlogSegment, markSegmentClosesFile } from '../metadata/binlog-segments.ts';
 import type { BinlogPosition } from '../mysql/data-node.ts';
 import { errorMessage } from '../errors.ts';
 import type { RunningMysqlbinlog } from './mysqlbinlog-process.ts';
-import { compareBinlogFiles, newestReached, stallCount, type Observation, type StreamedFile } from './position.ts';
+import { newestReached, stallCount, type Observation, type StreamedFile } from './position.ts';
 import type { ResumePoint } from './resume.ts';
 import { uploadSegment, type SegmentTarget } from './segment-upload.ts';
 
@@ -162,12 +162,11 @@ export class StreamSession {
     this.unsureFrom = undefined;
     f.uploadedEnd = scan.end;
     f.closed = scan.closesFile;
-    const lastCommitTime = scan.lastCommitMicros === null ? null : new Date(Math.floor(scan.lastCommitMicros / 1000));
     this.log.info(
       { event: 'stream.segment', file: f.name, from, to: scan.end, bytes: stored.storedBytes, transactions: scan.transactions, ms: Date.now() - started },
       `segment ${f.name} [${from}, ${scan.end}) stored`,
     );
-    onSegment({ file: f.name, seriesStart: head.seriesStart, position: scan.end, lastCommitTime });
+    onSegment({ file: f.name, seriesStart: head.seriesStart, position: scan.end, lastCommitTime: stored.lastCommitTime });
   }
 
   /**

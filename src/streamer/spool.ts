@@ -3,9 +3,8 @@
 // the file's beginning again. Deletes stay inside backup_path (fs/contained-rm.ts).
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parseBinlogFileName } from '../binlog/index.ts';
+import { compareBinlogFiles, parseBinlogFileName } from '../binlog/index.ts';
 import { removeFile, removeTree } from '../fs/contained-rm.ts';
-import { compareBinlogFiles } from './position.ts';
 
 export const SPOOL_DIR_NAME = '.mcb-binlog-stream';
 

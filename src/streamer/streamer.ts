@@ -3,6 +3,7 @@
 // another stream with our server id), after a stall, or at the active binlog after a gap.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config, MysqlLinkConfig } from '../config/index.ts';
+import { compareBinlogFiles, nextBinlogFile } from '../binlog/index.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log/index.ts';
 import { completedBinlogStarts, listBinlogRows } from '../metadata/binlog-queries.ts';
@@ -13,8 +14,7 @@ import type { MysqldBinary } from '../mysql/mysqld.ts';
 import type { ObjectStore } from '../storage/index.ts';
 import { sameWallSecond } from '../time/zone.ts';
 import { startMysqlbinlog, type ProcessExit } from './mysqlbinlog-process.ts';
-import { compareBinlogFiles } from './position.ts';
-import { firstStreamFile, isMissingFileError, nextBinlogFile, reconnectBackoffMs, resumePoint, type ResumePoint } from './resume.ts';
+import { firstStreamFile, isMissingFileError, reconnectBackoffMs, resumePoint, type ResumePoint } from './resume.ts';
 import { StreamSession, type UploadedPosition } from './session.ts';
 import type { Spool } from './spool.ts';
 

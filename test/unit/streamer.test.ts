@@ -4,8 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mysqlbinlogCommand } from '../../src/streamer/mysqlbinlog-process.ts';
-import { compareBinlogFiles, newestReached, reachedObserved, spoolBehind, stallCount, type StreamedFile } from '../../src/streamer/position.ts';
-import { firstStreamFile, isMissingFileError, nextBinlogFile, reconnectBackoffMs, resumePoint, streamServerId } from '../../src/streamer/resume.ts';
+import { compareBinlogFiles, nextBinlogFile } from '../../src/binlog/index.ts';
+import { newestReached, reachedObserved, spoolBehind, stallCount, type StreamedFile } from '../../src/streamer/position.ts';
+import { firstStreamFile, isMissingFileError, reconnectBackoffMs, resumePoint, streamServerId } from '../../src/streamer/resume.ts';
 
 const seg = (binlogFile: string, endPos: number, closesFile = false) => ({ binlogFile, seriesStart: 1_700_000_000, endPos, closesFile });
 const file = (name: string, uploadedEnd: number, received = uploadedEnd, closed = false): StreamedFile => ({ name, uploadedEnd, received, closed });

@@ -20,21 +20,19 @@ import { binlogFileOfObject, parseObjectName } from '../naming.ts';
 import type { ObjectStore } from '../storage/index.ts';
 import { parseCompact, type TimeZone } from '../time/zone.ts';
 import type { BinlogCandidate, FullCandidate } from './plan.ts';
+import { downloadSegments } from './run.ts';
 import { segmentedCandidates, type SegmentObject, type SegmentWarning } from './segments.ts';
 
 const HEAD_BYTES = 64 * 1024;
 /** HEAD requests in flight while the segments' checksums are read. */
 const STAT_CONCURRENCY = 8;
 
-/**
- * Downloads (decrypted, decompressed) the whole object, or only its first `limit` bytes (then the download is
- * dropped); `append` adds the whole object to the end of `dest`.
- */
-async function fetch(store: ObjectStore, key: string, dest: string, keyring: Keyring | undefined, limit?: number, append = false): Promise<void> {
+/** Downloads (decrypted, decompressed) the whole object, or only its first `limit` bytes (then the download is dropped). */
+async function fetch(store: ObjectStore, key: string, dest: string, keyring: Keyring | undefined, limit?: number): Promise<void> {
   const source = await store.getStream(key);
   const decoders = decodersFor(key, keyring) as [Duplex];
   if (!limit) {
-    await pipeline(source, ...decoders, createWriteStream(dest, { mode: 0o600, flags: append ? 'a' : 'w' }));
+    await pipeline(source, ...decoders, createWriteStream(dest, { mode: 0o600 }));
     return;
   }
   const chunks: Buffer[] = [];
@@ -57,11 +55,10 @@ async function fetch(store: ObjectStore, key: string, dest: string, keyring: Key
   await writeFile(dest, Buffer.concat(chunks), { mode: 0o600 });
 }
 
-/** The binlog's bytes into `dest`: its object, or its segments one after the other. */
+/** The binlog's bytes into `dest`: its object, or its segments joined as a restore joins them (each one checked). */
 async function fetchBinlog(store: ObjectStore, b: BinlogCandidate, dest: string, keyring: Keyring | undefined): Promise<void> {
   if (!b.segments) return fetch(store, b.objectKey, dest, keyring);
-  await writeFile(dest, '', { mode: 0o600 });
-  for (const s of b.segments) await fetch(store, s.objectKey, dest, keyring, undefined, true);
+  await downloadSegments(() => store, b, dest, { keyring });
 }
 
 /** Every `seg_<id>_` object of the instance, parsed from its name. */

@@ -17,6 +17,7 @@ import { readEvents } from '../../src/binlog/index.ts';
 import { listBinlogSegments, streamStatuses, type BinlogSegment } from '../../src/metadata/binlog-segments.ts';
 import { parseBinlogFileName } from '../../src/binlog/file-name.ts';
 import { servicesEnv } from '../support/env.ts';
+import { waitFor } from '../support/poll.ts';
 import { queryRestored } from '../support/restored.ts';
 import { runMcb } from '../support/spawn.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
@@ -77,16 +78,6 @@ function startWorker(name: string): WorkerProcess {
 
 function mcb(args: string[], timeoutMs = 300_000) {
   return runMcb(['-f', configFile, ...args], { timeoutMs, env: { MCB_SID_ROOT: servicesEnv().sidRoot } });
-}
-
-async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
 }
 
 async function binaryLogs(): Promise<string[]> {
@@ -173,10 +164,10 @@ test('mysqld restarted and S3 cut for 30 s while streaming: segments chain witho
   await w2.waitForEvent((e) => e.event === 'worker.ready', 'the second worker to be ready', 60_000);
   const writer = startWriter();
   if (killedWorkerLastSegment) {
-    const resumed = await until(async () => {
+    const resumed = await waitFor('the restarted worker to upload a segment', async () => {
       const all = await listBinlogSegments(world.metadata, instanceId);
       return all.find((s) => s.id > killedWorkerLastSegment!.id);
-    }, 'the restarted worker to upload a segment');
+    });
     const prev = killedWorkerLastSegment;
     if (resumed.binlogFile === prev.binlogFile) assert.equal(resumed.startPos, prev.endPos, 'the resumed stream continues at the last uploaded byte');
   }
@@ -194,7 +185,7 @@ test('mysqld restarted and S3 cut for 30 s while streaming: segments chain witho
   const [[{ Checksum: sourceChecksum }]] = (await server.conn.query('CHECKSUM TABLE app.sbtest1')) as unknown as [[{ Checksum: number }]];
   const [[{ g: executed }]] = (await server.conn.query('SELECT @@GLOBAL.gtid_executed AS g')) as unknown as [[{ g: string }]];
   const stoppedAt = new Date();
-  await until(() => streamCoveredSince(stoppedAt), 'the bucket to hold everything written', 90_000);
+  await waitFor('the bucket to hold everything written', () => streamCoveredSince(stoppedAt), 90_000, 250);
 
   await assertSegmentsChain(executed);
 

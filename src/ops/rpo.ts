@@ -43,7 +43,8 @@ export interface RpoFacts {
   now: Date;
 }
 
-function ageSeconds(at: Date, now: Date): number {
+/** Whole seconds from `at` to `now`, never negative (a clock running ahead). */
+export function ageSeconds(at: Date, now: Date): number {
   return Math.max(0, Math.round((now.getTime() - at.getTime()) / 1000));
 }
 

@@ -20,7 +20,7 @@ import { lastBinlogChecks } from '../metadata/job-outcomes.ts';
 import { streamStatuses } from '../metadata/binlog-segments.ts';
 import { fullStageJobId, instanceQueueName, type Queues } from '../queues/index.ts';
 import { isoOrNull } from '../time/zone.ts';
-import { achievedRpo, type AchievedRpo } from './rpo.ts';
+import { achievedRpo, ageSeconds, type AchievedRpo } from './rpo.ts';
 
 export interface LastBackup {
   id: number;
@@ -151,10 +151,6 @@ function completedAt(row: BackupRow): Date {
   return row.endTime ?? row.updatedAt;
 }
 
-function ageOf(at: Date, now: Date): number {
-  return Math.max(0, Math.round((now.getTime() - at.getTime()) / 1000));
-}
-
 /**
  * Binlog coverage is as fresh as the newer of the last Completed binlog and the last successful binlog run: a run
  * that found nothing new to archive still proved every closed binlog archived, so an idle server is not STALE.
@@ -167,16 +163,16 @@ export function binlogIsStale(last: LastBackup | null, check: { ageSeconds: numb
 function lastBackup(row: BackupRow | undefined, now: Date, staleAfterSeconds: number): LastBackup | null {
   if (!row) return null;
   const at = completedAt(row);
-  const ageSeconds = ageOf(at, now);
+  const age = ageSeconds(at, now);
   return {
     id: row.id,
     backupName: row.backupName,
     at: at.toISOString(),
-    ageSeconds,
+    ageSeconds: age,
     durationSeconds: row.startTime ? Math.max(0, Math.round((row.updatedAt.getTime() - row.startTime.getTime()) / 1000)) : null,
     bytes: row.backupBytes,
     size: row.backupSize,
-    stale: ageSeconds > staleAfterSeconds,
+    stale: age > staleAfterSeconds,
   };
 }
 
@@ -212,7 +208,7 @@ export async function instanceStatuses(config: Config, metadata: MetadataStore, 
     const lastFull = lastBackup(fulls.get(key), now, staleFull);
     const lastBinlog = lastBackup(binlogs.get(key), now, staleBinlog);
     const checkedAt = checks.get(key);
-    const lastBinlogCheckStatus = checkedAt ? { at: checkedAt.toISOString(), ageSeconds: ageOf(checkedAt, now) } : null;
+    const lastBinlogCheckStatus = checkedAt ? { at: checkedAt.toISOString(), ageSeconds: ageSeconds(checkedAt, now) } : null;
     const binlogStale = binlogIsStale(lastBinlog, lastBinlogCheckStatus, staleBinlog);
     if (lastBinlog) lastBinlog.stale = binlogStale;
     const rpo = achievedRpo(config.backup, { stream: streams.get(i.id), lastArchivedEnd: lastBinlog ? new Date(lastBinlog.at) : null, lastCheck: checkedAt ?? null, now });
